@@ -1,0 +1,420 @@
+"""The ``normcli`` command line: parses options, calls the library, prints.
+
+Each command is a thin wrapper over a function of the library (``normcli.stats.fit``,
+``normcli.transform.transform``, ...). Errors become exit codes in one place, :func:`run`.
+Heavy modules (polars, numpy, pyarrow, rich) are imported inside commands so that
+``normcli --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from normcli import __version__
+from normcli.errors import ExitStatus, NormcliError, UsageError
+
+PROG = "normcli"
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@dataclass
+class Env:
+    """The streams a command talks to and whether they are terminals (swapped in tests)."""
+
+    stdin: IO[bytes]
+    stdout: IO[bytes]
+    stderr: IO[str]
+    stdin_is_terminal: bool
+    stderr_is_terminal: bool
+    quiet: bool = False
+
+    @classmethod
+    def current(cls, quiet: bool = False) -> Env:
+        """The process's real streams (under CliRunner, the runner's)."""
+        return cls(
+            stdin=sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin,  # type: ignore[arg-type]
+            stdout=sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout,  # type: ignore[arg-type]
+            stderr=sys.stderr,
+            stdin_is_terminal=_isatty(sys.stdin),
+            stderr_is_terminal=_isatty(sys.stderr),
+            quiet=quiet,
+        )
+
+    def note(self, message: str) -> None:
+        """An informational line on stderr, unless ``--quiet``."""
+        if not self.quiet:
+            print(f"{PROG}: {message}", file=self.stderr)
+
+    def warn(self, message: str) -> None:
+        """A warning line on stderr, unless ``--quiet``."""
+        if not self.quiet:
+            print(f"{PROG}: warning: {message}", file=self.stderr)
+
+    def status(self, message: str) -> Any:
+        """A spinner on stderr while work runs, only when stderr is a terminal."""
+        import contextlib
+
+        if self.quiet or not self.stderr_is_terminal:
+            return contextlib.nullcontext()
+        from rich.console import Console
+
+        return Console(file=self.stderr).status(message)
+
+    def write_text(self, text: str) -> None:
+        """Data on stdout."""
+        self.stdout.write(text.encode())
+        self.stdout.flush()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- errors → exit codes
+
+
+def _usage_hint(exc: BaseException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or PROG
+    return f"see '{path} --help'"
+
+
+def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
+    """Print ``exc`` as one line on stderr and return its exit code: the only such mapping."""
+    if isinstance(exc, typer.Exit):
+        return int(exc.exit_code)
+    if debug:
+        traceback.print_exception(exc, file=stderr)
+    if isinstance(exc, NormcliError):
+        print(f"{PROG}: error: {exc.one_line()}", file=stderr)
+        return int(exc.exit_code)
+    if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
+        print(f"{PROG}: interrupted", file=stderr)
+        return int(ExitStatus.INTERRUPTED)
+    if isinstance(exc, typer.TyperException) and hasattr(exc, "format_message"):
+        # click's usage errors (vendored by typer): bad option, missing argument, bad value
+        message = " ".join(exc.format_message().split())
+        code = int(getattr(exc, "exit_code", ExitStatus.USAGE_ERROR))
+        hint = f" ({_usage_hint(exc)})" if code == ExitStatus.USAGE_ERROR else ""
+        print(f"{PROG}: error: {message}{hint}", file=stderr)
+        return code
+    if isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc):
+        _silence_stdout()
+        return int(ExitStatus.OK)
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        name = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {name}{what}", file=stderr)
+        return int(ExitStatus.DATA_ERROR)
+    first = " ".join(str(exc).split())[:300] or type(exc).__name__
+    print(
+        f"{PROG}: error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
+        file=stderr,
+    )
+    return int(ExitStatus.DATA_ERROR)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class NormcliGroup(TyperGroup):
+    """Typer's group with normcli's error handling, so CliRunner and the console script agree."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        args = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in args or bool(os.environ.get("NORMCLI_DEBUG"))
+        try:
+            result = super().main(
+                args=args, prog_name=prog_name or PROG, complete_var=complete_var,
+                standalone_mode=False, **extra,
+            )
+        except BaseException as exc:  # noqa: BLE001 - this is the one place errors become exits
+            if isinstance(exc, SystemExit):
+                raise
+            code = report_error(exc, sys.stderr, debug)
+            sys.exit(code)
+        if isinstance(result, int) and standalone_mode:
+            sys.exit(result)
+        return result
+
+
+app = typer.Typer(
+    cls=NormcliGroup,
+    name=PROG,
+    help="Fit, save and apply scaling statistics to tabular data; train a numpy batch-norm MLP.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Fit, save and apply scaling statistics to tabular data; train a numpy batch-norm MLP.
+
+    Data goes to stdout, messages to stderr. Exit codes: 0 success, 1 data error, 2 usage error.
+    """
+
+
+# --------------------------------------------------------------------------- shared options
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notes or warnings on stderr.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+Format = Annotated[
+    str | None,
+    typer.Option("--format", help="Input format: csv, tsv, parquet, ndjson (default: by extension; csv for stdin)."),
+]
+Separator = Annotated[str | None, typer.Option("--separator", help="CSV field separator (default ',' or tab for .tsv).")]
+NullValues = Annotated[
+    str | None,
+    typer.Option(
+        "--null-values",
+        help="Comma-separated cell texts read as missing (replaces the default NA,N/A,NaN,nan,null,NULL; '' for none).",
+    ),
+]
+Inputs = Annotated[list[str] | None, typer.Argument(help="Input files or globs; '-' or nothing for stdin.", show_default=False)]
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [item for item in (part.strip() for part in text.split(",")) if item]
+
+
+def _split_names(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [name for value in values for name in (_split_list(value) or [])]
+
+
+def _parse_pair(text: str, option: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"{option} takes LOW,HIGH, e.g. {option} 0,1; got '{text}'") from None
+    return low, high
+
+
+def _parse_method_for(values: list[str] | None) -> dict[str, str]:
+    from normcli.stats import METHODS
+
+    result: dict[str, str] = {}
+    for value in values or []:
+        column, sep, method = value.rpartition("=")
+        if not sep or not column:
+            raise UsageError(
+                f"--method-for takes COLUMN=METHOD, got '{value}'",
+                hint=f"methods: {', '.join(METHODS)}",
+            )
+        result[column] = method
+    return result
+
+
+def _run(action: Callable[[Env], None], quiet: bool) -> None:
+    """Run a command body against the current environment."""
+    action(Env.current(quiet=quiet))
+
+
+# --------------------------------------------------------------------------- fit
+
+
+@app.command()
+def fit(
+    inputs: Inputs = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Stats file to write ('-' for stdout).")] = "stats.json",
+    method: Annotated[str, typer.Option("--method", "-m", help="Default method: standard, minmax, robust, maxabs.")] = "standard",
+    method_for: Annotated[
+        list[str] | None, typer.Option("--method-for", help="COLUMN=METHOD for one column (repeatable).")
+    ] = None,
+    columns: Annotated[list[str] | None, typer.Option("--columns", "-c", help="Only these columns (comma-separated, repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (comma-separated, repeatable).")] = None,
+    ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
+    feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
+    null_values: NullValues = None,
+    format: Format = None,
+    separator: Separator = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Fit scaling statistics over CSV/Parquet/NDJSON files (streaming) and save them as JSON.
+
+    All numeric columns are fitted unless --columns/--exclude say otherwise; other columns are
+    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values.
+
+    Example:
+
+    \b
+        normcli fit train.csv -o stats.json --method-for income=robust
+        cat part-*.csv | normcli fit - --format csv -o - | jq .columns
+    """
+
+    def body(env: Env) -> None:
+        from normcli.io import DEFAULT_NULL_VALUES, check_output_target
+        from normcli.stats import fit as fit_stats
+        from normcli.statsfile import save_stats
+
+        if output != "-":
+            check_output_target(output)
+        nulls = _split_list(null_values)
+        with env.status("fitting statistics…"):
+            stats = fit_stats(
+                inputs or [],
+                method=method,  # type: ignore[arg-type]
+                method_for=_parse_method_for(method_for),  # type: ignore[arg-type]
+                columns=_split_names(columns),
+                exclude=_split_names(exclude) or (),
+                ddof=ddof,
+                feature_range=_parse_pair(feature_range, "--feature-range"),
+                null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,
+                format=format,
+                separator=separator,
+                stdin=env.stdin,
+                stdin_is_terminal=env.stdin_is_terminal,
+            )
+        for warning in stats.warnings:
+            env.warn(warning)
+        if output == "-":
+            from normcli.statsfile import dumps_stats
+
+            env.write_text(dumps_stats(stats))
+        else:
+            save_stats(stats, output)
+            env.note(f"fitted {len(stats.columns)} columns over {stats.row_count} rows → {output}")
+
+    _run(body, quiet)
+
+
+# --------------------------------------------------------------------------- transform
+
+
+@app.command()
+def transform(
+    inputs: Inputs = None,
+    stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit.")] = ...,  # type: ignore[assignment]
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file ('-' for stdout).")] = "-",
+    inverse: Annotated[bool, typer.Option("--inverse", help="Undo the scaling: x = y · scale + center.")] = False,
+    clip: Annotated[bool, typer.Option("--clip", help="Clip minmax columns to their feature range.")] = False,
+    float32: Annotated[bool, typer.Option("--float32", help="Write scaled columns as float32.")] = False,
+    format: Format = None,
+    output_format: Annotated[
+        str | None, typer.Option("--output-format", help="csv, tsv, parquet, ndjson (default: by extension; csv on stdout).")
+    ] = None,
+    null_values: NullValues = None,
+    separator: Separator = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Apply fitted statistics to files or a pipe; other columns pass through unchanged.
+
+    Each fitted column becomes (x - center) / scale; nulls stay null and NaN stays NaN. The output is
+    written to a temporary file and renamed into place only on success.
+
+    Example:
+
+    \b
+        normcli transform new.csv --stats stats.json -o new-scaled.parquet
+        normcli transform --stats stats.json < new.csv > scaled.csv
+    """
+
+    def body(env: Env) -> None:
+        from normcli.transform import transform as run_transform
+
+        with env.status("transforming…"):
+            run_transform(
+                inputs or [],
+                stats=stats,
+                output=output,
+                inverse=inverse,
+                clip=clip,
+                float32=float32,
+                format=format,
+                output_format_name=output_format,
+                separator=separator,
+                null_values=_split_list(null_values),
+                stdin=env.stdin,
+                stdout=env.stdout,
+                stdin_is_terminal=env.stdin_is_terminal,
+            )
+        if output != "-":
+            env.note(f"wrote {output}")
+
+    _run(body, quiet)
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+@app.command()
+def inspect(
+    stats: Annotated[str, typer.Argument(help="Stats file to show.", show_default=False)],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the validated JSON instead of a table.")] = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Show a stats file as a table (or, with --json, its validated content).
+
+    Example:
+
+    \b
+        normcli inspect stats.json
+        normcli inspect stats.json --json | jq '.columns[] | {name, center, scale}'
+    """
+
+    def body(env: Env) -> None:
+        from normcli.statsfile import dumps_stats, load_stats
+
+        loaded = load_stats(stats)
+        if json_output:
+            env.write_text(dumps_stats(loaded))
+            return
+        from normcli.report import stats_table
+
+        env.write_text(stats_table(loaded, source=stats))
+
+    _run(body, quiet)
+
+
+def main() -> NoReturn:
+    """Console-script entry point."""
+    app()
+    sys.exit(0)

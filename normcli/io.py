@@ -1,0 +1,520 @@
+"""Finding, sniffing and lazily scanning tabular inputs; writing outputs atomically.
+
+Everything that touches the file system for data lives here, so the rest of normcli works on
+Polars ``LazyFrame`` objects and never worries about globs, stdin, formats or partial files.
+
+* Inputs are paths, globs or ``-`` (stdin). Stdin is spooled to a temporary file first, because a
+  streaming scan needs a seekable source; memory stays bounded either way.
+* The format comes from the extension (``.csv .tsv .parquet .ndjson .jsonl`` and ``.csv.gz``,
+  ``.csv.zst`` ...) unless ``--format`` says otherwise; the first bytes are checked, so a Parquet
+  file named ``.csv`` is reported instead of parsed as garbage.
+* Outputs go to a temporary file in the target's folder and are renamed into place only when the
+  whole write succeeded (:func:`atomic_path`), so an interrupted run never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from normcli.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+FORMATS = ("csv", "tsv", "parquet", "ndjson")
+"""Formats normcli reads and writes; compression of text formats is told by the extension."""
+
+DEFAULT_NULL_VALUES = ("NA", "N/A", "NaN", "nan", "null", "NULL")
+"""Cell texts read as missing by default, besides the empty cell."""
+
+INFER_SCHEMA_ROWS = 10_000
+"""Rows read to infer CSV column types; later surprises are caught and reported, never ignored."""
+
+TEMP_SUFFIX = ".normcli-tmp"
+"""Suffix of the temporary files written next to a target before the final rename."""
+
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+_COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_PARSE_ERROR = re.compile(
+    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'"
+    r".*?offset in the file is (?P<offset>\d+) bytes",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read inputs: the format override, missing-value tokens and CSV separator."""
+
+    format: str | None = None
+    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
+    separator: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in FORMATS:
+            raise UsageError(
+                f"unknown format '{self.format}'", hint=f"choose one of: {', '.join(FORMATS)}"
+            )
+        if self.separator is not None and len(self.separator.encode()) != 1:
+            raise UsageError(
+                f"--separator must be a single one-byte character, not '{self.separator}'"
+            )
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: where it is, what the user called it, and how to parse it."""
+
+    path: Path
+    display: str
+    format: str
+    compression: str | None = None
+
+
+@dataclass
+class Inputs:
+    """The resolved inputs of one command, with helpers to infer their schema and scan them."""
+
+    sources: list[Source]
+    options: ReadOptions
+    _temp_files: list[Path] = field(default_factory=list, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        """The inputs as the user named them (``<stdin>`` for a pipe)."""
+        return [s.display for s in self.sources]
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files actually read (stdin's spool file included)."""
+        return [s.path for s in self.sources]
+
+    def describe(self) -> str:
+        """A short name of the inputs for messages: the file, or the first file and a count."""
+        if len(self.sources) == 1:
+            return self.sources[0].display
+        return f"{self.sources[0].display} (+{len(self.sources) - 1} more)"
+
+    def scan(self, schema_overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+        """A lazy frame over all inputs, concatenated in order.
+
+        ``schema_overrides`` forces the types of CSV columns (numeric columns are read as Float64 so a
+        column that starts with integers and has a decimal at row 500,000 still parses).
+        """
+        import polars as pl
+
+        frames = [_scan_one(group, self.options, schema_overrides) for group in _by_format(self)]
+        if len(frames) == 1:
+            return frames[0]
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def schema(self) -> pl.Schema:
+        """Column names and types as Polars infers them (from the first rows for text formats)."""
+        with polars_errors(self):
+            schema = self.scan().collect_schema()
+        _check_column_names(schema.names(), self)
+        return schema
+
+
+def _by_format(inputs: Inputs) -> list[list[Source]]:
+    """Consecutive runs of sources sharing format and compression, scanned together."""
+    groups: list[list[Source]] = []
+    for source in inputs.sources:
+        if groups and (groups[-1][0].format, groups[-1][0].compression) == (
+            source.format,
+            source.compression,
+        ):
+            groups[-1].append(source)
+        else:
+            groups.append([source])
+    return groups
+
+
+def _scan_one(
+    sources: list[Source],
+    options: ReadOptions,
+    schema_overrides: dict[str, pl.DataType] | None,
+) -> pl.LazyFrame:
+    import polars as pl
+
+    paths = [str(s.path) for s in sources]
+    fmt = sources[0].format
+    if fmt == "parquet":
+        return pl.scan_parquet(paths, glob=False)
+    if fmt == "ndjson":
+        return pl.scan_ndjson(paths, glob=False, infer_schema_length=INFER_SCHEMA_ROWS)
+    separator = options.separator or ("\t" if fmt == "tsv" else ",")
+    return pl.scan_csv(
+        paths,
+        separator=separator,
+        null_values=list(options.null_values),
+        infer_schema_length=INFER_SCHEMA_ROWS,
+        schema_overrides=schema_overrides or None,
+        glob=False,
+        raise_if_empty=True,
+    )
+
+
+def _check_column_names(names: list[str], inputs: Inputs) -> None:
+    where = inputs.describe()
+    for name in names:
+        if name == "":
+            raise DataError(
+                f"{where}: a column has an empty name",
+                hint="give every column a header name",
+            )
+        match = re.fullmatch(r"(.*)_duplicated_\d+", name)
+        if match and match.group(1) in names:
+            raise DataError(
+                f"{where}: duplicate column name '{match.group(1)}'",
+                hint="rename the columns so each header is unique",
+            )
+
+
+def detect_format(name: str, override: str | None) -> tuple[str, str | None]:
+    """The (format, compression) of a file from its extension, or the ``--format`` override."""
+    suffixes = [s.lower() for s in Path(name).suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in _COMPRESSIONS:
+        compression = _COMPRESSIONS[suffixes.pop()]
+    if override is not None:
+        return override, compression
+    if suffixes and suffixes[-1] in _EXTENSIONS:
+        return _EXTENSIONS[suffixes[-1]], compression
+    raise UsageError(
+        f"{name}: cannot tell the format from the extension",
+        hint=f"pass --format ({', '.join(FORMATS)})",
+    )
+
+
+def expand_patterns(patterns: Sequence[str]) -> list[str]:
+    """Paths from the user's arguments: globs expanded (sorted), ``-`` kept, order preserved."""
+    paths: list[str] = []
+    for pattern in patterns:
+        if pattern != "-" and glob.has_magic(pattern) and not os.path.exists(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise DataError(f"no file matches '{pattern}'", hint="check the pattern and folder")
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def _sniff(path: Path, display: str, fmt: str, compression: str | None) -> None:
+    """Refuse a file whose first bytes contradict its format, before Polars misreads it."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    is_parquet = head == _PARQUET_MAGIC
+    if fmt == "parquet" and not is_parquet:
+        if not head:
+            raise DataError(f"{display}: file is empty", hint="expected a Parquet file")
+        raise DataError(
+            f"{display}: not a Parquet file (no PAR1 header)",
+            hint="if it is CSV, rename it or pass --format csv",
+        )
+    if fmt != "parquet" and is_parquet:
+        raise DataError(
+            f"{display}: is a Parquet file, not {fmt.upper()}",
+            hint="rename it to .parquet or pass --format parquet",
+        )
+    if compression is None and (head[:2] == _GZIP_MAGIC or head == _ZSTD_MAGIC):
+        kind = "gzip" if head[:2] == _GZIP_MAGIC else "zstd"
+        raise DataError(
+            f"{display}: is {kind}-compressed but has no compressed extension",
+            hint=f"rename it to end in .{fmt}.{'gz' if kind == 'gzip' else 'zst'}",
+        )
+
+
+def _check_readable(path: Path, display: str) -> None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{display}: no such file", hint="check the path") from None
+    except PermissionError:
+        raise DataError(f"{display}: permission denied", hint="check the file's permissions") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{display}: is a directory", hint="name the files inside it, or a glob")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{display}: permission denied", hint="check the file's permissions")
+
+
+@contextlib.contextmanager
+def open_inputs(
+    patterns: Sequence[str],
+    options: ReadOptions,
+    *,
+    stdin: IO[bytes] | None = None,
+    stdin_is_terminal: bool = False,
+) -> Iterator[Inputs]:
+    """Resolve the user's input arguments into :class:`Inputs`; spool stdin and clean up after.
+
+    No arguments means stdin. A terminal on stdin with no input is a usage error rather than a hang.
+    """
+    patterns = list(patterns) or ["-"]
+    temp_files: list[Path] = []
+    try:
+        sources = []
+        for name in expand_patterns(patterns):
+            if name == "-":
+                if stdin_is_terminal:
+                    raise UsageError(
+                        "no input given and stdin is a terminal",
+                        hint="name an input file, or pipe data in: normcli ... < data.csv",
+                    )
+                fmt = options.format or "csv"
+                spool = _spool_stdin(stdin if stdin is not None else sys.stdin.buffer)
+                temp_files.append(spool)
+                sources.append(Source(spool, "<stdin>", fmt, None))
+                continue
+            fmt, compression = detect_format(name, options.format)
+            path = Path(name)
+            _check_readable(path, name)
+            _sniff(path, name, fmt, compression)
+            sources.append(Source(path, name, fmt, compression))
+        yield Inputs(sources, options, temp_files)
+    finally:
+        for path in temp_files:
+            path.unlink(missing_ok=True)
+
+
+def _spool_stdin(stream: IO[bytes]) -> Path:
+    fd, name = tempfile.mkstemp(prefix="normcli-stdin-", suffix=TEMP_SUFFIX)
+    with os.fdopen(fd, "wb") as spool:
+        shutil.copyfileobj(stream, spool, length=1 << 20)
+    return Path(name)
+
+
+# --------------------------------------------------------------------------- Polars errors
+
+
+@contextlib.contextmanager
+def polars_errors(inputs: Inputs) -> Iterator[None]:
+    """Turn Polars' parse and I/O errors into one-line :class:`DataError` naming file and row."""
+    import polars as pl
+
+    try:
+        yield
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, pl.exceptions.PolarsError):
+            if _is_broken_pipe(exc):
+                raise
+        raise translate_read_error(exc, inputs) from exc
+
+
+def _is_broken_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc)
+
+
+def translate_read_error(exc: BaseException, inputs: Inputs) -> DataError | BaseException:
+    """A user-facing error for a Polars failure while reading ``inputs``."""
+    text = str(exc)
+    if _is_broken_pipe(exc):
+        return BrokenPipeError(text)
+    where = inputs.describe()
+    match = _PARSE_ERROR.search(text)
+    if match:
+        column, value = match.group("column"), match.group("value")
+        located = _locate_unparsable(inputs, column, match.group("dtype"))
+        if located is not None:
+            where, line, value = located
+            place = f"at line {line}"
+        else:
+            place = "(line unknown)"
+        return DataError(
+            f"{where}: column '{column}' has the value '{_clip(value)}' {place}, "
+            f"which is not {_DTYPE_WORDS.get(match.group('dtype'), match.group('dtype'))}",
+            hint=f"fix or blank that cell, add '{_clip(value)}' to --null-values, "
+            f"or --exclude '{column}'",
+        )
+    first = _first_line(text)
+    lowered = text.lower()
+    if "more fields than defined" in lowered or "found more fields" in lowered:
+        return DataError(
+            f"{where}: a row has more fields than the header",
+            hint="check for ragged rows or a wrong --separator",
+        )
+    if "invalid utf-8" in lowered or "invalid utf8" in lowered:
+        return DataError(
+            f"{where}: is not valid UTF-8",
+            hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
+        )
+    if "empty csv" in lowered or isinstance(exc, _no_data_error()):
+        return DataError(f"{where}: file is empty", hint="expected a header row and data")
+    if "unterminated" in lowered or "quote" in lowered:
+        return DataError(f"{where}: unbalanced quote: {first}", hint="check the CSV quoting")
+    return DataError(f"{where}: cannot read: {first}")
+
+
+def _no_data_error() -> type[BaseException]:
+    import polars as pl
+
+    return pl.exceptions.NoDataError
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return _clip(line.strip(), 200)
+    return "unknown error"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer"}
+_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64"}
+
+
+def _locate_unparsable(inputs: Inputs, column: str, dtype: str) -> tuple[str, int, str] | None:
+    """(file, line, value) of the first cell of ``column`` that does not parse as ``dtype``.
+
+    Polars' parse error names the column but not the row; this second look (only on the error
+    path) reads that one column as text and finds the first cell the cast rejects. The line number
+    assumes no quoted field spans lines before it.
+    """
+    import polars as pl
+
+    target = getattr(pl, _DTYPE_NAMES.get(dtype, "Float64"))
+    for source in inputs.sources:
+        if source.format not in ("csv", "tsv"):
+            continue
+        try:
+            cells = pl.scan_csv(
+                str(source.path),
+                separator=inputs.options.separator or ("\t" if source.format == "tsv" else ","),
+                null_values=list(inputs.options.null_values),
+                infer_schema=False,
+                glob=False,
+            ).select(pl.col(column)).with_row_index("__row__")
+            text = pl.col(column)
+            bad = (
+                cells.filter(text.is_not_null() & text.cast(target, strict=False).is_null())
+                .head(1)
+                .collect()
+            )
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        if bad.height:
+            return source.display, int(bad["__row__"][0]) + 2, str(bad[column][0])
+    return None
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def output_format(path: str | None, override: str | None) -> tuple[str, str | None]:
+    """Format and compression for an output: ``--output-format``, else the extension, else CSV."""
+    if path is None or path == "-":
+        return override or "csv", None
+    return detect_format(path, override)
+
+
+def check_output_target(target: str, inputs: Sequence[Path] = ()) -> Path:
+    """Check before any work that ``target`` can be written and is none of the inputs."""
+    path = Path(target)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise DataError(f"{target}: output folder '{folder}' does not exist", hint="create it first")
+    if path.is_dir():
+        raise DataError(f"{target}: is a directory", hint="name an output file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{target}: folder '{folder}' is not writable", hint="choose another -o")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{target}: is not writable", hint="choose another -o or fix permissions")
+    for source in inputs:
+        if path.exists() and source.exists() and os.path.samefile(path, source):
+            raise UsageError(
+                f"{target}: output is one of the inputs",
+                hint="write to a new file; normcli never overwrites its inputs",
+            )
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; move it onto ``target`` only if the block succeeds.
+
+    The temporary file is named ``.<target>.<random>.normcli-tmp`` so a leftover after SIGKILL is
+    recognisable. On any exception (or KeyboardInterrupt) it is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent or Path(".")
+    )
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        _match_default_permissions(temp)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _match_default_permissions(path: Path) -> None:
+    """mkstemp creates 0600 files; give the final file the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (temporary file in the same folder, then rename)."""
+    with atomic_path(target) as temp:
+        temp.write_bytes(data)
+
+
+def write_text_output(text: str, target: str, stdout: IO[str] | None = None) -> None:
+    """Write ``text`` to ``target`` atomically, or to stdout when ``target`` is ``-``."""
+    if target == "-":
+        stream = stdout if stdout is not None else sys.stdout
+        stream.write(text)
+        stream.flush()
+        return
+    check_output_target(target)
+    atomic_write_bytes(target, text.encode())
+
+
+def sink(
+    frame: pl.LazyFrame,
+    target: Path | IO[bytes],
+    fmt: str,
+    compression: str | None = None,
+) -> None:
+    """Stream ``frame`` into ``target`` (a path or a binary stream) in format ``fmt``."""
+    if fmt == "parquet":
+        frame.sink_parquet(target)
+    elif fmt == "ndjson":
+        frame.sink_ndjson(target)
+    else:
+        frame.sink_csv(
+            target,
+            separator="\t" if fmt == "tsv" else ",",
+            compression=compression or "uncompressed",
+            check_extension=False,
+        )

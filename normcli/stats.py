@@ -1,0 +1,485 @@
+"""Fitting scaling statistics over tabular data in one streaming Polars query.
+
+For every selected numeric column the query computes counts, min, max and the *shifted* sums
+S1 = Σ(x−p) and S2 = Σ(x−p)² around a pivot p taken from the first rows. Then
+
+    mean = p + S1/n,    M2 = Σ(x−mean)² = S2 − S1²/n,    std = √(M2 / (n − ddof)).
+
+Shifting first keeps the sums small, so a column like 1e12 + N(0,1) keeps all its digits (plain
+Σx² − (Σx)²/n would lose about five). When the pivot turns out far from the mean (a sorted column,
+say) the column is summed again around its mean; when squares overflow (values near 1e300) it is
+summed again on values scaled by a power of two. Both are rare, and both are exact in float64 terms.
+
+Each method turns its statistics into a ``center`` and ``scale`` so that every method applies as
+``(x − center) / scale`` (see docs/stats-format.md); constant columns get scale 1, as scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import IO, TYPE_CHECKING, Literal
+
+from normcli.errors import DataError, UsageError
+from normcli.io import DEFAULT_NULL_VALUES, Inputs, ReadOptions, open_inputs, polars_errors
+
+if TYPE_CHECKING:
+    import polars as pl
+
+Method = Literal["standard", "minmax", "robust", "maxabs"]
+METHODS: tuple[Method, ...] = ("standard", "minmax", "robust", "maxabs")
+
+PIVOT_ROWS = 1_000
+"""Rows read ahead of the main pass to choose each column's pivot (the mean of their values)."""
+
+REFINE_RATIO = 16.0
+"""Re-sum a column around its mean when (mean − pivot)² exceeds this many variances."""
+
+EXACT_INT_LIMIT = 2**53
+"""Integers beyond this magnitude are not exact in float64; fitting such a column warns."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What to fit: the default method, per-column overrides and which columns to use."""
+
+    method: Method = "standard"
+    method_for: Mapping[str, Method] = field(default_factory=dict)
+    columns: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    ddof: int = 0
+    feature_range: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        for method in (self.method, *self.method_for.values()):
+            if method not in METHODS:
+                raise UsageError(
+                    f"unknown method '{method}'", hint=f"choose one of: {', '.join(METHODS)}"
+                )
+        if self.ddof not in (0, 1):
+            raise UsageError(f"--ddof must be 0 or 1, not {self.ddof}")
+        low, high = self.feature_range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise UsageError(
+                f"--feature-range {low:g},{high:g} is not an increasing pair of finite numbers",
+                hint="write LOW,HIGH with LOW < HIGH, e.g. --feature-range 0,1",
+            )
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """Statistics of one column and the affine parameters ``(x − center) / scale`` fitted from them.
+
+    ``m2`` is the sum of squared deviations from the mean, kept (with ``count``, ``mean``, ``min``,
+    ``max``) so that fits of disjoint shards can be merged exactly; it is ``None`` only when it is
+    beyond float64 range. Quantiles are present for ``robust`` columns only.
+    """
+
+    name: str
+    dtype: str
+    method: Method
+    count: int
+    null_count: int
+    nan_count: int
+    mean: float
+    m2: float | None
+    std: float
+    min: float
+    max: float
+    center: float
+    scale: float
+    median: float | None = None
+    q1: float | None = None
+    q3: float | None = None
+    max_abs: float | None = None
+    feature_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class SkippedColumn:
+    """A column fit did not use, with its type and why."""
+
+    name: str
+    dtype: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Everything a fit produced: what was read, with which options, and each column's statistics."""
+
+    inputs: tuple[str, ...]
+    row_count: int
+    ddof: int
+    feature_range: tuple[float, float]
+    null_values: tuple[str, ...]
+    default_method: Method
+    columns: tuple[ColumnStats, ...]
+    skipped: tuple[SkippedColumn, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def column(self, name: str) -> ColumnStats:
+        """The statistics of column ``name`` (KeyError if it was not fitted)."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the fitted columns, in input order."""
+        return [c.name for c in self.columns]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def fit(
+    paths: Sequence[str],
+    *,
+    method: Method = "standard",
+    method_for: Mapping[str, Method] | None = None,
+    columns: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    ddof: int = 0,
+    feature_range: tuple[float, float] = (0.0, 1.0),
+    null_values: Sequence[str] = DEFAULT_NULL_VALUES,
+    format: str | None = None,
+    separator: str | None = None,
+    stdin: IO[bytes] | None = None,
+    stdin_is_terminal: bool = False,
+) -> Stats:
+    """Fit scaling statistics over one or more files (or ``-`` for stdin), streaming.
+
+    The keyword arguments mirror ``normcli fit``'s options. Warnings (constant columns, integers past
+    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
+
+    Example::
+
+        stats = normcli.fit(["train.csv"], method="minmax", method_for={"income": "robust"})
+        normcli.save_stats(stats, "stats.json")
+    """
+    options = FitOptions(
+        method=method,
+        method_for=dict(method_for or {}),
+        columns=tuple(columns) if columns is not None else None,
+        exclude=tuple(exclude),
+        ddof=ddof,
+        feature_range=(float(feature_range[0]), float(feature_range[1])),
+    )
+    read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator)
+    with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
+        return fit_inputs(inputs, options)
+
+
+def fit_inputs(inputs: Inputs, options: FitOptions) -> Stats:
+    """Fit ``options`` over already-resolved ``inputs`` (see :func:`fit`)."""
+    import polars as pl
+
+    schema = inputs.schema()
+    selected, skipped = select_columns(schema, options)
+    methods = {name: options.method_for.get(name, options.method) for name in selected}
+    frame = inputs.scan(float_overrides(inputs, selected))
+
+    with polars_errors(inputs):
+        pivots = _pivots(frame, selected)
+        sums = _summarize(frame, selected, pivots, methods)
+        row_count = sums.pop("__rows__")
+        refined = _refine(frame, selected, sums)
+        sums.update(refined)
+
+    warnings: list[str] = []
+    fitted: list[ColumnStats] = []
+    for name in selected:
+        column = _column_stats(name, str(schema[name]), methods[name], sums[name], options)
+        warnings.extend(_column_warnings(column, schema[name], inputs))
+        fitted.append(column)
+    fitted_with_data = []
+    for column in fitted:
+        if column.count == 0:
+            if options.columns is not None:
+                raise DataError(
+                    f"{inputs.describe()}: column '{column.name}' has no values (all missing)",
+                    hint=f"drop it from --columns",
+                )
+            skipped.append(SkippedColumn(column.name, column.dtype, "no values (all missing)"))
+            warnings.append(f"column '{column.name}' has no values; skipped")
+            continue
+        fitted_with_data.append(column)
+    if not fitted_with_data:
+        raise DataError(
+            f"{inputs.describe()}: no numeric column to fit",
+            hint="check the --separator and --null-values, or name columns with --columns",
+        )
+    if skipped and options.columns is None:
+        names = ", ".join(s.name for s in skipped if s.reason.startswith("non-numeric"))
+        if names:
+            warnings.insert(0, f"skipped non-numeric columns: {names}")
+    return Stats(
+        inputs=tuple(inputs.names),
+        row_count=int(row_count),
+        ddof=options.ddof,
+        feature_range=options.feature_range,
+        null_values=inputs.options.null_values,
+        default_method=options.method,
+        columns=tuple(fitted_with_data),
+        skipped=tuple(skipped),
+        warnings=tuple(warnings),
+    )
+
+
+# --------------------------------------------------------------------------- column selection
+
+
+def is_numeric(dtype: pl.DataType) -> bool:
+    """Whether normcli scales a column of this type: integers, floats and decimals (not booleans)."""
+    return dtype.is_numeric()
+
+
+def select_columns(
+    schema: pl.Schema, options: FitOptions
+) -> tuple[list[str], list[SkippedColumn]]:
+    """The columns to fit (in input order) and those skipped, checking every name the user gave."""
+    names = schema.names()
+    available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
+    asked = [*(options.columns or ()), *options.exclude, *options.method_for]
+    for name in asked:
+        if name not in schema:
+            raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
+    skipped: list[SkippedColumn] = []
+    if options.columns is not None:
+        for name in options.columns:
+            if not is_numeric(schema[name]):
+                raise DataError(
+                    f"column '{name}' is not numeric ({schema[name]})",
+                    hint="leave it out of --columns",
+                )
+        wanted = set(options.columns) - set(options.exclude)
+        selected = [name for name in names if name in wanted]
+    else:
+        selected = []
+        for name in names:
+            if name in options.exclude:
+                continue
+            if is_numeric(schema[name]):
+                selected.append(name)
+            else:
+                skipped.append(SkippedColumn(name, str(schema[name]), f"non-numeric ({schema[name]})"))
+    for name in options.method_for:
+        if name not in selected:
+            raise UsageError(
+                f"--method-for names '{name}', which is not fitted",
+                hint="it is excluded or not numeric",
+            )
+    return selected, skipped
+
+
+def float_overrides(inputs: Inputs, names: Iterable[str]) -> dict[str, pl.DataType]:
+    """Schema overrides reading ``names`` as Float64 from text formats (a no-op for Parquet).
+
+    Type inference looks at the first rows only; reading the fitted columns as floats means a
+    column of integers with a decimal value far down still parses, and a stray word is reported.
+    """
+    import polars as pl
+
+    if all(s.format == "parquet" for s in inputs.sources):
+        return {}
+    return {name: pl.Float64 for name in names}
+
+
+# --------------------------------------------------------------------------- the queries
+
+
+def _values(name: str) -> pl.Expr:
+    """The column as float64 with NaN turned into null: what the statistics are computed over."""
+    import polars as pl
+
+    return pl.col(name).cast(pl.Float64).fill_nan(None)
+
+
+def _pivots(frame: pl.LazyFrame, names: list[str]) -> dict[str, float]:
+    """Per column the mean of the finite values among the first rows (0.0 if there are none)."""
+    import polars as pl
+
+    head = frame.head(PIVOT_ROWS).select(
+        [_values(n).filter(_values(n).is_finite()).mean().alias(n) for n in names]
+    )
+    row = head.collect().row(0, named=True) if names else {}
+    return {name: (value if value is not None and math.isfinite(value) else 0.0) for name, value in row.items()}
+
+
+def _sum_exprs(key: str, name: str, pivot: float, factor: float = 1.0) -> list[pl.Expr]:
+    values = _values(name)
+    shifted = (values - pivot) * factor if factor != 1.0 else values - pivot
+    return [
+        shifted.sum().alias(f"{key}\x00s1"),
+        (shifted * shifted).sum().alias(f"{key}\x00s2"),
+    ]
+
+
+def _summarize(
+    frame: pl.LazyFrame,
+    names: list[str],
+    pivots: dict[str, float],
+    methods: dict[str, Method],
+) -> dict:
+    """Run the single streaming query: counts, min/max, shifted sums (and quantiles if robust)."""
+    import polars as pl
+
+    exprs: list[pl.Expr] = [pl.len().alias("__rows__")]
+    for index, name in enumerate(names):
+        key = str(index)
+        raw = pl.col(name).cast(pl.Float64)
+        values = _values(name)
+        exprs += [
+            values.count().alias(f"{key}\x00count"),
+            raw.null_count().alias(f"{key}\x00nulls"),
+            raw.is_nan().sum().alias(f"{key}\x00nans"),
+            raw.is_infinite().sum().alias(f"{key}\x00infs"),
+            values.min().alias(f"{key}\x00min"),
+            values.max().alias(f"{key}\x00max"),
+            *_sum_exprs(key, name, pivots[name]),
+        ]
+        if methods[name] == "robust":
+            exprs += [
+                values.quantile(0.25, interpolation="linear").alias(f"{key}\x00q1"),
+                values.median().alias(f"{key}\x00median"),
+                values.quantile(0.75, interpolation="linear").alias(f"{key}\x00q3"),
+            ]
+    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
+    result: dict = {"__rows__": row["__rows__"]}
+    for index, name in enumerate(names):
+        prefix = f"{index}\x00"
+        entry = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+        entry["pivot"] = pivots[name]
+        entry["factor"] = 1.0
+        result[name] = entry
+    return result
+
+
+def _moments(entry: dict) -> tuple[float, float]:
+    """(mean, M2) of a summary entry; M2 in the entry's scaled units."""
+    n = entry["count"]
+    s1, s2, factor = entry["s1"], entry["s2"], entry["factor"]
+    mean = entry["pivot"] + (s1 / n) / factor
+    m2 = max(s2 - s1 * s1 / n, 0.0)
+    return mean, m2
+
+
+def _refine(frame: pl.LazyFrame, names: list[str], sums: dict) -> dict:
+    """Sum again the columns whose first pass lost precision: pivot far from the mean, or overflow.
+
+    A far pivot is replaced by the first-pass mean; an overflowing sum is redone on values scaled by
+    a power of two (exactly, so nothing but range changes). Returns the replacement entries.
+    """
+    redo: dict[str, dict] = {}
+    for name in names:
+        entry = sums[name]
+        if entry["count"] == 0 or entry["infs"]:
+            continue
+        overflow = not (math.isfinite(entry["s1"]) and math.isfinite(entry["s2"]))
+        if overflow:
+            magnitude = max(abs(entry["min"]), abs(entry["max"]))
+            factor = 2.0 ** -(math.frexp(magnitude)[1])
+            # the pivot may itself be huge: take the midpoint of the range, computed without overflow
+            pivot = entry["min"] / 2 + entry["max"] / 2
+            redo[name] = {**entry, "pivot": pivot, "factor": factor}
+            continue
+        mean, m2 = _moments(entry)
+        n = entry["count"]
+        if m2 > 0 and (mean - entry["pivot"]) ** 2 > REFINE_RATIO * (m2 / n):
+            redo[name] = {**entry, "pivot": mean}
+    if not redo:
+        return {}
+    exprs = []
+    for index, (name, entry) in enumerate(redo.items()):
+        exprs += _sum_exprs(str(index), name, entry["pivot"], entry["factor"])
+    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
+    for index, (name, entry) in enumerate(redo.items()):
+        entry["s1"] = row[f"{index}\x00s1"]
+        entry["s2"] = row[f"{index}\x00s2"]
+    return redo
+
+
+# --------------------------------------------------------------------------- turning sums into stats
+
+
+def _column_stats(
+    name: str, dtype: str, method: Method, entry: dict, options: FitOptions
+) -> ColumnStats:
+    n = entry["count"]
+    nulls, nans, infs = entry["nulls"], entry["nans"], entry["infs"]
+    if infs:
+        raise DataError(
+            f"column '{name}' has {infs} infinite value{'s' if infs != 1 else ''}",
+            hint=f"remove or blank them, or --exclude '{name}'",
+        )
+    if n == 0:
+        return ColumnStats(name, dtype, method, 0, nulls, nans, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    if n - options.ddof <= 0:
+        raise DataError(
+            f"column '{name}' has {n} value; the standard deviation with --ddof {options.ddof} "
+            "needs at least 2",
+            hint="use --ddof 0 or more rows",
+        )
+    mean, m2_scaled = _moments(entry)
+    factor = entry["factor"]
+    std = math.sqrt(m2_scaled / (n - options.ddof)) / factor
+    m2 = m2_scaled / (factor * factor)
+    lo, hi = entry["min"], entry["max"]
+    if lo == hi:  # constant: exactly zero spread, whatever rounding says
+        std, m2, mean = 0.0, 0.0, lo
+    mean = min(max(mean, lo), hi)
+    column = ColumnStats(
+        name=name,
+        dtype=dtype,
+        method=method,
+        count=n,
+        null_count=nulls,
+        nan_count=nans,
+        mean=mean,
+        m2=m2 if math.isfinite(m2) else None,
+        std=std,
+        min=lo,
+        max=hi,
+        center=0.0,
+        scale=1.0,
+    )
+    return _with_parameters(column, entry, options)
+
+
+def _with_parameters(column: ColumnStats, entry: dict, options: FitOptions) -> ColumnStats:
+    """Fill ``center``/``scale`` (and the method's own statistics) so x' = (x − center) / scale."""
+    lo, hi = column.min, column.max
+    if column.method == "standard":
+        return replace(column, center=column.mean, scale=column.std or 1.0)
+    if column.method == "minmax":
+        low, high = options.feature_range
+        span = (hi - lo) or 1.0
+        scale = span / (high - low)
+        return replace(column, center=lo - low * scale, scale=scale, feature_range=(low, high))
+    if column.method == "robust":
+        q1, median, q3 = entry["q1"], entry["median"], entry["q3"]
+        return replace(column, center=median, scale=(q3 - q1) or 1.0, median=median, q1=q1, q3=q3)
+    max_abs = max(abs(lo), abs(hi))
+    return replace(column, center=0.0, scale=max_abs or 1.0, max_abs=max_abs)
+
+
+def _column_warnings(column: ColumnStats, dtype: pl.DataType, inputs: Inputs) -> list[str]:
+    warnings = []
+    if column.count and column.min == column.max:
+        warnings.append(
+            f"column '{column.name}' is constant ({column.min:.17g}); scale set to 1"
+        )
+    if column.nan_count:
+        warnings.append(
+            f"column '{column.name}' has {column.nan_count} NaN value(s), treated as missing"
+        )
+    magnitude = max(abs(column.min), abs(column.max)) if column.count else 0.0
+    if dtype.is_integer() and magnitude > EXACT_INT_LIMIT:
+        warnings.append(
+            f"column '{column.name}' has integers beyond 2^53; statistics are computed in float64 "
+            "and lose precision"
+        )
+    return warnings
