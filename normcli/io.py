@@ -23,7 +23,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -54,6 +54,7 @@ _EXTENSIONS = {
     ".jsonl": "ndjson",
 }
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_FLOAT_WORDS = ("nan", "NaN", "NAN", "inf", "-inf", "+inf", "Inf", "-Inf", "infinity", "-infinity")
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -117,7 +118,12 @@ class Inputs:
             return self.sources[0].display
         return f"{self.sources[0].display} (+{len(self.sources) - 1} more)"
 
-    def scan(self, schema_overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+    def scan(
+        self,
+        schema_overrides: dict[str, pl.DataType] | None = None,
+        *,
+        for_inference: bool = False,
+    ) -> pl.LazyFrame:
         """A lazy frame over all inputs, concatenated in order.
 
         ``schema_overrides`` forces the types of CSV columns (numeric columns are read as Float64 so a
@@ -125,15 +131,23 @@ class Inputs:
         """
         import polars as pl
 
-        frames = [_scan_one(group, self.options, schema_overrides) for group in _by_format(self)]
+        options = self.options
+        if for_inference:
+            extra = tuple(t for t in _FLOAT_WORDS if t not in options.null_values)
+            options = replace(options, null_values=options.null_values + extra)
+        frames = [_scan_one(group, options, schema_overrides) for group in _by_format(self)]
         if len(frames) == 1:
             return frames[0]
         return pl.concat(frames, how="vertical_relaxed")
 
     def schema(self) -> pl.Schema:
-        """Column names and types as Polars infers them (from the first rows for text formats)."""
+        """Column names and types as Polars infers them (from the first rows for text formats).
+
+        Words that are valid floats (``nan``, ``inf``) do not make a text column look non-numeric:
+        they are ignored for inference, and parse as NaN/inf once the column is read as Float64.
+        """
         with polars_errors(self):
-            schema = self.scan().collect_schema()
+            schema = self.scan(for_inference=True).collect_schema()
         _check_column_names(schema.names(), self)
         return schema
 

@@ -192,7 +192,9 @@ def fit_inputs(inputs: Inputs, options: FitOptions) -> Stats:
     warnings: list[str] = []
     fitted: list[ColumnStats] = []
     for name in selected:
-        column = _column_stats(name, str(schema[name]), methods[name], sums[name], options)
+        column = _column_stats(
+            name, str(schema[name]), methods[name], sums[name], options, inputs.describe()
+        )
         warnings.extend(_column_warnings(column, schema[name], inputs))
         fitted.append(column)
     fitted_with_data = []
@@ -208,9 +210,10 @@ def fit_inputs(inputs: Inputs, options: FitOptions) -> Stats:
             continue
         fitted_with_data.append(column)
     if not fitted_with_data:
+        others = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:5])
         raise DataError(
-            f"{inputs.describe()}: no numeric column to fit",
-            hint="check the --separator and --null-values, or name columns with --columns",
+            f"{inputs.describe()}: no numeric column to fit" + (f"; skipped: {others}" if others else ""),
+            hint="check the --separator and --null-values",
         )
     if skipped and options.columns is None:
         names = ", ".join(s.name for s in skipped if s.reason.startswith("non-numeric"))
@@ -406,27 +409,27 @@ def _refine(frame: pl.LazyFrame, names: list[str], sums: dict) -> dict:
 
 
 def _column_stats(
-    name: str, dtype: str, method: Method, entry: dict, options: FitOptions
+    name: str, dtype: str, method: Method, entry: dict, options: FitOptions, where: str
 ) -> ColumnStats:
     n = entry["count"]
     nulls, nans, infs = entry["nulls"], entry["nans"], entry["infs"]
     if infs:
         raise DataError(
-            f"column '{name}' has {infs} infinite value{'s' if infs != 1 else ''}",
+            f"{where}: column '{name}' has {infs} infinite value{'s' if infs != 1 else ''}",
             hint=f"remove or blank them, or --exclude '{name}'",
         )
     if n == 0:
         return ColumnStats(name, dtype, method, 0, nulls, nans, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
     if n - options.ddof <= 0:
         raise DataError(
-            f"column '{name}' has {n} value; the standard deviation with --ddof {options.ddof} "
+            f"{where}: column '{name}' has {n} value; the standard deviation with --ddof {options.ddof} "
             "needs at least 2",
             hint="use --ddof 0 or more rows",
         )
     mean, m2_scaled = _moments(entry)
     factor = entry["factor"]
     std = math.sqrt(m2_scaled / (n - options.ddof)) / factor
-    m2 = m2_scaled / (factor * factor)
+    m2 = m2_scaled / factor / factor  # may overflow: then it is not stored
     lo, hi = entry["min"], entry["max"]
     if lo == hi:  # constant: exactly zero spread, whatever rounding says
         std, m2, mean = 0.0, 0.0, lo
