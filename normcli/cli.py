@@ -1,7 +1,7 @@
 """The ``normcli`` command line: parses options, calls the library, prints.
 
 Each command is a thin wrapper over a function of the library (``normcli.stats.fit``,
-``normcli.transform.transform``, ...). Errors become exit codes in one place, :func:`run`.
+``normcli.apply.transform``, ...). Errors become exit codes in one place, :func:`report_error`.
 Heavy modules (polars, numpy, pyarrow, rich) are imported inside commands so that
 ``normcli --help`` stays fast.
 """
@@ -357,7 +357,7 @@ def transform(
     """
 
     def body(env: Env) -> None:
-        from normcli.transform import transform as run_transform
+        from normcli.apply import transform as run_transform
 
         with env.status("transforming…"):
             run_transform(

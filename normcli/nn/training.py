@@ -1,0 +1,624 @@
+"""Mini-batch training of an :class:`~normcli.nn.MLP` on numpy arrays, and the normalization study.
+
+No files and no data frames here: callers pass feature matrices and targets (already split and,
+where wanted, normalized), get back a :class:`TrainResult`.
+
+Mini-batches: each epoch shuffles the rows with ``numpy.random.default_rng([seed, 2])`` and cuts
+them into consecutive batches of ``batch_size``. If that leaves a last batch of a single row,
+the row is **merged into the previous batch** (which then has ``batch_size + 1`` rows): batch
+norm cannot normalize one row, and no row is dropped. Everything is seeded, so the same seed
+and data give a bit-identical history and weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from normcli.errors import DataError, UsageError
+from normcli.nn.losses import Loss, MSELoss, SoftmaxCrossEntropy
+from normcli.nn.model import ACTIVATIONS, BN_PLACEMENTS, DTYPES, MLP, TASKS, MLPConfig
+from normcli.nn.optim import SCHEDULES, SGD, Adam, Optimizer, make_schedule
+
+__all__ = [
+    "OPTIMIZERS",
+    "TrainConfig",
+    "TrainResult",
+    "train_network",
+    "batch_bounds",
+    "evaluate",
+    "ComparisonRow",
+    "compare_normalization",
+    "COMPARISON_SETTINGS",
+]
+
+OPTIMIZERS = ("sgd", "adam")
+
+HistoryRow = dict[str, Any]
+EpochCallback = Callable[[HistoryRow], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how. Invalid values raise :class:`~normcli.errors.UsageError`.
+
+    Network: ``hidden`` sizes, ``activation`` ('relu', 'tanh', 'gelu' (exact erf),
+    'leaky_relu'), ``bn_placement`` ('after' = Linear→act→BN, 'before' = Linear→BN→act, 'none'),
+    ``dropout`` probability (0 = no dropout layers), ``dtype`` ('float32' or 'float64'),
+    ``bn_momentum``/``bn_eps`` (PyTorch convention).
+
+    Optimization: ``optimizer`` 'sgd' (with ``momentum``, ``nesterov``) or 'adam'
+    (``adam_betas``, ``adam_eps``); ``lr``; ``weight_decay`` (L2 added to the gradient, as
+    PyTorch); ``schedule`` 'none', 'step' (×``lr_gamma`` every ``lr_step_size`` epochs, default
+    a third of ``epochs``) or 'cosine' (to 0 over ``epochs``).
+
+    Stopping: ``epochs``; ``patience`` = early stopping after that many epochs without the
+    validation loss improving by more than ``min_delta`` (None = off; the best weights are then
+    restored); ``target_loss`` = report the first epoch whose validation loss is ≤ it.
+
+    Targets: ``task`` 'classification' (integer classes 0..K−1, K = ``num_classes`` or inferred
+    from the labels) or 'regression' (float targets, already scaled by the caller;
+    ``y_center``/``y_scale`` — scalars or one per output — undo that scaling so ``val_rmse`` is
+    in original units: original = scaled · y_scale + y_center).
+    """
+
+    task: str = "classification"
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    bn_placement: str = "after"
+    dropout: float = 0.0
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    lr_step_size: int | None = None
+    lr_gamma: float = 0.1
+    patience: int | None = None
+    min_delta: float = 0.0
+    seed: int = 0
+    dtype: str = "float32"
+    target_loss: float | None = None
+    num_classes: int | None = None
+    y_center: float | tuple[float, ...] = 0.0
+    y_scale: float | tuple[float, ...] = 1.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    bn_momentum: float = 0.1
+    bn_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        for name in ("y_center", "y_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)):
+                object.__setattr__(self, name, tuple(float(v) for v in np.ravel(value)))
+        problems = self._problems()
+        if problems:
+            raise UsageError("invalid training settings: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        def choice(name: str, allowed: Sequence[str]) -> str | None:
+            value = getattr(self, name)
+            if value not in allowed:
+                return f"{name} must be one of {', '.join(allowed)} (got {value!r})"
+            return None
+
+        problems = [
+            choice("task", TASKS),
+            choice("activation", ACTIVATIONS),
+            choice("bn_placement", BN_PLACEMENTS),
+            choice("optimizer", OPTIMIZERS),
+            choice("schedule", SCHEDULES),
+            choice("dtype", DTYPES),
+        ]
+        checks = [
+            (all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1 (got {self.hidden})"),
+            (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1) (got {self.dropout})"),
+            (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
+            (self.batch_size >= 2, f"batch_size must be >= 2 (got {self.batch_size})"),
+            (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0 (got {self.lr})"),
+            (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1) (got {self.momentum})"),
+            (
+                not (self.nesterov and (self.optimizer != "sgd" or self.momentum == 0.0)),
+                "nesterov needs the sgd optimizer with momentum > 0",
+            ),
+            (self.weight_decay >= 0.0, f"weight_decay must be >= 0 (got {self.weight_decay})"),
+            (
+                self.lr_step_size is None or self.lr_step_size >= 1,
+                f"lr_step_size must be >= 1 (got {self.lr_step_size})",
+            ),
+            (0.0 < self.lr_gamma <= 1.0, f"lr_gamma must be in (0, 1] (got {self.lr_gamma})"),
+            (
+                self.patience is None or self.patience >= 1,
+                f"patience must be >= 1 (got {self.patience})",
+            ),
+            (self.min_delta >= 0.0, f"min_delta must be >= 0 (got {self.min_delta})"),
+            (self.seed >= 0, f"seed must be >= 0 (got {self.seed})"),
+            (
+                self.num_classes is None or self.num_classes >= 2,
+                f"num_classes must be >= 2 (got {self.num_classes})",
+            ),
+            (
+                all(s != 0 and math.isfinite(s) for s in np.ravel(self.y_scale)),
+                f"y_scale must be finite and non-zero (got {self.y_scale})",
+            ),
+            (
+                all(0.0 <= b < 1.0 for b in self.adam_betas) and len(self.adam_betas) == 2,
+                f"adam_betas must be two values in [0, 1) (got {self.adam_betas})",
+            ),
+            (0.0 <= self.bn_momentum <= 1.0, f"bn_momentum must be in [0, 1] (got {self.bn_momentum})"),
+            (self.bn_eps > 0.0, f"bn_eps must be > 0 (got {self.bn_eps})"),
+        ]
+        problems += [message for ok, message in checks if not ok]
+        return [p for p in problems if p]
+
+    def model_config(self, input_dim: int, output_dim: int) -> MLPConfig:
+        """The :class:`MLPConfig` of the network this configuration trains."""
+        return MLPConfig(
+            input_dim=input_dim,
+            output_dim=output_dim,
+            hidden=self.hidden,
+            activation=self.activation,
+            bn_placement=self.bn_placement,
+            dropout=self.dropout,
+            dtype=self.dtype,
+            seed=self.seed,
+            task=self.task,
+            bn_momentum=self.bn_momentum,
+            bn_eps=self.bn_eps,
+        )
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train_network`.
+
+    ``history`` has one dict per completed epoch (never NaN or inf), with keys ``epoch``
+    (1-based), ``lr``, ``train_loss`` (mean over the epoch's batches, weighted by their size, in
+    training mode), ``val_loss`` (eval mode; None without validation data),
+    ``grad_norm_first_layer`` (mean over batches of ‖∂L/∂W‖₂ of the first Linear), and
+    ``val_accuracy`` (classification) or ``val_rmse`` (original units) and ``val_r2``
+    (regression). Losses of a regression are MSE of the *scaled* targets.
+
+    ``model`` holds the weights of epoch ``model_epoch``: the best validation loss when early
+    stopping is on, the last completed epoch otherwise (also after a divergence: the weights
+    that diverged are discarded; 0 = the initial weights, if the first epoch diverged).
+    """
+
+    model: MLP
+    config: TrainConfig
+    history: list[HistoryRow] = field(default_factory=list)
+    diverged: bool = False
+    divergence_message: str | None = None
+    epochs_to_target: int | None = None
+    best_epoch: int | None = None
+    model_epoch: int = 0
+    stopped_early: bool = False
+    num_classes: int | None = None
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        """Number of completed epochs (recorded in ``history``)."""
+        return len(self.history)
+
+    @property
+    def final(self) -> HistoryRow | None:
+        """The history row of the epoch whose weights ``model`` holds (None if none)."""
+        return self.history[self.model_epoch - 1] if self.model_epoch else None
+
+
+# -- data checks -------------------------------------------------------------------------------
+
+
+def _features(X: Any, name: str, dtype: np.dtype) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (rows x features), got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{name} must be numeric, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise DataError(
+            f"{name} contains NaN or infinite values (or values too large for {dtype.name})",
+            hint="impute or drop missing values before training",
+        )
+    return X
+
+
+def _class_targets(y: Any, name: str, rows: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != rows:
+        raise DataError(f"{name} must be a 1-D array of {rows} class indices, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            raise DataError(f"{name} must hold integer class indices 0..K-1, got fractions/NaN")
+    elif y.dtype.kind not in "biu":
+        raise DataError(f"{name} must hold integer class indices 0..K-1, got dtype {y.dtype}")
+    y = y.astype(np.intp)
+    if rows and y.min() < 0:
+        raise DataError(f"{name} has a negative class index ({y.min()})")
+    return y
+
+
+def _regression_targets(y: Any, name: str, rows: int, dtype: np.dtype) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[0] != rows:
+        raise DataError(f"{name} must have {rows} rows (1-D or 2-D), got shape {y.shape}")
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{name} must be numeric, got dtype {y.dtype}")
+    y = np.ascontiguousarray(y, dtype=dtype)
+    if not np.isfinite(y).all():
+        raise DataError(f"{name} contains NaN or infinite values")
+    return y
+
+
+def batch_bounds(rows: int, batch_size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of consecutive batches over ``rows`` rows.
+
+    A last batch of exactly one row is merged into the one before it.
+    """
+    bounds = [(start, min(start + batch_size, rows)) for start in range(0, rows, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        (start, _), (_, stop) = bounds[-2], bounds[-1]
+        bounds[-2:] = [(start, stop)]
+    return bounds
+
+
+def _make_optimizer(config: TrainConfig, params: list[tuple[np.ndarray, np.ndarray]]) -> Optimizer:
+    if config.optimizer == "adam":
+        return Adam(params, config.lr, config.adam_betas, config.adam_eps, config.weight_decay)
+    return SGD(params, config.lr, config.momentum, config.nesterov, config.weight_decay)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(
+    model: MLP,
+    X: np.ndarray,
+    y: np.ndarray,
+    y_center: float | Sequence[float] = 0.0,
+    y_scale: float | Sequence[float] = 1.0,
+) -> dict[str, float]:
+    """Eval-mode loss and metrics of ``model`` on (X, y).
+
+    Classification: ``loss`` (mean cross-entropy) and ``accuracy``. Regression: ``loss`` (MSE
+    in the scaled units the model was trained on), ``rmse`` in original units
+    (scaled · y_scale + y_center) and ``r2`` (R², averaged over outputs; scale-invariant; 1.0
+    for a perfect fit of a constant target, else 0.0 there, like scikit-learn).
+    Values may be NaN/inf if the model has diverged.
+    """
+    output = model.output(X)
+    if model.config.task == "classification":
+        losses = SoftmaxCrossEntropy().per_sample(output, y)
+        return {
+            "loss": float(losses.sum(dtype=np.float64) / len(y)),
+            "accuracy": float(np.mean(output.argmax(axis=1) == y)),
+        }
+    target = y[:, None] if y.ndim == 1 else y
+    diff = output.astype(np.float64) - target
+    mse_per_output = np.mean(diff * diff, axis=0)
+    scale = np.broadcast_to(np.abs(np.asarray(y_scale, dtype=np.float64)), mse_per_output.shape)
+    total = target.astype(np.float64) - target.mean(axis=0, dtype=np.float64)
+    ss_total = np.sum(total * total, axis=0)
+    ss_residual = mse_per_output * len(target)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(
+            ss_total > 0,
+            1.0 - ss_residual / np.where(ss_total > 0, ss_total, 1.0),
+            np.where(ss_residual == 0, 1.0, 0.0),
+        )
+    return {
+        "loss": float(np.mean(mse_per_output)),
+        "rmse": float(np.sqrt(np.mean(mse_per_output * scale * scale))),
+        "r2": float(np.mean(r2)),
+    }
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+def _describe_nonfinite(values: np.ndarray | float) -> str:
+    return "NaN" if np.isnan(values).any() else "infinite"
+
+
+def _norm(array: np.ndarray) -> float:
+    flat = array.ravel()
+    squared = float(np.dot(flat, flat))
+    if not math.isfinite(squared):  # float32 overflow of a finite gradient: redo in float64
+        squared = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
+    return math.sqrt(squared)
+
+
+def train_network(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    config: TrainConfig | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train an MLP on (X_train, y_train), evaluating on (X_val, y_val) after every epoch.
+
+    ``X_*`` are (rows, features) numeric arrays, cast once to ``config.dtype``. ``y_*`` are
+    integer class indices (classification) or float targets (regression, (rows,) or
+    (rows, outputs)). Validation data may be None (then no val metrics, no early stopping,
+    and ``epochs_to_target`` uses the training loss). ``on_epoch`` is called with each history
+    row as soon as the epoch ends.
+
+    Divergence: when a batch loss or any gradient is NaN/inf, training stops at once; the
+    result says ``diverged=True`` with a message naming the epoch and batch, ``history`` holds
+    only the completed epochs and ``model`` their last weights.
+
+    Bad data raise :class:`~normcli.errors.DataError`; bad settings
+    :class:`~normcli.errors.UsageError`.
+    """
+    config = config if config is not None else TrainConfig()
+    dtype = np.dtype(config.dtype)
+    has_val = X_val is not None or y_val is not None
+    if has_val and (X_val is None or y_val is None):
+        raise UsageError("validation data needs both X_val and y_val")
+    if config.patience is not None and not has_val:
+        raise UsageError("early stopping (patience) needs validation data")
+
+    X_train = _features(X_train, "training features", dtype)
+    rows, input_dim = X_train.shape
+    if rows < 2:
+        raise DataError(f"training needs at least 2 rows, got {rows}")
+    if has_val:
+        X_val = _features(X_val, "validation features", dtype)
+        if X_val.shape[1] != input_dim:
+            raise DataError(
+                f"validation features have {X_val.shape[1]} columns, training has {input_dim}"
+            )
+    num_classes: int | None = None
+    if config.task == "classification":
+        y_train = _class_targets(y_train, "training targets", rows)
+        if has_val:
+            y_val = _class_targets(y_val, "validation targets", X_val.shape[0])
+        seen = int(max(y_train.max(), y_val.max() if has_val and len(y_val) else 0)) + 1
+        num_classes = config.num_classes if config.num_classes is not None else max(seen, 2)
+        if seen > num_classes:
+            raise DataError(f"targets have class index {seen - 1}, but num_classes={num_classes}")
+        output_dim = num_classes
+        loss_fn: Loss = SoftmaxCrossEntropy()
+    else:
+        y_train = _regression_targets(y_train, "training targets", rows, dtype)
+        if has_val:
+            y_val = _regression_targets(y_val, "validation targets", X_val.shape[0], dtype)
+            if y_val.shape[1] != y_train.shape[1]:
+                raise DataError("validation and training targets have different widths")
+        output_dim = y_train.shape[1]
+        for name in ("y_center", "y_scale"):
+            size = np.size(getattr(config, name))
+            if size not in (1, output_dim):
+                raise UsageError(f"{name} needs 1 or {output_dim} values, got {size}")
+        loss_fn = MSELoss()
+
+    model = MLP(config.model_config(input_dim, output_dim))
+    flat_values, flat_grads = model.flat_parameters()
+    optimizer = _make_optimizer(config, [(flat_values, flat_grads)])
+    schedule = make_schedule(
+        config.schedule, config.lr, config.epochs, config.lr_step_size, config.lr_gamma
+    )
+    shuffle_rng = np.random.default_rng([config.seed, 2])
+    first_grad = model.first_linear.dW
+    bounds = batch_bounds(rows, config.batch_size)
+    result = TrainResult(model=model, config=config, num_classes=num_classes)
+
+    last_good_state = model.state_dict()
+    best_state: dict[str, np.ndarray] | None = None
+    best_loss = math.inf
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        lr = schedule.lr_at(epoch - 1)
+        optimizer.lr = lr
+        order = shuffle_rng.permutation(rows)
+        loss_sum = 0.0
+        grad_norm_sum = 0.0
+        failure: str | None = None
+        for batch, (start, stop) in enumerate(bounds, 1):
+            index = order[start:stop]
+            output = model.forward(X_train.take(index, axis=0), training=True)
+            loss = loss_fn.forward(output, y_train.take(index, axis=0))
+            if not math.isfinite(loss):
+                failure = f"the loss became {_describe_nonfinite(loss)}"
+            else:
+                model.backward(loss_fn.backward())
+                squared = float(np.dot(flat_grads, flat_grads))
+                if not math.isfinite(squared) and not np.isfinite(flat_grads).all():
+                    failure = f"a gradient became {_describe_nonfinite(flat_grads)}"
+            if failure is not None:
+                result.diverged = True
+                result.divergence_message = (
+                    f"training diverged in epoch {epoch}, batch {batch} of {len(bounds)}: "
+                    f"{failure} (learning rate {lr:g}); try a smaller learning rate, "
+                    "normalized inputs or batch normalization"
+                )
+                break
+            grad_norm_sum += _norm(first_grad)
+            loss_sum += loss * (stop - start)
+            optimizer.step()
+        if result.diverged:
+            break
+
+        row: HistoryRow = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": loss_sum / rows,
+            "val_loss": None,
+            "grad_norm_first_layer": grad_norm_sum / len(bounds),
+        }
+        if has_val:
+            metrics = evaluate(model, X_val, y_val, config.y_center, config.y_scale)
+            if not all(math.isfinite(v) for v in metrics.values()):
+                result.diverged = True
+                result.divergence_message = (
+                    f"training diverged in epoch {epoch}: the validation loss became "
+                    f"{_describe_nonfinite(metrics['loss'])} (learning rate {lr:g}); try a "
+                    "smaller learning rate, normalized inputs or batch normalization"
+                )
+                break
+            row["val_loss"] = metrics.pop("loss")
+            row.update({f"val_{name}": value for name, value in metrics.items()})
+        if not all(math.isfinite(v) for v in row.values() if v is not None):
+            result.diverged = True
+            result.divergence_message = (
+                f"training diverged in epoch {epoch}: the training loss or gradient norm "
+                f"overflowed (learning rate {lr:g}); try a smaller learning rate"
+            )
+            break
+
+        result.history.append(row)
+        result.epoch_seconds.append(time.perf_counter() - started)
+        last_good_state = model.state_dict()
+        result.model_epoch = epoch
+        if on_epoch is not None:
+            on_epoch(dict(row))
+
+        watched = row["val_loss"] if has_val else row["train_loss"]
+        if (
+            config.target_loss is not None
+            and result.epochs_to_target is None
+            and watched <= config.target_loss
+        ):
+            result.epochs_to_target = epoch
+        if has_val and watched < best_loss - config.min_delta:
+            best_loss = watched
+            result.best_epoch = epoch
+            if config.patience is not None:
+                best_state = last_good_state
+        if (
+            config.patience is not None
+            and result.best_epoch is not None
+            and epoch - result.best_epoch >= config.patience
+        ):
+            result.stopped_early = epoch < config.epochs
+            break
+
+    if result.diverged:
+        model.load_state_dict(last_good_state)
+    if config.patience is not None and best_state is not None and result.best_epoch is not None:
+        model.load_state_dict(best_state)
+        result.model_epoch = result.best_epoch
+    return result
+
+
+# -- the normalization study -------------------------------------------------------------------
+
+# (setting name, which inputs, use batch norm?)
+COMPARISON_SETTINGS = (
+    ("raw", "raw", False),
+    ("normalized", "normalized", False),
+    ("normalized+bn", "normalized", True),
+)
+
+
+@dataclass
+class ComparisonRow:
+    """One training run of :func:`compare_normalization`.
+
+    The ``final_*``/``val_*`` values are those of the weights the run ended with
+    (``TrainResult.final``); None when no epoch completed (or not applicable to the task).
+    ``grad_norm_first_layer`` is the mean over completed epochs of the per-epoch mean
+    first-layer gradient norm.
+    """
+
+    setting: str
+    inputs: str
+    batchnorm: str
+    lr: float
+    epochs_run: int
+    final_train_loss: float | None
+    final_val_loss: float | None
+    best_val_loss: float | None
+    val_accuracy: float | None
+    val_rmse: float | None
+    val_r2: float | None
+    epochs_to_target: int | None
+    diverged: bool
+    divergence_message: str | None
+    grad_norm_first_layer: float | None
+    result: TrainResult = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """All fields except the full ``result`` (JSON-ready)."""
+        return {k: v for k, v in self.__dict__.items() if k != "result"}
+
+    @classmethod
+    def from_result(
+        cls, setting: str, inputs: str, batchnorm: str, result: TrainResult
+    ) -> ComparisonRow:
+        final = result.final or {}
+        val_losses = [r["val_loss"] for r in result.history if r["val_loss"] is not None]
+        norms = [r["grad_norm_first_layer"] for r in result.history]
+        return cls(
+            setting=setting,
+            inputs=inputs,
+            batchnorm=batchnorm,
+            lr=result.config.lr,
+            epochs_run=result.epochs_run,
+            final_train_loss=final.get("train_loss"),
+            final_val_loss=final.get("val_loss"),
+            best_val_loss=min(val_losses) if val_losses else None,
+            val_accuracy=final.get("val_accuracy"),
+            val_rmse=final.get("val_rmse"),
+            val_r2=final.get("val_r2"),
+            epochs_to_target=result.epochs_to_target,
+            diverged=result.diverged,
+            divergence_message=result.divergence_message,
+            grad_norm_first_layer=sum(norms) / len(norms) if norms else None,
+            result=result,
+        )
+
+
+def compare_normalization(
+    X_raw_train: np.ndarray,
+    X_norm_train: np.ndarray,
+    y_train: np.ndarray,
+    X_raw_val: np.ndarray | None,
+    X_norm_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    config: TrainConfig,
+    learning_rates: Sequence[float] | None = None,
+    bn_placement: str | None = None,
+    on_run: Callable[[ComparisonRow], None] | None = None,
+) -> list[ComparisonRow]:
+    """Train the same network (same seed, epochs, optimizer) in three settings, per learning rate.
+
+    Settings, in order: ``raw`` (raw inputs, no batch norm), ``normalized`` (normalized inputs,
+    no batch norm), ``normalized+bn`` (normalized inputs, batch norm placed ``bn_placement``,
+    default ``config.bn_placement``, or 'after' if that is 'none'). ``learning_rates`` defaults
+    to ``[config.lr]``; rows come lr by lr, settings in the order above. The caller normalizes
+    (with normcli's statistics) and passes both versions of the features. ``on_run`` is called
+    with each row as soon as its run ends. A diverging run is a result, not an error.
+    """
+    placement = bn_placement or (config.bn_placement if config.bn_placement != "none" else "after")
+    if placement not in ("after", "before"):
+        raise UsageError(f"bn_placement for the batch-norm setting must be after or before, got {placement!r}")
+    rows = []
+    for lr in learning_rates if learning_rates is not None else [config.lr]:
+        for setting, inputs, use_bn in COMPARISON_SETTINGS:
+            batchnorm = placement if use_bn else "none"
+            run_config = replace(config, lr=float(lr), bn_placement=batchnorm)
+            X_train, X_val = (
+                (X_raw_train, X_raw_val) if inputs == "raw" else (X_norm_train, X_norm_val)
+            )
+            result = train_network(X_train, y_train, X_val, y_val, run_config)
+            row = ComparisonRow.from_result(setting, inputs, batchnorm, result)
+            rows.append(row)
+            if on_run is not None:
+                on_run(row)
+    return rows
