@@ -8,6 +8,7 @@ Heavy modules (polars, numpy, pyarrow, rich) are imported inside commands so tha
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -410,6 +411,216 @@ def inspect(
         from normcli.report import stats_table
 
         env.write_text(stats_table(loaded, source=stats))
+
+    _run(body, quiet)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated integers, e.g. {option} 64,64; got '{text}'") from None
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"{option} needs positive sizes, got '{text}'")
+    return values
+
+
+def _parse_floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{option} takes numbers, e.g. {option} 0.01,0.1; got '{text}'") from None
+    if not values or any(not v > 0 for v in values):
+        raise UsageError(f"{option} must be positive, got '{text}'")
+    return values
+
+
+@app.command()
+def train(
+    inputs: Inputs = None,
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
+    stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize features with this stats file (default: fit standard stats on the training split).")] = None,
+    features: Annotated[list[str] | None, typer.Option("--features", help="Feature columns (comma-separated; default: all numeric but the target).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Columns that are not features.")] = None,
+    task: Annotated[str, typer.Option("--task", help="auto, classification or regression.")] = "auto",
+    hidden: Annotated[str, typer.Option("--hidden", help="Hidden layer sizes.")] = "64,64",
+    activation: Annotated[str, typer.Option("--activation", help="relu, tanh, gelu or leaky_relu.")] = "relu",
+    bn_placement: Annotated[str, typer.Option("--bn-placement", help="Batch norm 'after' each activation or 'before' it.")] = "after",
+    no_batchnorm: Annotated[bool, typer.Option("--no-batchnorm", help="No batch normalization.")] = False,
+    dropout: Annotated[float, typer.Option("--dropout", help="Dropout probability after each hidden block.")] = 0.0,
+    epochs: Annotated[int, typer.Option("--epochs", "-e", help="Epochs to train.")] = 20,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Mini-batch size.")] = 64,
+    lr: Annotated[str, typer.Option("--lr", help="Learning rate (with --compare, a comma-separated list).")] = "0.01",
+    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd (with momentum) or adam.")] = "sgd",
+    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.9,
+    nesterov: Annotated[bool, typer.Option("--nesterov", help="Nesterov momentum.")] = False,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 weight decay.")] = 0.0,
+    schedule: Annotated[str, typer.Option("--schedule", help="Learning-rate schedule: none, step or cosine.")] = "none",
+    val_split: Annotated[float, typer.Option("--val-split", help="Fraction held out for validation (stratified for classes).")] = 0.2,
+    early_stopping: Annotated[int | None, typer.Option("--early-stopping", help="Stop after this many epochs without a better val loss; restore the best.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, initialization and shuffling.")] = 0,
+    float64: Annotated[bool, typer.Option("--float64", help="Compute in float64 (default float32).")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="Model file (.npz).")] = "model.npz",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the metrics document on stdout.")] = False,
+    metrics_out: Annotated[str | None, typer.Option("--metrics-out", help="Write the metrics document to this file.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write learning curves to this PNG (needs normcli[plot]).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare raw inputs, normalized inputs, and normalized + batch norm.")] = False,
+    target_loss: Annotated[float | None, typer.Option("--target-loss", help="With --compare: the loss for 'epochs to target' (default 1.1 x the best).")] = None,
+    null_values: NullValues = None,
+    format: Format = None,
+    separator: Separator = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Train a numpy MLP with batch normalization on normalized features; save it as .npz.
+
+    Features are normalized with --stats, or with standard stats fitted on the training split only.
+    With --compare, trains the same network on raw inputs, normalized inputs, and normalized inputs
+    with batch norm (at each --lr) and prints what normalization changed.
+
+    Example:
+
+    \b
+        normcli train train.csv --target species --epochs 30 -o model.npz
+        normcli train train.csv --target price --stats stats.json --json > metrics.json
+        normcli train train.csv --target species --compare --lr 0.01,0.1,1.0 --plot curves.png
+    """
+
+    def body(env: Env) -> None:
+        from normcli.io import DEFAULT_NULL_VALUES, ReadOptions
+        from normcli.modeling import DataOptions, NetworkOptions
+        from normcli.modeling import compare as run_compare
+        from normcli.modeling import train as run_train
+        from normcli.report import compare_table, epoch_line, train_table
+
+        if plot is not None:
+            from normcli.plots import require_matplotlib
+
+            require_matplotlib()
+        rates = _parse_floats(lr, "--lr")
+        if len(rates) > 1 and not compare:
+            raise UsageError("several --lr values need --compare")
+        nulls = _split_list(null_values)
+        read = ReadOptions(format=format, null_values=tuple(DEFAULT_NULL_VALUES if nulls is None else nulls), separator=separator)
+        data = DataOptions(
+            target=target,
+            features=tuple(_split_names(features)) if features else None,
+            exclude=tuple(_split_names(exclude) or ()),
+            task=task,
+            val_split=val_split,
+            seed=seed,
+            stats_path=stats,
+        )
+        network = NetworkOptions(
+            hidden=_parse_ints(hidden, "--hidden"),
+            activation=activation,
+            bn_placement="none" if no_batchnorm else bn_placement,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=rates[0],
+            optimizer=optimizer,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            schedule=schedule,
+            early_stopping=early_stopping,
+            float64=float64,
+        )
+        show_progress = env.stderr_is_terminal and not env.quiet
+        if compare:
+
+            def on_run(row) -> None:
+                if show_progress:
+                    state = "diverged" if row.diverged else f"val loss {row.final_val_loss:.4f}"
+                    env.note(f"lr {row.lr:g}, {row.setting}: {row.epochs_run} epochs, {state}")
+
+            report = run_compare(
+                inputs or [], data, network, learning_rates=rates, target_loss=target_loss, read=read,
+                on_run=on_run, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal,
+            )
+            for note in report.prepared.notes:
+                env.note(note)
+            document = report.document()
+            if plot is not None:
+                from normcli.plots import plot_comparison
+
+                plot_comparison(report.rows, plot)
+            table = compare_table(report)
+        else:
+
+            def on_epoch(row: dict) -> None:
+                if show_progress:
+                    env.note(epoch_line(row, epochs))
+
+            trained = run_train(
+                inputs or [], data, network, model_path=output, read=read, on_epoch=on_epoch,
+                stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal,
+            )
+            for note in trained.prepared.notes:
+                env.note(note)
+            document = trained.metrics
+            if plot is not None:
+                from normcli.plots import plot_history
+
+                plot_history(trained.result.history, plot, f"{trained.prepared.target}")
+            table = train_table(document)
+        if metrics_out is not None:
+            from normcli.io import write_text_output
+
+            write_text_output(json.dumps(document, indent=2, allow_nan=False) + "\n", metrics_out)
+        if json_output:
+            env.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+        else:
+            env.write_text(table)
+
+    _run(body, quiet)
+
+
+# --------------------------------------------------------------------------- predict
+
+
+@app.command()
+def predict(
+    inputs: Inputs = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model file written by normcli train.")] = ...,  # type: ignore[assignment]
+    output: Annotated[str, typer.Option("--output", "-o", help="Predictions file ('-' for stdout).")] = "-",
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column with true values: also print metrics.")] = None,
+    output_format: Annotated[str | None, typer.Option("--output-format", help="csv, tsv, parquet, ndjson.")] = None,
+    null_values: NullValues = None,
+    format: Format = None,
+    separator: Separator = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Predict with a trained model on raw data (normalization is applied from the model).
+
+    Writes id-like columns (id, *_id) or a row index, the prediction, and per-class probabilities.
+
+    Example:
+
+    \b
+        normcli predict new.csv --model model.npz -o predictions.csv
+        normcli predict labelled.csv --model model.npz --target species > /dev/null
+    """
+
+    def body(env: Env) -> None:
+        from normcli.io import DEFAULT_NULL_VALUES, ReadOptions
+        from normcli.modeling import predict as run_predict
+
+        nulls = _split_list(null_values)
+        read = ReadOptions(format=format, null_values=tuple(DEFAULT_NULL_VALUES if nulls is None else nulls), separator=separator)
+        report = run_predict(
+            inputs or [], model=model, output=output, target=target, output_format_name=output_format,
+            read=read, stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
+        )
+        if report.metrics is not None:
+            env.note("metrics on " + ", ".join(inputs or ["<stdin>"]) + ": " + ", ".join(f"{k} {v:.4g}" for k, v in report.metrics.items()))
+        if output != "-":
+            env.note(f"wrote {report.rows} predictions to {output}")
 
     _run(body, quiet)
 

@@ -49,3 +49,66 @@ def stats_table(stats: Stats, source: str = "") -> str:
             _number(c.center), _number(c.scale),
         )
     return _render(table)
+
+
+def _metric_cells(task: str, row: dict) -> list[str]:
+    if task == "classification":
+        return [_number(row.get("val_accuracy"))]
+    return [_number(row.get("val_rmse")), _number(row.get("val_r2"))]
+
+
+def train_table(metrics: dict) -> str:
+    """The final summary of ``normcli train``: data, epochs and the final metrics."""
+    from rich.table import Table
+
+    task = metrics["task"]
+    table = Table(
+        title=f"trained a {task} model of '{metrics['target']}' on {len(metrics['features'])} features",
+        caption=(
+            f"rows: {metrics['rows']['train']} train, {metrics['rows']['validation']} validation; "
+            f"epochs run: {metrics['epochs_run']}"
+            + (f"; best epoch {metrics['best_epoch']} restored (early stopping)" if metrics["stopped_early"] else "")
+            + (f"; model: {metrics['model']}" if metrics.get("model") else "")
+        ),
+        min_width=72,
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics["final"].items():
+        table.add_row(key, _number(value))
+    return _render(table)
+
+
+def compare_table(report) -> str:
+    """The table of ``normcli train --compare``: one row per setting and learning rate."""
+    from rich.table import Table
+
+    task = report.prepared.task
+    metric_headers = ["val acc"] if task == "classification" else ["val RMSE", "val R²"]
+    target = "" if report.target_loss is None else f"{report.target_loss:.4g}"
+    table = Table(
+        title=f"what normalization does: '{report.prepared.target}' ({task})",
+        caption=(
+            f"same network, seed and epochs; 'epochs to target' = first epoch with val loss ≤ {target}; "
+            "grad norm = mean ‖∂L/∂W‖ of the first layer"
+        ),
+    )
+    for header in ("lr", "inputs", "batch norm", "epochs", "final val loss", *metric_headers, "epochs to target", "diverged", "grad norm"):
+        table.add_column(header, justify="left" if header in ("inputs", "batch norm") else "right")
+    for row, reached in zip(report.rows, report.epochs_to_target, strict=True):
+        final = row.result.final or {}
+        table.add_row(
+            f"{row.lr:g}", row.inputs, row.batchnorm, str(row.epochs_run), _number(row.final_val_loss),
+            *_metric_cells(task, final), "-" if reached is None else str(reached),
+            "yes" if row.diverged else "no", _number(row.grad_norm_first_layer),
+        )
+    return _render(table)
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """One line of per-epoch progress."""
+    parts = [f"epoch {row['epoch']:>3}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
+    for key in ("val_loss", "val_accuracy", "val_rmse", "val_r2"):
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    return "  ".join(parts)

@@ -175,58 +175,74 @@ def fit(
 
 def fit_inputs(inputs: Inputs, options: FitOptions) -> Stats:
     """Fit ``options`` over already-resolved ``inputs`` (see :func:`fit`)."""
-    import polars as pl
-
     schema = inputs.schema()
+    selected, _ = select_columns(schema, options)
+    frame = inputs.scan(float_overrides(inputs, selected))
+    with polars_errors(inputs):
+        return fit_frame(
+            frame,
+            options,
+            schema=schema,
+            where=inputs.describe(),
+            input_names=inputs.names,
+            null_values=inputs.options.null_values,
+        )
+
+
+def fit_frame(
+    frame: pl.LazyFrame,
+    options: FitOptions,
+    *,
+    schema: pl.Schema | None = None,
+    where: str = "data",
+    input_names: Sequence[str] = (),
+    null_values: Sequence[str] = DEFAULT_NULL_VALUES,
+) -> Stats:
+    """Fit ``options`` over a lazy frame (a file scan, or an in-memory training split).
+
+    ``schema`` is the schema to report dtypes from (the file's as inferred, before the Float64
+    overrides); ``where`` names the data in messages.
+    """
+    schema = schema if schema is not None else frame.collect_schema()
     selected, skipped = select_columns(schema, options)
     methods = {name: options.method_for.get(name, options.method) for name in selected}
-    frame = inputs.scan(float_overrides(inputs, selected))
-
-    with polars_errors(inputs):
-        pivots = _pivots(frame, selected)
-        sums = _summarize(frame, selected, pivots, methods)
-        row_count = sums.pop("__rows__")
-        refined = _refine(frame, selected, sums)
-        sums.update(refined)
+    pivots = _pivots(frame, selected)
+    sums = _summarize(frame, selected, pivots, methods)
+    row_count = sums.pop("__rows__")
+    sums.update(_refine(frame, selected, sums))
 
     warnings: list[str] = []
     fitted: list[ColumnStats] = []
     for name in selected:
-        column = _column_stats(
-            name, str(schema[name]), methods[name], sums[name], options, inputs.describe()
-        )
-        warnings.extend(_column_warnings(column, schema[name], inputs))
-        fitted.append(column)
-    fitted_with_data = []
-    for column in fitted:
+        column = _column_stats(name, str(schema[name]), methods[name], sums[name], options, where)
         if column.count == 0:
             if options.columns is not None:
                 raise DataError(
-                    f"{inputs.describe()}: column '{column.name}' has no values (all missing)",
-                    hint=f"drop it from --columns",
+                    f"{where}: column '{name}' has no values (all missing)",
+                    hint="drop it from --columns",
                 )
-            skipped.append(SkippedColumn(column.name, column.dtype, "no values (all missing)"))
-            warnings.append(f"column '{column.name}' has no values; skipped")
+            skipped.append(SkippedColumn(name, column.dtype, "no values (all missing)"))
+            warnings.append(f"column '{name}' has no values; skipped")
             continue
-        fitted_with_data.append(column)
-    if not fitted_with_data:
+        warnings.extend(_column_warnings(column, schema[name]))
+        fitted.append(column)
+    if not fitted:
         others = ", ".join(f"{s.name} ({s.reason})" for s in skipped[:5])
         raise DataError(
-            f"{inputs.describe()}: no numeric column to fit" + (f"; skipped: {others}" if others else ""),
+            f"{where}: no numeric column to fit" + (f"; skipped: {others}" if others else ""),
             hint="check the --separator and --null-values",
         )
-    if skipped and options.columns is None:
-        names = ", ".join(s.name for s in skipped if s.reason.startswith("non-numeric"))
-        if names:
-            warnings.insert(0, f"skipped non-numeric columns: {names}")
+    non_numeric = [s.name for s in skipped if s.reason.startswith("non-numeric")]
+    if non_numeric:
+        warnings.insert(0, f"skipped non-numeric columns: {', '.join(non_numeric)}")
     return Stats(
-        inputs=tuple(inputs.names),
+        inputs=tuple(input_names),
         row_count=int(row_count),
         ddof=options.ddof,
         feature_range=options.feature_range,
-        null_values=inputs.options.null_values,
+        null_values=tuple(null_values),
         default_method=options.method,
-        columns=tuple(fitted_with_data),
+        columns=tuple(fitted),
         skipped=tuple(skipped),
         warnings=tuple(warnings),
     )
@@ -469,7 +485,7 @@ def _with_parameters(column: ColumnStats, entry: dict, options: FitOptions) -> C
     return replace(column, center=0.0, scale=max_abs or 1.0, max_abs=max_abs)
 
 
-def _column_warnings(column: ColumnStats, dtype: pl.DataType, inputs: Inputs) -> list[str]:
+def _column_warnings(column: ColumnStats, dtype: pl.DataType) -> list[str]:
     warnings = []
     if column.count and column.min == column.max:
         warnings.append(
