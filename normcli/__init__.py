@@ -14,6 +14,7 @@ _EXPORTS = {
     "fit": "normcli.stats",
     "Stats": "normcli.stats",
     "ColumnStats": "normcli.stats",
+    "merge_stats": "normcli.stats",
     "save_stats": "normcli.statsfile",
     "load_stats": "normcli.statsfile",
     "transform": "normcli.apply",

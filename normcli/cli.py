@@ -415,6 +415,45 @@ def inspect(
     _run(body, quiet)
 
 
+# --------------------------------------------------------------------------- merge
+
+
+@app.command()
+def merge(
+    stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Merged stats file ('-' for stdout).")] = "stats.json",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Merge stats fitted on disjoint shards into the stats of all rows, without reading the data.
+
+    Uses each column's count, mean, m2, min and max (robust columns cannot be merged).
+
+    Example:
+
+    \b
+        normcli fit day1.csv -o day1.json && normcli fit day2.csv -o day2.json
+        normcli merge day1.json day2.json -o both.json
+    """
+
+    def body(env: Env) -> None:
+        from functools import reduce
+
+        from normcli.stats import merge_stats
+        from normcli.statsfile import dumps_stats, load_stats, save_stats
+
+        if len(stats_files) < 2:
+            raise UsageError("merge needs at least two stats files")
+        merged = reduce(merge_stats, [load_stats(path) for path in stats_files])
+        if output == "-":
+            env.write_text(dumps_stats(merged))
+        else:
+            save_stats(merged, output)
+            env.note(f"merged {len(stats_files)} stats files ({merged.row_count} rows) → {output}")
+
+    _run(body, quiet)
+
+
 # --------------------------------------------------------------------------- train
 
 

@@ -15,6 +15,7 @@ Polars ``LazyFrame`` objects and never worries about globs, stdin, formats or pa
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import re
@@ -140,6 +141,9 @@ class Inputs:
             return frames[0]
         return pl.concat(frames, how="vertical_relaxed")
 
+    def _is_text(self) -> bool:
+        return all(s.format in ("csv", "tsv") for s in self.sources)
+
     def schema(self) -> pl.Schema:
         """Column names and types as Polars infers them (from the first rows for text formats).
 
@@ -148,8 +152,22 @@ class Inputs:
         """
         with polars_errors(self):
             schema = self.scan(for_inference=True).collect_schema()
+            # read as text: a typed head() may still parse (and fail on) rows far below
+            as_text = {name: _string_type() for name in schema.names()} if self._is_text() else None
+            has_rows = self.scan(as_text, for_inference=True).head(1).collect().height > 0
         _check_column_names(schema.names(), self)
+        _check_separator(schema.names(), self)
+        if not has_rows:  # an unclosed quote in the first row swallows the file: say so
+            raise _locate_structure(self) or DataError(
+                f"{self.describe()}: has no data rows", hint="expected at least one row below the header"
+            )
         return schema
+
+
+def _string_type() -> pl.DataType:
+    import polars as pl
+
+    return pl.String
 
 
 def _by_format(inputs: Inputs) -> list[list[Source]]:
@@ -207,7 +225,31 @@ def _check_column_names(names: list[str], inputs: Inputs) -> None:
             )
 
 
-def detect_format(name: str, override: str | None) -> tuple[str, str | None]:
+_SEPARATOR_WORDS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+
+
+def _check_separator(names: list[str], inputs: Inputs) -> None:
+    """Refuse a lone column whose name holds another usual separator: the file was split wrongly.
+
+    ``--separator`` given explicitly turns the check off (a one-column file may contain ';').
+    """
+    if len(names) != 1 or inputs.options.separator is not None:
+        return
+    if not all(s.format in ("csv", "tsv") for s in inputs.sources):
+        return
+    used = "\t" if inputs.sources[0].format == "tsv" else ","
+    for candidate, word in _SEPARATOR_WORDS.items():
+        if candidate != used and len([p for p in names[0].split(candidate) if p]) >= 2:
+            raise DataError(
+                f"{inputs.describe()}: found one column named '{_clip(names[0])}'; "
+                f"the file looks {word}-separated",
+                hint="pass --format tsv" if candidate == "\t" else f"pass --separator '{candidate}'",
+            )
+
+
+def detect_format(
+    name: str, override: str | None, option: str = "--format"
+) -> tuple[str, str | None]:
     """The (format, compression) of a file from its extension, or the ``--format`` override."""
     suffixes = [s.lower() for s in Path(name).suffixes]
     compression = None
@@ -219,7 +261,7 @@ def detect_format(name: str, override: str | None) -> tuple[str, str | None]:
         return _EXTENSIONS[suffixes[-1]], compression
     raise UsageError(
         f"{name}: cannot tell the format from the extension",
-        hint=f"pass --format ({', '.join(FORMATS)})",
+        hint=f"pass {option} ({', '.join(FORMATS)})",
     )
 
 
@@ -303,9 +345,9 @@ def open_inputs(
                 temp_files.append(spool)
                 sources.append(Source(spool, "<stdin>", fmt, None))
                 continue
-            fmt, compression = detect_format(name, options.format)
             path = Path(name)
             _check_readable(path, name)
+            fmt, compression = detect_format(name, options.format)
             _sniff(path, name, fmt, compression)
             sources.append(Source(path, name, fmt, compression))
         yield Inputs(sources, options, temp_files)
@@ -338,6 +380,27 @@ def polars_errors(inputs: Inputs) -> Iterator[None]:
         raise translate_read_error(exc, inputs) from exc
 
 
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """What went wrong if ``exc`` is a failed write (disk full, file-size limit...), else None.
+
+    Polars reports OS errors inside its own exceptions as text ending in ``(os error 28)``.
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None:
+        match = _OS_ERROR_CODE.search(str(exc))
+        code = int(match.group(1)) if match else None
+    return _WRITE_ERRNOS.get(code) if code is not None else None
+
+
 def _is_broken_pipe(exc: BaseException) -> bool:
     return isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc)
 
@@ -347,8 +410,18 @@ def translate_read_error(exc: BaseException, inputs: Inputs) -> DataError | Base
     text = str(exc)
     if _is_broken_pipe(exc):
         return BrokenPipeError(text)
+    failure = write_failure(exc)
+    if failure is not None:
+        return DataError(f"cannot write the output: {failure}")
     where = inputs.describe()
+    lowered = text.lower()
     match = _PARSE_ERROR.search(text)
+    if any(word in lowered for word in _STRUCTURE_WORDS) or (
+        match and any(c in match.group("value") for c in "\"\n")
+    ):
+        structural = _locate_structure(inputs)
+        if structural is not None:
+            return structural
     if match:
         column, value = match.group("column"), match.group("value")
         located = _locate_unparsable(inputs, column, match.group("dtype"))
@@ -364,7 +437,6 @@ def translate_read_error(exc: BaseException, inputs: Inputs) -> DataError | Base
             f"or --exclude '{column}'",
         )
     first = _first_line(text)
-    lowered = text.lower()
     if "more fields than defined" in lowered or "found more fields" in lowered:
         return DataError(
             f"{where}: a row has more fields than the header",
@@ -377,9 +449,72 @@ def translate_read_error(exc: BaseException, inputs: Inputs) -> DataError | Base
         )
     if "empty csv" in lowered or isinstance(exc, _no_data_error()):
         return DataError(f"{where}: file is empty", hint="expected a header row and data")
-    if "unterminated" in lowered or "quote" in lowered:
-        return DataError(f"{where}: unbalanced quote: {first}", hint="check the CSV quoting")
+    if "unterminated" in lowered or "quote" in lowered or "malformed" in lowered:
+        return DataError(f"{where}: malformed CSV: {first}", hint="check the CSV quoting")
+    if "unexpected end of file" in lowered or "corrupt deflate" in lowered:
+        return DataError(
+            f"{where}: compressed data ends unexpectedly or is corrupt",
+            hint="the file is probably truncated; copy or download it again",
+        )
+    if "out of specification" in lowered or "parquet" in lowered:
+        return DataError(
+            f"{where}: not a complete Parquet file ({first})",
+            hint="the file is probably truncated or corrupt; write or copy it again",
+        )
     return DataError(f"{where}: cannot read: {first}")
+
+
+_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated")
+
+
+def _locate_structure(inputs: Inputs) -> DataError | None:
+    """The first structural CSV problem (a long row, an unclosed quote) with its file and line.
+
+    Polars says what is wrong but not where; this second look, only on the error path, reads the
+    text inputs with Python's csv module (plain or gzip) and stops at the first problem.
+    """
+    import csv
+    import gzip
+
+    for source in inputs.sources:
+        if source.format not in ("csv", "tsv") or source.compression not in (None, "gzip"):
+            continue
+        separator = inputs.options.separator or ("\t" if source.format == "tsv" else ",")
+        opener = gzip.open if source.compression == "gzip" else open
+        try:
+            with opener(source.path, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
+                reader = csv.reader(f, delimiter=separator, strict=True)
+                width = None
+                while True:
+                    start = reader.line_num + 1
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        if "end of data" in str(exc) or "EOF" in str(exc):
+                            return DataError(
+                                f"{source.display}: the quote opened at line {start} is never closed",
+                                hint="close or escape the quote (\"\" inside a quoted value)",
+                            )
+                        return DataError(
+                            f"{source.display}: malformed CSV at line {reader.line_num}: {exc}",
+                            hint="check the quoting of that line",
+                        )
+                    if not row:
+                        continue
+                    if width is None:
+                        width = len(row)
+                    elif len(row) > width:
+                        return DataError(
+                            f"{source.display}: line {start} has {len(row)} fields but the header "
+                            f"has {width}",
+                            hint="fix that row, quote values that contain the separator, "
+                            "or check --separator",
+                        )
+        except (OSError, EOFError, csv.Error):
+            continue
+    return None
 
 
 def _no_data_error() -> type[BaseException]:
@@ -442,9 +577,13 @@ def _locate_unparsable(inputs: Inputs, column: str, dtype: str) -> tuple[str, in
 
 def output_format(path: str | None, override: str | None) -> tuple[str, str | None]:
     """Format and compression for an output: ``--output-format``, else the extension, else CSV."""
+    if override is not None and override not in FORMATS:
+        raise UsageError(
+            f"unknown output format '{override}'", hint=f"choose one of: {', '.join(FORMATS)}"
+        )
     if path is None or path == "-":
         return override or "csv", None
-    return detect_format(path, override)
+    return detect_format(path, override, "--output-format")
 
 
 def check_output_target(target: str, inputs: Sequence[Path] = ()) -> Path:
@@ -473,20 +612,32 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it onto ``target`` only if the block succeeds.
 
     The temporary file is named ``.<target>.<random>.normcli-tmp`` so a leftover after SIGKILL is
-    recognisable. On any exception (or KeyboardInterrupt) it is removed and ``target`` is untouched.
+    recognisable. On any exception (or KeyboardInterrupt) it is removed and ``target`` is untouched;
+    a failed write (disk full, file-size limit) becomes a :class:`DataError` naming ``target``.
     """
     target = Path(target)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent or Path(".")
-    )
+    try:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent or Path(".")
+        )
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {target}: {exc.strerror or exc}", hint="choose another output"
+        ) from None
     os.close(fd)
     temp = Path(name)
     try:
         yield temp
         _match_default_permissions(temp)
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as exc:
         temp.unlink(missing_ok=True)
+        failure = write_failure(exc)
+        if failure is not None:
+            raise DataError(
+                f"cannot write {target}: {failure}",
+                hint="free some space or choose another output; nothing was changed",
+            ) from exc
         raise
 
 

@@ -73,7 +73,9 @@ class ColumnStats:
 
     ``m2`` is the sum of squared deviations from the mean, kept (with ``count``, ``mean``, ``min``,
     ``max``) so that fits of disjoint shards can be merged exactly; it is ``None`` only when it is
-    beyond float64 range. Quantiles are present for ``robust`` columns only.
+    beyond float64 range. ``shift`` and ``shifted_sum`` = Σ(x − shift) carry the mean with more
+    digits than one float64 holds (mean = shift + shifted_sum / count), which a merge of columns
+    like 1e12 + N(0,1) needs. Quantiles are present for ``robust`` columns only.
     """
 
     name: str
@@ -89,6 +91,8 @@ class ColumnStats:
     max: float
     center: float
     scale: float
+    shift: float = 0.0
+    shifted_sum: float | None = 0.0
     median: float | None = None
     q1: float | None = None
     q3: float | None = None
@@ -447,8 +451,10 @@ def _column_stats(
     std = math.sqrt(m2_scaled / (n - options.ddof)) / factor
     m2 = m2_scaled / factor / factor  # may overflow: then it is not stored
     lo, hi = entry["min"], entry["max"]
+    shift, shifted_sum = entry["pivot"], entry["s1"] / factor
     if lo == hi:  # constant: exactly zero spread, whatever rounding says
         std, m2, mean = 0.0, 0.0, lo
+        shift, shifted_sum = lo, 0.0
     mean = min(max(mean, lo), hi)
     column = ColumnStats(
         name=name,
@@ -464,6 +470,8 @@ def _column_stats(
         max=hi,
         center=0.0,
         scale=1.0,
+        shift=shift,
+        shifted_sum=shifted_sum if math.isfinite(shifted_sum) else None,
     )
     return _with_parameters(column, entry, options)
 
@@ -502,3 +510,68 @@ def _column_warnings(column: ColumnStats, dtype: pl.DataType) -> list[str]:
             "and lose precision"
         )
     return warnings
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def merge_stats(first: Stats, second: Stats) -> Stats:
+    """Combine fits of two disjoint shards into the fit of their union (Chan et al.'s update).
+
+    Counts add; mean and m2 combine exactly in the sense of the formula (no pass over the data);
+    min and max take the extremes; center and scale are recomputed. Both fits must have the same
+    columns, methods and options. Quantiles do not merge, so ``robust`` columns are refused.
+    """
+    where = "cannot merge these stats"
+    if (first.ddof, first.feature_range) != (second.ddof, second.feature_range):
+        raise DataError(f"{where}: they were fitted with different --ddof or --feature-range")
+    if first.names != second.names:
+        raise DataError(f"{where}: their columns differ ({first.names} vs {second.names})")
+    options = FitOptions(method=first.default_method, ddof=first.ddof, feature_range=first.feature_range)
+    merged = []
+    for a, b in zip(first.columns, second.columns, strict=True):
+        if a.method != b.method:
+            raise DataError(f"{where}: column '{a.name}' is {a.method} in one and {b.method} in the other")
+        if a.method == "robust":
+            raise DataError(
+                f"{where}: column '{a.name}' is robust, and quantiles do not merge",
+                hint="fit all shards at once: normcli fit 'part-*.csv'",
+            )
+        if None in (a.m2, b.m2, a.shifted_sum, b.shifted_sum):
+            raise DataError(f"{where}: column '{a.name}' has sums beyond float64 range")
+        n = a.count + b.count
+        if not (a.count and b.count):
+            merged.append(a if a.count else b)
+            continue
+        # the means' difference from the shifted sums: exact to far more digits than b.mean − a.mean
+        offset_b = (b.shift - a.shift) + b.shifted_sum / b.count
+        delta = offset_b - a.shifted_sum / a.count
+        shifted_sum = a.shifted_sum + b.shifted_sum + b.count * (b.shift - a.shift)
+        mean = a.shift + shifted_sum / n
+        m2 = a.m2 + b.m2 + delta * delta * a.count * b.count / n
+        if n - options.ddof <= 0:
+            raise DataError(f"{where}: column '{a.name}' has {n} value(s), too few for --ddof {options.ddof}")
+        lo, hi = min(a.min, b.min), max(a.max, b.max)
+        std = 0.0 if lo == hi else math.sqrt(m2 / (n - options.ddof))
+        column = replace(
+            a,
+            count=n,
+            null_count=a.null_count + b.null_count,
+            nan_count=a.nan_count + b.nan_count,
+            mean=mean if lo != hi else lo,
+            m2=m2 if lo != hi else 0.0,
+            std=std,
+            shift=a.shift if lo != hi else lo,
+            shifted_sum=shifted_sum if lo != hi else 0.0,
+            min=lo,
+            max=hi,
+        )
+        merged.append(_with_parameters(column, {}, options))
+    return replace(
+        first,
+        inputs=first.inputs + second.inputs,
+        row_count=first.row_count + second.row_count,
+        columns=tuple(merged),
+        skipped=first.skipped + tuple(s for s in second.skipped if s not in first.skipped),
+        warnings=(),
+    )

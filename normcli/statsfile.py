@@ -58,6 +58,8 @@ def _column_to_dict(column: ColumnStats) -> dict[str, Any]:
         "std": column.std,
         "min": column.min,
         "max": column.max,
+        "shift": column.shift,
+        "shifted_sum": column.shifted_sum,
     }
     for name in _METHOD_FIELDS.get(column.method, ()):
         entry[name] = getattr(column, name)
@@ -260,6 +262,8 @@ def _column_from_dict(read: _Reader, entry: Any, where: str) -> ColumnStats:
         max=high,
         center=read.number(entry, "center", where),
         scale=scale,
+        shift=read.number(entry, "shift", where),
+        shifted_sum=read.number(entry, "shifted_sum", where, nullable=True),
         feature_range=feature_range,
         **extra,
     )

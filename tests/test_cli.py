@@ -154,3 +154,20 @@ def test_no_input_on_a_terminal_is_a_usage_error_not_a_hang() -> None:
         os.close(secondary)
     assert done.returncode == 2
     assert "stdin is a terminal" in done.stderr
+
+
+def test_merge_of_shard_stats_matches_one_fit(tmp_path: Path) -> None:
+    rows = (SAMPLE / "checkups.csv").read_text().splitlines()
+    (tmp_path / "a.csv").write_text("\n".join(rows[:1501]) + "\n")
+    (tmp_path / "b.csv").write_text("\n".join([rows[0], *rows[1501:]]) + "\n")
+    for name in ("a", "b"):
+        assert invoke("fit", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / f"{name}.json"), "-q").exit_code == 0
+    merged = invoke("merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", "-")
+    whole = invoke("fit", str(SAMPLE / "checkups.csv"), "-o", "-", "-q")
+    assert merged.exit_code == 0, merged.stderr
+    got, want = json.loads(merged.stdout), json.loads(whole.stdout)
+    assert got["inputs"]["row_count"] == want["inputs"]["row_count"] == 4000
+    for a, b in zip(got["columns"], want["columns"], strict=True):
+        assert a["count"] == b["count"] and a["min"] == b["min"] and a["max"] == b["max"]
+        assert a["std"] == pytest.approx(b["std"], rel=1e-12) and a["mean"] == pytest.approx(b["mean"], rel=1e-12)
+    assert invoke("merge", str(tmp_path / "a.json")).exit_code == 2

@@ -290,3 +290,25 @@ def test_stats_file_validates_against_the_published_schema(tmp_path: Path, mixed
         jsonschema.validate(doc, schema)
     with pytest.raises(DataError, match="scale"):
         parse_stats(json.dumps(doc))
+
+
+def test_merging_shard_fits_equals_fitting_everything(tmp_path: Path, mixed_csv) -> None:
+    from normcli.stats import merge_stats
+
+    path, _ = mixed_csv
+    frame = pl.read_csv(path)
+    frame[:5000].write_csv(tmp_path / "a.csv", float_precision=None)
+    frame[5000:].write_csv(tmp_path / "b.csv", float_precision=None)
+    methods = {"wide": "minmax", "ints": "maxabs"}
+    whole = fit([str(path)], method_for=methods, ddof=1)
+    merged = merge_stats(
+        fit([str(tmp_path / "a.csv")], method_for=methods, ddof=1),
+        fit([str(tmp_path / "b.csv")], method_for=methods, ddof=1),
+    )
+    assert merged.row_count == whole.row_count
+    for a, b in zip(whole.columns, merged.columns, strict=True):
+        assert (a.count, a.min, a.max, a.method) == (b.count, b.min, b.max, b.method)
+        for field in ("mean", "std", "m2", "center", "scale"):
+            assert rel(getattr(b, field), getattr(a, field)) <= RTOL, (a.name, field)
+    with pytest.raises(DataError, match="quantiles do not merge"):
+        merge_stats(fit([str(tmp_path / "a.csv")], method="robust"), fit([str(tmp_path / "b.csv")], method="robust"))
