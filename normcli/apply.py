@@ -40,7 +40,14 @@ def scaling_expressions(
     exprs = []
     for column in stats.columns:
         x = pl.col(column.name).cast(pl.Float64)
-        y = x * column.scale + column.center if inverse else (x - column.center) / column.scale
+        if inverse:
+            y = x * column.scale + column.center
+        elif column.scale < 2.0**-1000:
+            # Polars divides by a constant by multiplying with its reciprocal, which is infinite
+            # for a subnormal scale (a column like [0, 2e-311]): scale both sides by 2^100 (exact).
+            y = ((x - column.center) * 2.0**100) / (column.scale * 2.0**100)
+        else:
+            y = (x - column.center) / column.scale
         if clip and column.feature_range is not None:
             y = y.clip(*column.feature_range)
         exprs.append((y.cast(pl.Float32) if float32 else y).alias(column.name))
@@ -100,8 +107,9 @@ def transform(
 
         normcli.transform(["new.csv"], stats="stats.json", output="new-scaled.parquet")
     """
-    if not isinstance(stats, Stats):
-        stats = load_stats(stats)
+    stats_file = None if isinstance(stats, Stats) else Path(stats)
+    if stats_file is not None:
+        stats = load_stats(stats_file)
     read = ReadOptions(
         format=format,
         null_values=tuple(null_values) if null_values is not None else stats.null_values,
@@ -109,7 +117,8 @@ def transform(
     )
     out_format, compression = output_format(output, output_format_name)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
-        target = None if output == "-" else check_output_target(output, inputs.paths)
+        read_files = [*inputs.paths, *([stats_file] if stats_file else [])]
+        target = None if output == "-" else check_output_target(output, read_files)
         frame = _scaled_frame(inputs, stats, out_format, inverse=inverse, clip=clip, float32=float32)
         with polars_errors(inputs):
             if target is None:

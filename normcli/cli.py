@@ -8,12 +8,16 @@ Heavy modules (polars, numpy, pyarrow, rich) are imported inside commands so tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
 
 import typer
@@ -102,6 +106,9 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
     if isinstance(exc, NormcliError):
         print(f"{PROG}: error: {exc.one_line()}", file=stderr)
         return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt) and _TERMINATED.is_set():
+        print(f"{PROG}: terminated", file=stderr)
+        return int(ExitStatus.TERMINATED)
     if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
         print(f"{PROG}: interrupted", file=stderr)
         return int(ExitStatus.INTERRUPTED)
@@ -130,15 +137,72 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
 
 def _silence_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    _silence(sys.stdout)
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point ``stream``'s file descriptor at /dev/null."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
     except (OSError, ValueError, AttributeError):
         pass
 
 
+class _Escaped(Exception):
+    """Carries an exception past Typer's own handling to :func:`report_error` (see ``invoke``)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+_TERMINATED = threading.Event()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM (kill, timeout) like Ctrl-C, then exit 143 instead of 130.
+
+    Polars aborts a running query promptly on SIGINT only (its own handler), and Python runs
+    signal handlers only between bytecodes, so a Python SIGTERM handler would wait for the whole
+    query. Instead Python's C-level handler writes the signal number to a wakeup pipe, and a
+    watcher thread answers SIGTERM by sending SIGINT to this process: the query stops, the
+    KeyboardInterrupt unwinds (temporary files are removed) and :func:`report_error` says
+    "terminated". For the console script only: tests in-process keep their own handlers.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def watch() -> None:
+        while data := os.read(read_end, 64):
+            if signal.SIGTERM in data and not _TERMINATED.is_set():
+                _TERMINATED.set()
+                os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=watch, name="normcli-sigterm", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGTERM, previous)
+        os.close(write_end)  # ends the watcher
+
+
 class NormcliGroup(TyperGroup):
     """Typer's group with normcli's error handling, so CliRunner and the console script agree."""
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command, passing Ctrl-C and closed pipes on to :func:`report_error`.
+
+        Typer would turn KeyboardInterrupt into a silent exit 130 and a closed pipe into exit 1.
+        """
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, OSError) as exc:
+            raise _Escaped(exc) from exc
 
     def main(  # type: ignore[override]
         self,
@@ -158,6 +222,8 @@ class NormcliGroup(TyperGroup):
         except BaseException as exc:  # noqa: BLE001 - this is the one place errors become exits
             if isinstance(exc, SystemExit):
                 raise
+            if isinstance(exc, _Escaped):
+                exc = exc.error
             code = report_error(exc, sys.stderr, debug)
             sys.exit(code)
         if isinstance(result, int) and standalone_mode:
@@ -290,12 +356,12 @@ def fit(
     """
 
     def body(env: Env) -> None:
-        from normcli.io import DEFAULT_NULL_VALUES, check_output_target
+        from normcli.io import DEFAULT_NULL_VALUES, check_output_target, named_files
         from normcli.stats import fit as fit_stats
         from normcli.statsfile import save_stats
 
         if output != "-":
-            check_output_target(output)
+            check_output_target(output, named_files(inputs or []))
         nulls = _split_list(null_values)
         with env.status("fitting statistics…"):
             stats = fit_stats(
@@ -444,6 +510,10 @@ def merge(
 
         if len(stats_files) < 2:
             raise UsageError("merge needs at least two stats files")
+        if output != "-":
+            from normcli.io import check_output_target
+
+            check_output_target(output, [Path(path) for path in stats_files])
         merged = reduce(merge_stats, [load_stats(path) for path in stats_files])
         if output == "-":
             env.write_text(dumps_stats(merged))
@@ -539,6 +609,16 @@ def train(
             from normcli.plots import require_matplotlib
 
             require_matplotlib()
+        from normcli.io import check_output_target, named_files
+
+        if output == "-":
+            raise UsageError(
+                "the model cannot go to stdout", hint="name a file with -o model.npz; --json prints the metrics"
+            )
+        read_files = [*named_files(inputs or []), *([Path(stats)] if stats else [])]
+        for extra in (metrics_out, plot):  # checked now, not after training
+            if extra is not None:
+                check_output_target(extra, read_files)
         rates = _parse_floats(lr, "--lr")
         if len(rates) > 1 and not compare:
             raise UsageError("several --lr values need --compare")
@@ -666,5 +746,13 @@ def predict(
 
 def main() -> NoReturn:
     """Console-script entry point."""
-    app()
+    try:
+        with _sigterm_as_interrupt():
+            app()
+    except SystemExit as exc:
+        if exc.code in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
+            # Polars' worker threads may still print a panic while they wind down: not our output.
+            sys.stderr.flush()
+            _silence(sys.stderr)
+        raise
     sys.exit(0)

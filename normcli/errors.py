@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     DATA_ERROR = 1  # bad input data, files, stats or model
     USAGE_ERROR = 2  # bad options or arguments
     INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
+    TERMINATED = 143  # SIGTERM (kill, timeout), as shells report it
 
 
 class NormcliError(Exception):

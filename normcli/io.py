@@ -196,7 +196,7 @@ def _scan_one(
     if fmt == "parquet":
         return pl.scan_parquet(paths, glob=False)
     if fmt == "ndjson":
-        return pl.scan_ndjson(paths, glob=False, infer_schema_length=INFER_SCHEMA_ROWS)
+        return pl.scan_ndjson(paths, infer_schema_length=INFER_SCHEMA_ROWS)
     separator = options.separator or ("\t" if fmt == "tsv" else ",")
     return pl.scan_csv(
         paths,
@@ -217,7 +217,7 @@ def _check_column_names(names: list[str], inputs: Inputs) -> None:
                 f"{where}: a column has an empty name",
                 hint="give every column a header name",
             )
-        match = re.fullmatch(r"(.*)_duplicated_\d+", name)
+        match = re.fullmatch(r"(.*)_duplicated_\d+", name, re.DOTALL)
         if match and match.group(1) in names:
             raise DataError(
                 f"{where}: duplicate column name '{match.group(1)}'",
@@ -279,14 +279,22 @@ def expand_patterns(patterns: Sequence[str]) -> list[str]:
     return paths
 
 
+def named_files(patterns: Sequence[str]) -> list[Path]:
+    """The files among the user's input arguments (globs expanded, ``-`` left out)."""
+    return [Path(name) for name in expand_patterns(patterns) if name != "-"]
+
+
 def _sniff(path: Path, display: str, fmt: str, compression: str | None) -> None:
     """Refuse a file whose first bytes contradict its format, before Polars misreads it."""
     with open(path, "rb") as handle:
         head = handle.read(4)
     is_parquet = head == _PARQUET_MAGIC
+    if not head:
+        hint = {"parquet": "expected a Parquet file", "ndjson": "expected one JSON object per line"}.get(
+            fmt, "expected a header row and data"
+        )
+        raise DataError(f"{display}: file is empty", hint=hint)
     if fmt == "parquet" and not is_parquet:
-        if not head:
-            raise DataError(f"{display}: file is empty", hint="expected a Parquet file")
         raise DataError(
             f"{display}: not a Parquet file (no PAR1 header)",
             hint="if it is CSV, rename it or pass --format csv",
@@ -451,6 +459,10 @@ def translate_read_error(exc: BaseException, inputs: Inputs) -> DataError | Base
         return DataError(f"{where}: file is empty", hint="expected a header row and data")
     if "unterminated" in lowered or "quote" in lowered or "malformed" in lowered:
         return DataError(f"{where}: malformed CSV: {first}", hint="check the CSV quoting")
+    if any(s.format == "ndjson" for s in inputs.sources):
+        located = _locate_bad_json_line(inputs)
+        if located is not None:
+            return located
     if "unexpected end of file" in lowered or "corrupt deflate" in lowered:
         return DataError(
             f"{where}: compressed data ends unexpectedly or is corrupt",
@@ -465,6 +477,37 @@ def translate_read_error(exc: BaseException, inputs: Inputs) -> DataError | Base
 
 
 _STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated")
+
+
+def _locate_bad_json_line(inputs: Inputs) -> DataError | None:
+    """The first line of an NDJSON input that is not a JSON object (error path only)."""
+    import gzip
+    import json
+
+    for source in inputs.sources:
+        if source.format != "ndjson" or source.compression not in (None, "gzip"):
+            continue
+        opener = gzip.open if source.compression == "gzip" else open
+        try:
+            with opener(source.path, "rt", encoding="utf-8", errors="replace") as lines:
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = json.loads(line.strip())
+                    except json.JSONDecodeError as exc:
+                        problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+                    else:
+                        if isinstance(value, dict):
+                            continue
+                        problem = "is not a JSON object"
+                    return DataError(
+                        f"{source.display}: line {number} {problem}",
+                        hint="NDJSON needs one JSON object per line",
+                    )
+        except (OSError, EOFError):
+            continue
+    return None
 
 
 def _locate_structure(inputs: Inputs) -> DataError | None:
@@ -583,6 +626,8 @@ def output_format(path: str | None, override: str | None) -> tuple[str, str | No
         )
     if path is None or path == "-":
         return override or "csv", None
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory", hint="name an output file")
     return detect_format(path, override, "--output-format")
 
 

@@ -450,7 +450,8 @@ def train(
         check_output_target(model_path)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         if model_path is not None:
-            check_output_target(model_path, inputs.paths)
+            stats_file = [Path(data.stats_path)] if data.stats_path else []
+            check_output_target(model_path, [*inputs.paths, *stats_file])
         prepared = prepare(inputs, data, batch_size=network.batch_size)
     import numpy as np
 
@@ -598,7 +599,7 @@ def predict(
     read = ReadOptions(read.format, read.null_values if read.null_values != DEFAULT_NULL_VALUES else stats.null_values, read.separator)
     out_format, compression = output_format(output, output_format_name)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
-        target_path = None if output == "-" else check_output_target(output, inputs.paths)
+        target_path = None if output == "-" else check_output_target(output, [*inputs.paths, Path(model)])
         schema = inputs.schema()
         missing = [n for n in features if n not in schema]
         if missing:

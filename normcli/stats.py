@@ -36,6 +36,10 @@ PIVOT_ROWS = 1_000
 REFINE_RATIO = 16.0
 """Re-sum a column around its mean when (mean − pivot)² exceeds this many variances."""
 
+TINY = 2.0**-480
+"""Columns whose largest magnitude is below this are summed again on values scaled up by a power
+of two: their squares would underflow (5e-215² is 0 in float64, so the std would come out 0)."""
+
 EXACT_INT_LIMIT = 2**53
 """Integers beyond this magnitude are not exact in float64; fitting such a column warns."""
 
@@ -211,8 +215,7 @@ def fit_frame(
     selected, skipped = select_columns(schema, options)
     methods = {name: options.method_for.get(name, options.method) for name in selected}
     pivots = _pivots(frame, selected)
-    sums = _summarize(frame, selected, pivots, methods)
-    row_count = sums.pop("__rows__")
+    row_count, sums = _summarize(frame, selected, pivots, methods)
     sums.update(_refine(frame, selected, sums))
 
     warnings: list[str] = []
@@ -346,8 +349,9 @@ def _summarize(
     names: list[str],
     pivots: dict[str, float],
     methods: dict[str, Method],
-) -> dict:
-    """Run the single streaming query: counts, min/max, shifted sums (and quantiles if robust)."""
+) -> tuple[int, dict]:
+    """Run the single streaming query: the row count, and per column its counts, min/max, shifted
+    sums (and quantiles if robust). Kept apart: a column may be called anything, "__rows__" too."""
     import polars as pl
 
     exprs: list[pl.Expr] = [pl.len().alias("__rows__")]
@@ -371,14 +375,17 @@ def _summarize(
                 values.quantile(0.75, interpolation="linear").alias(f"{key}\x00q3"),
             ]
     row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    result: dict = {"__rows__": row["__rows__"]}
+    result: dict = {}
+    by_index: dict[str, dict] = {}
+    for key, value in row.items():  # one pass: per-column prefix scans are quadratic in columns
+        index, _, statistic = key.partition("\x00")
+        by_index.setdefault(index, {})[statistic] = value
     for index, name in enumerate(names):
-        prefix = f"{index}\x00"
-        entry = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+        entry = by_index[str(index)]
         entry["pivot"] = pivots[name]
         entry["factor"] = 1.0
         result[name] = entry
-    return result
+    return row["__rows__"], result
 
 
 def _moments(entry: dict) -> tuple[float, float]:
@@ -391,7 +398,7 @@ def _moments(entry: dict) -> tuple[float, float]:
 
 
 def _refine(frame: pl.LazyFrame, names: list[str], sums: dict) -> dict:
-    """Sum again the columns whose first pass lost precision: pivot far from the mean, or overflow.
+    """Sum again the columns whose first pass lost precision: pivot far from the mean, over/underflow.
 
     A far pivot is replaced by the first-pass mean; an overflowing sum is redone on values scaled by
     a power of two (exactly, so nothing but range changes). Returns the replacement entries.
@@ -402,9 +409,10 @@ def _refine(frame: pl.LazyFrame, names: list[str], sums: dict) -> dict:
         if entry["count"] == 0 or entry["infs"]:
             continue
         overflow = not (math.isfinite(entry["s1"]) and math.isfinite(entry["s2"]))
-        if overflow:
-            magnitude = max(abs(entry["min"]), abs(entry["max"]))
-            factor = 2.0 ** -(math.frexp(magnitude)[1])
+        magnitude = max(abs(entry["min"]), abs(entry["max"]))
+        underflow = 0 < magnitude < TINY  # squares of such values are subnormal or zero
+        if overflow or underflow:
+            factor = 2.0 ** min(-math.frexp(magnitude)[1], 1000)  # subnormals: 2^1033 overflows
             # the pivot may itself be huge: take the midpoint of the range, computed without overflow
             pivot = entry["min"] / 2 + entry["max"] / 2
             redo[name] = {**entry, "pivot": pivot, "factor": factor}

@@ -1,4 +1,4 @@
-"""normcli's neural-network core: a numpy MLP with batch normalization, trained by mini-batch SGD/Adam.
+"""normcli's neural-network core: a numpy MLP with batch normalization, trained by SGD or Adam.
 
 Modules, one concept each:
 

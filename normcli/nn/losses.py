@@ -38,33 +38,47 @@ class SoftmaxCrossEntropy(Loss):
 
     def __init__(self) -> None:
         self._probs: np.ndarray | None = None
-        self._target: np.ndarray | None = None
+        self._index: np.ndarray | None = None
+        self._row_starts = np.zeros(0, dtype=np.intp)
+        self._classes = 0
+        self._ones = np.ones(0)
 
     @staticmethod
     def _log_probs_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (shifted logits z − max z, exp of them) for a numerically safe softmax."""
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        # The row max via a transposed copy: a reduction over a short, contiguous row axis
+        # is ~3x slower in numpy than one across rows.
+        row_max = np.ascontiguousarray(logits.T).max(axis=0)
+        shifted = logits - row_max[:, None]
         return shifted, np.exp(shifted)
 
+    def _flat_index(self, target: np.ndarray, classes: int) -> np.ndarray:
+        """Positions of (i, y_i) in the flattened (N, K) array."""
+        n = target.shape[0]
+        if self._row_starts.shape[0] != n or self._classes != classes:
+            self._row_starts = np.arange(n) * classes
+            self._classes = classes
+        return self._row_starts + target
+
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
-        n = output.shape[0]
+        n, classes = output.shape
         shifted, exps = self._log_probs_parts(output)
-        sums = exps.sum(axis=1, keepdims=True)
-        rows = np.arange(n)
+        if self._ones.shape[0] != classes or self._ones.dtype != exps.dtype:
+            self._ones = np.ones(classes, dtype=exps.dtype)
+        sums = exps @ self._ones  # row sums (BLAS)
+        index = self._flat_index(target, classes)
         # Σ_i (log Σ_k exp(shifted_ik) − shifted[i, y_i]) / N
-        loss = (np.log(sums).sum() - shifted[rows, target].sum()) * (1.0 / n)
-        exps /= sums
-        self._probs, self._target = exps, target
+        loss = (np.log(sums).sum() - shifted.take(index).sum()) * (1.0 / n)
+        exps /= sums[:, None]
+        self._probs, self._index = exps, index
         return float(loss)
 
     def backward(self) -> np.ndarray:
-        probs, target = self._probs, self._target
-        if probs is None or target is None:
+        probs, index = self._probs, self._index
+        if probs is None or index is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        n = probs.shape[0]
-        grad = probs.copy()
-        grad[np.arange(n), target] -= 1.0
-        grad *= 1.0 / n
+        grad = probs * (1.0 / probs.shape[0])
+        grad.ravel()[index] -= 1.0 / probs.shape[0]
         return grad
 
     def per_sample(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -74,7 +88,7 @@ class SoftmaxCrossEntropy(Loss):
     @staticmethod
     def probabilities(logits: np.ndarray) -> np.ndarray:
         """Row-wise softmax of ``logits``."""
-        exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+        exps = SoftmaxCrossEntropy._log_probs_parts(logits)[1]
         exps /= exps.sum(axis=1, keepdims=True)
         return exps
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -333,7 +332,9 @@ def _json_default(value: Any) -> Any:
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -364,23 +365,6 @@ def model_to_bytes(model: MLP, extra: Mapping[str, Any] | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def _fallback_atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    fd, temp = tempfile.mkstemp(prefix=".normcli-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
 def save_model(
     model: MLP, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None
 ) -> None:
@@ -390,11 +374,9 @@ def save_model(
     labels, input-normalization and target-scaling statistics, versions… It comes back from
     :func:`load_model`. The file is replaced atomically. An unwritable path raises ``DataError``.
     """
+    from normcli.io import atomic_write_bytes  # imported here: normcli.io loads polars
+
     data = model_to_bytes(model, extra)
-    try:
-        from normcli.io import atomic_write_bytes  # type: ignore[attr-defined]
-    except ImportError:  # normcli.io without the helper yet: same behaviour, local version
-        atomic_write_bytes = _fallback_atomic_write_bytes
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:

@@ -155,7 +155,10 @@ class TrainConfig:
                 all(0.0 <= b < 1.0 for b in self.adam_betas) and len(self.adam_betas) == 2,
                 f"adam_betas must be two values in [0, 1) (got {self.adam_betas})",
             ),
-            (0.0 <= self.bn_momentum <= 1.0, f"bn_momentum must be in [0, 1] (got {self.bn_momentum})"),
+            (
+                0.0 <= self.bn_momentum <= 1.0,
+                f"bn_momentum must be in [0, 1] (got {self.bn_momentum})",
+            ),
             (self.bn_eps > 0.0, f"bn_eps must be > 0 (got {self.bn_eps})"),
         ]
         problems += [message for ok, message in checks if not ok]
@@ -338,8 +341,116 @@ def _norm(array: np.ndarray) -> float:
     flat = array.ravel()
     squared = float(np.dot(flat, flat))
     if not math.isfinite(squared):  # float32 overflow of a finite gradient: redo in float64
-        squared = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
+        wide = flat.astype(np.float64)
+        squared = float(np.dot(wide, wide))
     return math.sqrt(squared)
+
+
+def _divergence_message(epoch: int, where: str, what: str, lr: float) -> str:
+    return (
+        f"training diverged in epoch {epoch}{where}: {what} (learning rate {lr:g}); "
+        "try a smaller learning rate, normalized inputs or batch normalization"
+    )
+
+
+@dataclass
+class _Data:
+    """Training/validation arrays checked and cast, with what they imply about the network."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    output_dim: int
+    num_classes: int | None
+    loss_fn: Loss
+
+
+def _prepare_data(
+    X_train: Any, y_train: Any, X_val: Any, y_val: Any, config: TrainConfig
+) -> _Data:
+    dtype = np.dtype(config.dtype)
+    has_val = X_val is not None or y_val is not None
+    if has_val and (X_val is None or y_val is None):
+        raise UsageError("validation data needs both X_val and y_val")
+    if config.patience is not None and not has_val:
+        raise UsageError("early stopping (patience) needs validation data")
+    X_train = _features(X_train, "training features", dtype)
+    rows, input_dim = X_train.shape
+    if rows < 2:
+        raise DataError(f"training needs at least 2 rows, got {rows}")
+    if has_val:
+        X_val = _features(X_val, "validation features", dtype)
+        if X_val.shape[0] == 0:
+            raise DataError("the validation set is empty", hint="pass None for no validation")
+        if X_val.shape[1] != input_dim:
+            raise DataError(
+                f"validation features have {X_val.shape[1]} columns, training has {input_dim}"
+            )
+    if config.task == "classification":
+        y_train = _class_targets(y_train, "training targets", rows)
+        seen = int(y_train.max()) + 1
+        if has_val:
+            y_val = _class_targets(y_val, "validation targets", X_val.shape[0])
+            seen = max(seen, int(y_val.max()) + 1)
+        num_classes = config.num_classes if config.num_classes is not None else max(seen, 2)
+        if seen > num_classes:
+            raise DataError(f"targets have class index {seen - 1}, but num_classes={num_classes}")
+        loss_fn = SoftmaxCrossEntropy()
+        return _Data(X_train, y_train, X_val, y_val, num_classes, num_classes, loss_fn)
+    y_train = _regression_targets(y_train, "training targets", rows, dtype)
+    if has_val:
+        y_val = _regression_targets(y_val, "validation targets", X_val.shape[0], dtype)
+        if y_val.shape[1] != y_train.shape[1]:
+            raise DataError("validation and training targets have different widths")
+    output_dim = y_train.shape[1]
+    for name in ("y_center", "y_scale"):
+        size = np.size(getattr(config, name))
+        if size not in (1, output_dim):
+            raise UsageError(f"{name} needs 1 or {output_dim} values, got {size}")
+    return _Data(X_train, y_train, X_val, y_val, output_dim, None, MSELoss())
+
+
+@dataclass
+class _EpochTotals:
+    loss_sum: float = 0.0  # Σ batch loss · batch rows
+    grad_norm_sum: float = 0.0  # Σ over batches of ‖∂L/∂W₁‖
+    failure: str | None = None  # divergence message, if the epoch could not finish
+
+
+def _train_one_epoch(
+    model: MLP,
+    optimizer: Optimizer,
+    data: _Data,
+    order: np.ndarray,
+    bounds: list[tuple[int, int]],
+    epoch: int,
+) -> _EpochTotals:
+    """One pass over the shuffled batches; stops at the first non-finite loss or gradient."""
+    totals = _EpochTotals()
+    loss_fn = data.loss_fn
+    flat_grads = model.flat_parameters()[1]
+    first_grad = model.first_linear.dW
+    for batch, (start, stop) in enumerate(bounds, 1):
+        index = order[start:stop]
+        output = model.forward(data.X_train.take(index, axis=0), training=True)
+        loss = loss_fn.forward(output, data.y_train.take(index, axis=0))
+        problem = None
+        if not math.isfinite(loss):
+            problem = f"the loss became {_describe_nonfinite(loss)}"
+        else:
+            model.backward(loss_fn.backward())
+            squared = float(np.dot(flat_grads, flat_grads))  # overflows only if huge or NaN/inf
+            if not math.isfinite(squared) and not np.isfinite(flat_grads).all():
+                problem = f"a gradient became {_describe_nonfinite(flat_grads)}"
+        if problem is not None:
+            where = f", batch {batch} of {len(bounds)}"
+            totals.failure = _divergence_message(epoch, where, problem, optimizer.lr)
+            return totals
+        totals.grad_norm_sum += _norm(first_grad)
+        totals.loss_sum += loss * (stop - start)
+        optimizer.step()
+    return totals
 
 
 def train_network(
@@ -360,125 +471,58 @@ def train_network(
 
     Divergence: when a batch loss or any gradient is NaN/inf, training stops at once; the
     result says ``diverged=True`` with a message naming the epoch and batch, ``history`` holds
-    only the completed epochs and ``model`` their last weights.
+    only the completed epochs and ``model`` their last weights. numpy's overflow warnings are
+    silenced meanwhile: divergence is reported this way instead.
 
     Bad data raise :class:`~normcli.errors.DataError`; bad settings
     :class:`~normcli.errors.UsageError`.
     """
     config = config if config is not None else TrainConfig()
-    dtype = np.dtype(config.dtype)
-    has_val = X_val is not None or y_val is not None
-    if has_val and (X_val is None or y_val is None):
-        raise UsageError("validation data needs both X_val and y_val")
-    if config.patience is not None and not has_val:
-        raise UsageError("early stopping (patience) needs validation data")
+    data = _prepare_data(X_train, y_train, X_val, y_val, config)
+    rows, input_dim = data.X_train.shape
+    has_val = data.X_val is not None
 
-    X_train = _features(X_train, "training features", dtype)
-    rows, input_dim = X_train.shape
-    if rows < 2:
-        raise DataError(f"training needs at least 2 rows, got {rows}")
-    if has_val:
-        X_val = _features(X_val, "validation features", dtype)
-        if X_val.shape[1] != input_dim:
-            raise DataError(
-                f"validation features have {X_val.shape[1]} columns, training has {input_dim}"
-            )
-    num_classes: int | None = None
-    if config.task == "classification":
-        y_train = _class_targets(y_train, "training targets", rows)
-        if has_val:
-            y_val = _class_targets(y_val, "validation targets", X_val.shape[0])
-        seen = int(max(y_train.max(), y_val.max() if has_val and len(y_val) else 0)) + 1
-        num_classes = config.num_classes if config.num_classes is not None else max(seen, 2)
-        if seen > num_classes:
-            raise DataError(f"targets have class index {seen - 1}, but num_classes={num_classes}")
-        output_dim = num_classes
-        loss_fn: Loss = SoftmaxCrossEntropy()
-    else:
-        y_train = _regression_targets(y_train, "training targets", rows, dtype)
-        if has_val:
-            y_val = _regression_targets(y_val, "validation targets", X_val.shape[0], dtype)
-            if y_val.shape[1] != y_train.shape[1]:
-                raise DataError("validation and training targets have different widths")
-        output_dim = y_train.shape[1]
-        for name in ("y_center", "y_scale"):
-            size = np.size(getattr(config, name))
-            if size not in (1, output_dim):
-                raise UsageError(f"{name} needs 1 or {output_dim} values, got {size}")
-        loss_fn = MSELoss()
-
-    model = MLP(config.model_config(input_dim, output_dim))
-    flat_values, flat_grads = model.flat_parameters()
-    optimizer = _make_optimizer(config, [(flat_values, flat_grads)])
+    model = MLP(config.model_config(input_dim, data.output_dim))
+    optimizer = _make_optimizer(config, [model.flat_parameters()])
     schedule = make_schedule(
         config.schedule, config.lr, config.epochs, config.lr_step_size, config.lr_gamma
     )
     shuffle_rng = np.random.default_rng([config.seed, 2])
-    first_grad = model.first_linear.dW
     bounds = batch_bounds(rows, config.batch_size)
-    result = TrainResult(model=model, config=config, num_classes=num_classes)
-
+    result = TrainResult(model=model, config=config, num_classes=data.num_classes)
     last_good_state = model.state_dict()
     best_state: dict[str, np.ndarray] | None = None
     best_loss = math.inf
+
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        lr = schedule.lr_at(epoch - 1)
-        optimizer.lr = lr
+        lr = optimizer.lr = schedule.lr_at(epoch - 1)
         order = shuffle_rng.permutation(rows)
-        loss_sum = 0.0
-        grad_norm_sum = 0.0
-        failure: str | None = None
-        for batch, (start, stop) in enumerate(bounds, 1):
-            index = order[start:stop]
-            output = model.forward(X_train.take(index, axis=0), training=True)
-            loss = loss_fn.forward(output, y_train.take(index, axis=0))
-            if not math.isfinite(loss):
-                failure = f"the loss became {_describe_nonfinite(loss)}"
-            else:
-                model.backward(loss_fn.backward())
-                squared = float(np.dot(flat_grads, flat_grads))
-                if not math.isfinite(squared) and not np.isfinite(flat_grads).all():
-                    failure = f"a gradient became {_describe_nonfinite(flat_grads)}"
-            if failure is not None:
-                result.diverged = True
-                result.divergence_message = (
-                    f"training diverged in epoch {epoch}, batch {batch} of {len(bounds)}: "
-                    f"{failure} (learning rate {lr:g}); try a smaller learning rate, "
-                    "normalized inputs or batch normalization"
-                )
-                break
-            grad_norm_sum += _norm(first_grad)
-            loss_sum += loss * (stop - start)
-            optimizer.step()
-        if result.diverged:
-            break
-
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            totals = _train_one_epoch(model, optimizer, data, order, bounds, epoch)
+            metrics = (
+                evaluate(model, data.X_val, data.y_val, config.y_center, config.y_scale)
+                if has_val and totals.failure is None
+                else {}
+            )
         row: HistoryRow = {
             "epoch": epoch,
             "lr": lr,
-            "train_loss": loss_sum / rows,
-            "val_loss": None,
-            "grad_norm_first_layer": grad_norm_sum / len(bounds),
+            "train_loss": totals.loss_sum / rows,
+            "val_loss": metrics.pop("loss", None),
+            "grad_norm_first_layer": totals.grad_norm_sum / len(bounds),
         }
-        if has_val:
-            metrics = evaluate(model, X_val, y_val, config.y_center, config.y_scale)
-            if not all(math.isfinite(v) for v in metrics.values()):
-                result.diverged = True
-                result.divergence_message = (
-                    f"training diverged in epoch {epoch}: the validation loss became "
-                    f"{_describe_nonfinite(metrics['loss'])} (learning rate {lr:g}); try a "
-                    "smaller learning rate, normalized inputs or batch normalization"
-                )
-                break
-            row["val_loss"] = metrics.pop("loss")
-            row.update({f"val_{name}": value for name, value in metrics.items()})
-        if not all(math.isfinite(v) for v in row.values() if v is not None):
-            result.diverged = True
-            result.divergence_message = (
-                f"training diverged in epoch {epoch}: the training loss or gradient norm "
-                f"overflowed (learning rate {lr:g}); try a smaller learning rate"
+        row.update({f"val_{name}": value for name, value in metrics.items()})
+        if totals.failure is None and not all(
+            math.isfinite(v) for v in row.values() if v is not None
+        ):
+            totals.failure = _divergence_message(
+                epoch, "", "the validation loss or a metric became NaN/infinite", lr
             )
+        if totals.failure is not None:
+            result.diverged = True
+            result.divergence_message = totals.failure
+            model.load_state_dict(last_good_state)  # drop the weights that diverged
             break
 
         result.history.append(row)
@@ -489,27 +533,18 @@ def train_network(
             on_epoch(dict(row))
 
         watched = row["val_loss"] if has_val else row["train_loss"]
-        if (
-            config.target_loss is not None
-            and result.epochs_to_target is None
-            and watched <= config.target_loss
-        ):
-            result.epochs_to_target = epoch
+        if config.target_loss is not None and result.epochs_to_target is None:
+            if watched <= config.target_loss:
+                result.epochs_to_target = epoch
         if has_val and watched < best_loss - config.min_delta:
             best_loss = watched
             result.best_epoch = epoch
-            if config.patience is not None:
-                best_state = last_good_state
-        if (
-            config.patience is not None
-            and result.best_epoch is not None
-            and epoch - result.best_epoch >= config.patience
-        ):
-            result.stopped_early = epoch < config.epochs
-            break
+            best_state = last_good_state
+        if config.patience is not None and result.best_epoch is not None:
+            if epoch - result.best_epoch >= config.patience:
+                result.stopped_early = epoch < config.epochs
+                break
 
-    if result.diverged:
-        model.load_state_dict(last_good_state)
     if config.patience is not None and best_state is not None and result.best_epoch is not None:
         model.load_state_dict(best_state)
         result.model_epoch = result.best_epoch
@@ -607,7 +642,9 @@ def compare_normalization(
     """
     placement = bn_placement or (config.bn_placement if config.bn_placement != "none" else "after")
     if placement not in ("after", "before"):
-        raise UsageError(f"bn_placement for the batch-norm setting must be after or before, got {placement!r}")
+        raise UsageError(
+            f"bn_placement for the batch-norm setting must be after or before, got {placement!r}"
+        )
     rows = []
     for lr in learning_rates if learning_rates is not None else [config.lr]:
         for setting, inputs, use_bn in COMPARISON_SETTINGS:

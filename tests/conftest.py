@@ -1,0 +1,21 @@
+"""Helpers shared by the error catalogue, fault, fuzz and determinism tests (imported from here:
+pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+NORMCLI = [sys.executable, "-m", "normcli"]
+"""The command line as a real process (the installed console script may not be on PATH)."""
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (hidden ones included) with the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }

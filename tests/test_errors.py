@@ -1,0 +1,561 @@
+"""The error catalogue of docs/errors.md, case by case.
+
+Every failing case checks the same contract: the documented exit code, exactly one
+``normcli: error: ...`` line on stderr holding the case's key words, no traceback, nothing on stdout,
+and the working folder byte-for-byte as it was (inputs untouched, no output or temporary file
+created, an existing output left as it was). Cases that succeed are checked against numpy.
+The case numbers are those of docs/errors.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from conftest import DATA, NORMCLI, snapshot
+from normcli.cli import app
+
+runner = CliRunner()
+PREVIOUS = b"a previous, complete output\n"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def invoke(folder: Path, *args: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(folder)
+    return runner.invoke(app, list(args))
+
+
+def assert_clean_error(code: int, stdout: str, stderr: str, expected: int, words: tuple[str, ...]) -> None:
+    """Exit code, one error line with the key words, no traceback, nothing on stdout."""
+    assert code == expected, stderr
+    assert "Traceback" not in stderr and "panicked" not in stderr
+    lines = stderr.splitlines()
+    errors = [line for line in lines if line.startswith("normcli: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    assert all(line.startswith("normcli: ") for line in lines), stderr
+    for word in words:
+        assert word.lower() in errors[0].lower(), f"{word!r} not in {errors[0]!r}"
+    assert stdout == ""
+
+
+def fitted(folder: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Fit ``args`` to stdout and return the stats document (asserting success)."""
+    result = invoke(folder, "fit", *args, "-o", "-", monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the stats JSON"))
+
+
+def column(doc: dict, name: str) -> dict:
+    return next(c for c in doc["columns"] if c["name"] == name)
+
+
+def numpy_reference(values) -> dict:
+    x = np.asarray(values, dtype=np.float64)
+    return {"mean": x.mean(), "std": x.std(), "min": x.min(), "max": x.max()}
+
+
+# --------------------------------------------------------------------------- builders of inputs
+
+
+def stray_word_at_row_500000(folder: Path) -> None:
+    """600,000 numbers with the word 'oops' as data row 500,000 (line 500,001)."""
+    n = 600_000
+    values = pl.Series("a", np.arange(n, dtype=np.float64) / 8).cast(pl.String)
+    values = values.scatter(499_999, "oops")
+    pl.DataFrame({"a": values, "b": np.arange(n)}).write_csv(folder / "stray.csv")
+
+
+def invoke_plain(folder: Path, *args: str) -> None:
+    """Run a command that must succeed, in ``folder`` (to build a case's inputs)."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert runner.invoke(app, [*args, "-q"]).exit_code == 0
+    finally:
+        os.chdir(cwd)
+
+
+def stats_doc(folder: Path) -> dict:
+    return json.loads((folder / "stats.json").read_text())
+
+
+def tampered(change: Callable[[dict], None], name: str) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        doc = stats_doc(folder)
+        change(doc)
+        (folder / name).write_text(json.dumps(doc))  # json.dumps writes NaN/Infinity literals
+
+    return make
+
+
+def set_first(field: str, value) -> Callable[[dict], None]:
+    def change(doc: dict) -> None:
+        doc["columns"][0][field] = value
+
+    return change
+
+
+def text_file(name: str, text: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).write_text(text)
+
+
+def classes_csv(folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=300), rng.normal(size=300)
+    pl.DataFrame({"x1": x1, "x2": x2, "y": (x1 + x2 > 0).astype(int)}).write_csv(folder / "classes.csv")
+    pl.DataFrame({"x1": x1, "x2": x2, "y": np.ones(300, dtype=int)}).write_csv(folder / "one-class.csv")
+    y = pl.Series("y", (x1 + x2 > 0).astype(int)).scatter([3, 50], None)
+    pl.DataFrame({"x1": x1, "x2": x2, "y": y}).write_csv(folder / "null-target.csv")
+    pl.DataFrame({"x1": x1 * 1e6, "x2": x2, "y": x1 * 3 + 1e3}).write_csv(folder / "regression.csv")
+    pl.DataFrame({"x1": x1[:2], "x2": x2[:2], "y": [0, 1]}).write_csv(folder / "two-rows.csv")
+    pl.DataFrame({"x1": x1}).write_csv(folder / "no-x2.csv")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained once by the real command (cases 40 and 41 start from it)."""
+    folder = tmp_path_factory.mktemp("model")
+    classes_csv(folder)
+    result = subprocess.run(
+        [*NORMCLI, "train", "classes.csv", "--target", "y", "--epochs", "2", "-o", "model.npz", "-q"],
+        cwd=folder, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return folder / "model.npz"
+
+
+def model_with_object_array(folder: Path) -> None:
+    arrays = dict(np.load(folder / "model.npz"))
+    first = next(iter(arrays))
+    arrays[first] = np.array([{"pickled": True}], dtype=object)
+    np.savez(folder / "object-array.npz", **arrays)
+
+
+def truncated_model(folder: Path) -> None:
+    data = (folder / "model.npz").read_bytes()
+    (folder / "truncated-model.npz").write_bytes(data[: len(data) // 2])
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the command, the expected exit code and key words, and what it needs."""
+
+    id: str
+    args: tuple[str, ...]
+    code: int
+    words: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    make: Callable[[Path], None] | None = None
+    output: str | None = None
+    model: bool = False
+
+
+CASES = [
+    # paths and streams
+    Case("01-input-missing", ("fit", "missing.csv", "-o", "out.json"), 1, ("missing.csv", "no such file"), output="out.json"),
+    Case("01-input-missing-transform", ("transform", "missing.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("missing.csv", "no such file"), output="out.csv"),
+    Case("02-glob-matches-nothing", ("fit", "nothing-*.csv", "-o", "out.json"), 1, ("no file matches", "nothing-*.csv"), output="out.json"),
+    Case("03-input-is-a-directory", ("fit", "folder", "-o", "out.json"), 1, ("folder", "is a directory"), make=lambda d: (d / "folder").mkdir(), output="out.json"),
+    Case("05-output-folder-missing", ("fit", "ok.csv", "-o", "no-such-folder/out.json"), 1, ("does not exist", "no-such-folder")),
+    Case("05-output-folder-missing-transform", ("transform", "ok.csv", "-s", "stats.json", "-o", "no-such-folder/out.csv"), 1, ("does not exist",)),
+    Case("06-output-is-a-directory", ("transform", "ok.csv", "-s", "stats.json", "-o", "folder"), 1, ("is a directory",), make=lambda d: (d / "folder").mkdir()),
+    Case("06-output-cannot-be-created", ("fit", "ok.csv", "-o", "/proc/normcli-out.json"), 1, ("cannot write", "/proc/normcli-out.json")),
+    Case("07-fit-output-is-an-input", ("fit", "ok.csv", "-o", "ok.csv"), 2, ("output is one of the inputs",)),
+    Case("07-fit-output-is-a-globbed-input", ("fit", "o*.csv", "-o", "ok.csv"), 2, ("output is one of the inputs",)),
+    Case("07-transform-output-is-an-input", ("transform", "ok.csv", "-s", "stats.json", "-o", "ok.csv"), 2, ("output is one of the inputs",)),
+    Case("07-transform-output-is-the-stats-file", ("transform", "ok.csv", "-s", "stats.json", "-o", "stats.json", "--output-format", "csv"), 2, ("stats.json", "output is one of the inputs")),
+    Case("07-predict-output-is-the-model", ("predict", "classes.csv", "--model", "model.npz", "-o", "model.npz", "--output-format", "csv"), 2, ("output is one of the inputs",), make=classes_csv, model=True),
+    Case("07-train-model-is-the-stats-file", ("train", "ok.csv", "--target", "a", "--stats", "stats.json", "-o", "stats.json"), 2, ("output is one of the inputs",)),
+    Case("07-train-metrics-out-is-an-input", ("train", "classes.csv", "--target", "y", "--metrics-out", "classes.csv", "-o", "out.npz"), 2, ("classes.csv", "output is one of the inputs"), make=classes_csv, output="out.npz"),
+    Case("07-train-plot-is-an-input", ("train", "classes.csv", "--target", "y", "--plot", "classes.csv", "-o", "out.npz"), 2, ("output is one of the inputs",), make=classes_csv, output="out.npz"),
+    Case("07-merge-output-is-an-input", ("merge", "stats.json", "copy.json", "-o", "stats.json"), 2, ("output is one of the inputs",), make=lambda d: shutil.copy(d / "stats.json", d / "copy.json")),
+    Case("09-unknown-extension", ("fit", "data.xlsx", "-o", "out.json"), 2, ("data.xlsx", "cannot tell the format", "--format"), make=lambda d: shutil.copy(d / "ok.csv", d / "data.xlsx"), output="out.json"),
+    Case("09-unknown-output-extension", ("transform", "ok.csv", "-s", "stats.json", "-o", "out.xlsx"), 2, ("out.xlsx", "--output-format")),
+    Case("09-unknown-output-format", ("transform", "ok.csv", "-s", "stats.json", "--output-format", "xlsx"), 2, ("unknown output format", "csv, tsv, parquet, ndjson")),
+    Case("10-parquet-named-csv", ("fit", "parquet-named.csv", "-o", "out.json"), 1, ("is a Parquet file", "--format parquet"), files=("parquet-named.csv",), output="out.json"),
+    Case("10-csv-named-parquet", ("fit", "csv-named.parquet", "-o", "out.json"), 1, ("not a Parquet file", "--format csv"), files=("csv-named.parquet",), output="out.json"),
+    Case("10-gzip-without-extension", ("fit", "gzip-without-gz-extension.csv", "-o", "out.json"), 1, ("gzip-compressed", ".csv.gz"), files=("gzip-without-gz-extension.csv",), output="out.json"),
+    # CSV content
+    Case("11-empty-ndjson", ("fit", "e.ndjson", "-o", "out.json"), 1, ("file is empty",), make=text_file("e.ndjson", ""), output="out.json"),
+    Case("14-ndjson-bad-line", ("fit", "bad.ndjson", "-o", "out.json"), 1, ("line 2", "not valid JSON"), make=text_file("bad.ndjson", '{"a": 1, "b": 2}\n{"a": 3,\n'), output="out.json"),
+    Case("14-ndjson-line-not-an-object", ("transform", "arr.ndjson", "-s", "stats.json", "-o", "out.csv"), 1, ("line 2", "not a JSON object"), make=text_file("arr.ndjson", '{"a": 1, "b": 2}\n[1, 2]\n'), output="out.csv"),
+    Case("11-empty-file", ("fit", "empty-0-bytes.csv", "-o", "out.json"), 1, ("empty-0-bytes.csv", "empty"), files=("empty-0-bytes.csv",), output="out.json"),
+    Case("12-header-only", ("fit", "header-only.csv", "-o", "out.json"), 1, ("no data rows",), files=("header-only.csv",), output="out.json"),
+    Case("12-header-only-transform", ("transform", "header-only.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("no data rows",), files=("header-only.csv",), output="out.csv"),
+    Case("13-ragged-row", ("fit", "ragged-row-line-3.csv", "-o", "out.json"), 1, ("line 3", "3 fields", "header has 2"), files=("ragged-row-line-3.csv",), output="out.json"),
+    Case("13-ragged-row-transform", ("transform", "ragged-row-line-3.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("line 3", "3 fields"), files=("ragged-row-line-3.csv",), output="out.csv"),
+    Case("14-unclosed-quote", ("fit", "unclosed-quote-line-3.csv", "-o", "out.json"), 1, ("quote", "line 3", "never closed"), files=("unclosed-quote-line-3.csv",), output="out.json"),
+    Case("14-unclosed-quote-first-row", ("fit", "q.csv", "-o", "out.json"), 1, ("quote", "line 2", "never closed"), make=text_file("q.csv", 'a,b\n1,"2\n3,4\n'), output="out.json"),
+    Case("15-not-utf8", ("fit", "latin1-byte-line-3.csv", "-o", "out.json"), 1, ("not valid UTF-8", "iconv"), files=("latin1-byte-line-3.csv",), output="out.json"),
+    Case("18-duplicate-column-names", ("fit", "duplicate-header.csv", "-o", "out.json"), 1, ("duplicate column name 'a'",), files=("duplicate-header.csv",), output="out.json"),
+    Case("19-empty-column-name", ("fit", "empty-column-name.csv", "-o", "out.json"), 1, ("empty name",), files=("empty-column-name.csv",), output="out.json"),
+    Case("20-semicolon-separated", ("fit", "semicolon-separated.csv", "-o", "out.json"), 1, ("semicolon-separated", "--separator ';'"), files=("semicolon-separated.csv",), output="out.json"),
+    Case("20-tab-separated-named-csv", ("fit", "t.csv", "-o", "out.json"), 1, ("tab-separated", "--format tsv"), make=text_file("t.csv", "a\tb\n1\t2\n"), output="out.json"),
+    Case("21-stray-word-at-row-500000", ("fit", "stray.csv", "-o", "out.json"), 1, ("stray.csv", "'oops'", "line 500001", "not a number"), make=stray_word_at_row_500000, output="out.json"),
+    Case("21-stray-word-at-row-500000-transform", ("transform", "stray.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("'oops'", "line 500001"), make=stray_word_at_row_500000, output="out.csv"),
+    Case("24-truncated-csv-gz", ("fit", "truncated.csv.gz", "-o", "out.json"), 1, ("truncated",), files=("truncated.csv.gz",), output="out.json"),
+    Case("25-truncated-parquet", ("fit", "truncated.parquet", "-o", "out.json"), 1, ("not a complete Parquet file", "truncated"), files=("truncated.parquet",), output="out.json"),
+    Case("25-truncated-parquet-transform", ("transform", "truncated.parquet", "-s", "stats.json", "-o", "out.parquet"), 1, ("Parquet",), files=("truncated.parquet",), output="out.parquet"),
+    # values
+    Case("27-single-row-ddof-1", ("fit", "single-row.csv", "--ddof", "1", "-o", "out.json"), 1, ("1 value", "--ddof 1", "at least 2"), files=("single-row.csv",), output="out.json"),
+    Case("28-infinite-values", ("fit", "inf-in-column-b.csv", "-o", "out.json"), 1, ("column 'b'", "2 infinite values", "--exclude 'b'"), files=("inf-in-column-b.csv",), output="out.json"),
+    # stats files
+    Case("33-stats-file-missing", ("transform", "ok.csv", "-s", "nope.json", "-o", "out.csv"), 1, ("nope.json", "no such stats file", "normcli fit"), output="out.csv"),
+    Case("33-stats-file-missing-inspect", ("inspect", "nope.json"), 1, ("no such stats file",)),
+    Case("33-stats-file-is-a-directory", ("inspect", "folder"), 1, ("is a directory",), make=lambda d: (d / "folder").mkdir()),
+    Case("33-merge-stats-file-missing", ("merge", "stats.json", "nope.json", "-o", "out.json"), 1, ("nope.json", "no such stats file"), output="out.json"),
+    Case("33-merge-single-file", ("merge", "stats.json", "-o", "out.json"), 2, ("at least two",), output="out.json"),
+    Case("37-merge-robust-columns", ("merge", "r1.json", "r2.json", "-o", "out.json"), 1, ("robust", "do not merge"), make=lambda d: (invoke_plain(d, "fit", "ok.csv", "--method", "robust", "-o", "r1.json"), shutil.copy(d / "r1.json", d / "r2.json")), output="out.json"),
+    Case("34-stats-not-json", ("transform", "ok.csv", "-s", "hello.json", "-o", "out.csv"), 1, ("not valid stats JSON",), make=text_file("hello.json", "hello\n"), output="out.csv"),
+    Case("34-stats-truncated-json", ("inspect", "cut.json"), 1, ("not valid stats JSON",), make=lambda d: (d / "cut.json").write_bytes((d / "stats.json").read_bytes()[:150])),
+    Case("34-stats-not-utf8", ("inspect", "latin.json"), 1, ("not a normcli stats file",), make=lambda d: (d / "latin.json").write_bytes(b'{"format": "\xe9"}')),
+    Case("35-json-of-another-tool", ("transform", "ok.csv", "-s", "package.json", "-o", "out.csv"), 1, ("not a normcli stats file", '"format"'), make=text_file("package.json", '{"name": "x", "version": "1.0.0"}'), output="out.csv"),
+    Case("35-json-array", ("inspect", "array.json"), 1, ("not a normcli stats file",), make=text_file("array.json", "[1, 2]")),
+    Case("36-future-version", ("inspect", "future.json"), 1, ("version 7", "newer", "upgrade normcli"), make=tampered(lambda doc: doc.update(version=7), "future.json")),
+    Case("37-scale-zero", ("transform", "ok.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("scale", "positive"), make=tampered(set_first("scale", 0), "bad.json"), output="out.csv"),
+    Case("37-negative-std", ("transform", "ok.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("std", "negative"), make=tampered(set_first("std", -1.0), "bad.json"), output="out.csv"),
+    Case("37-nan-literal", ("transform", "ok.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("NaN", "not allowed"), make=tampered(set_first("scale", float("nan")), "bad.json"), output="out.csv"),
+    Case("37-infinity-literal", ("transform", "ok.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("Infinity", "not allowed"), make=tampered(set_first("center", float("inf")), "bad.json"), output="out.csv"),
+    Case("37-scale-is-a-string", ("inspect", "bad.json"), 1, ("scale", "finite number"), make=tampered(set_first("scale", "1"), "bad.json")),
+    Case("37-min-above-max", ("inspect", "bad.json"), 1, ("min", "greater than max"), make=tampered(set_first("min", 1e9), "bad.json")),
+    Case("38-stats-column-absent", ("transform", "ok.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("'zz'", "not found"), make=tampered(set_first("name", "zz"), "bad.json"), output="out.csv"),
+    Case("39-stats-column-now-text", ("transform", "column-a-is-text.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("column 'a'", "String", "fitted as"), files=("column-a-is-text.csv",), output="out.csv"),
+    # models
+    Case("40-model-missing", ("predict", "classes.csv", "--model", "nope.npz", "-o", "out.csv"), 1, ("nope.npz", "does not exist"), make=classes_csv, output="out.csv", model=True),
+    Case("40-model-not-npz", ("predict", "classes.csv", "--model", "junk.npz", "-o", "out.csv"), 1, ("not a normcli model file",), make=lambda d: (classes_csv(d), (d / "junk.npz").write_text("junk")), output="out.csv", model=True),
+    Case("40-model-is-csv", ("predict", "classes.csv", "--model", "classes.csv", "-o", "out.csv"), 1, ("not a normcli model file",), make=classes_csv, output="out.csv", model=True),
+    Case("40-model-truncated", ("predict", "classes.csv", "--model", "truncated-model.npz", "-o", "out.csv"), 1, ("not a normcli model file",), make=lambda d: (classes_csv(d), truncated_model(d)), output="out.csv", model=True),
+    Case("40-model-object-array", ("predict", "classes.csv", "--model", "object-array.npz", "-o", "out.csv"), 1, ("not a normcli model file", "object"), make=lambda d: (classes_csv(d), model_with_object_array(d)), output="out.csv", model=True),
+    Case("41-model-feature-missing", ("predict", "no-x2.csv", "--model", "model.npz", "-o", "out.csv"), 1, ("'x2'", "not found"), make=classes_csv, output="out.csv", model=True),
+    # options
+    Case("42-feature-range-reversed", ("fit", "ok.csv", "--feature-range", "1,0", "-o", "out.json"), 2, ("--feature-range", "LOW < HIGH"), output="out.json"),
+    Case("42-feature-range-not-numbers", ("fit", "ok.csv", "--feature-range", "a,b", "-o", "out.json"), 2, ("--feature-range", "LOW,HIGH"), output="out.json"),
+    Case("42-ddof-negative", ("fit", "ok.csv", "--ddof", "-1", "-o", "out.json"), 2, ("--ddof", "0 or 1"), output="out.json"),
+    Case("42-method-unknown", ("fit", "ok.csv", "--method", "foo", "-o", "out.json"), 2, ("'foo'", "standard, minmax, robust, maxabs"), output="out.json"),
+    Case("42-method-for-unknown-method", ("fit", "ok.csv", "--method-for", "a=foo", "-o", "out.json"), 2, ("'foo'", "standard, minmax, robust, maxabs"), output="out.json"),
+    Case("42-method-for-absent-column", ("fit", "ok.csv", "--method-for", "zz=robust", "-o", "out.json"), 2, ("'zz'", "columns are: a, b"), output="out.json"),
+    Case("42-columns-absent", ("fit", "ok.csv", "--columns", "zz", "-o", "out.json"), 2, ("'zz'", "columns are: a, b"), output="out.json"),
+    Case("42-unknown-option", ("fit", "ok.csv", "--nope", "-o", "out.json"), 2, ("--nope", "--help"), output="out.json"),
+    Case("42-unknown-format", ("fit", "ok.csv", "--format", "xlsx", "-o", "out.json"), 2, ("unknown format", "csv, tsv, parquet, ndjson"), output="out.json"),
+    Case("42-separator-two-characters", ("fit", "ok.csv", "--separator", ";;", "-o", "out.json"), 2, ("--separator", "single"), output="out.json"),
+    Case("42-clip-with-inverse", ("transform", "ok.csv", "-s", "stats.json", "--clip", "--inverse", "-o", "out.csv"), 2, ("--clip", "--inverse"), output="out.csv"),
+    Case("42-transform-without-stats", ("transform", "ok.csv", "-o", "out.csv"), 2, ("--stats",), output="out.csv"),
+    # training data
+    Case("42-train-model-to-stdout", ("train", "classes.csv", "--target", "y", "-o", "-"), 2, ("cannot go to stdout",), make=classes_csv),
+    Case("43-target-missing", ("train", "classes.csv", "--target", "nope", "-o", "out.npz"), 2, ("'nope'", "columns are"), make=classes_csv, output="out.npz"),
+    Case("43-target-single-class", ("train", "one-class.csv", "--target", "y", "-o", "out.npz"), 1, ("single class",), make=classes_csv, output="out.npz"),
+    Case("43-target-nulls", ("train", "null-target.csv", "--target", "y", "-o", "out.npz"), 1, ("missing value", "rows 4, 51"), make=classes_csv, output="out.npz"),
+    Case("44-too-few-rows-for-split", ("train", "two-rows.csv", "--target", "y", "-o", "out.npz"), 1, ("too few", "--val-split"), make=classes_csv, output="out.npz"),
+    Case("44-val-split-out-of-range", ("train", "classes.csv", "--target", "y", "--val-split", "1", "-o", "out.npz"), 2, ("--val-split",), make=classes_csv, output="out.npz"),
+    Case("44-batch-size-one", ("train", "classes.csv", "--target", "y", "--batch-size", "1", "-o", "out.npz"), 2, ("batch_size", ">= 2"), make=classes_csv, output="out.npz"),
+    Case("45-learning-rate-diverges", ("train", "regression.csv", "--target", "y", "--lr", "1e6", "--epochs", "5", "-o", "out.npz"), 1, ("diverged", "learning rate"), make=classes_csv, output="out.npz"),
+    Case("45-learning-rate-diverges-no-batchnorm", ("train", "classes.csv", "--target", "y", "--lr", "1e9", "--no-batchnorm", "--epochs", "5", "-o", "out.npz"), 1, ("diverged",), make=classes_csv, output="out.npz"),
+]
+
+
+def _params():
+    for case in CASES:
+        yield pytest.param(case, False, id=case.id)
+        if case.output is not None:
+            yield pytest.param(case, True, id=f"{case.id}-over-existing")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with ok.csv (columns a, b) and stats.json fitted on it."""
+    shutil.copy(DATA / "plain-two-columns.csv", tmp_path / "ok.csv")
+    result = invoke(tmp_path, "fit", "ok.csv", "-o", "stats.json", "-q", monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    return tmp_path
+
+
+@pytest.mark.parametrize(("case", "existing"), list(_params()))
+def test_catalogue(case: Case, existing: bool, workdir: Path, monkeypatch: pytest.MonkeyPatch, request) -> None:
+    if case.model:
+        shutil.copy(request.getfixturevalue("model_file"), workdir / "model.npz")
+    for name in case.files:
+        shutil.copy(DATA / name, workdir / name)
+    if case.make is not None:
+        case.make(workdir)
+    if existing:
+        (workdir / case.output).write_bytes(PREVIOUS)
+    before = snapshot(workdir)
+    result = invoke(workdir, *case.args, monkeypatch=monkeypatch)
+    assert_clean_error(result.exit_code, result.stdout, result.stderr, case.code, case.words)
+    assert snapshot(workdir) == before
+    if existing:
+        assert (workdir / case.output).read_bytes() == PREVIOUS
+
+
+# --------------------------------------------------------------------------- cases that need a real process
+
+
+DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+"""Root ignores file modes; without these two capabilities they apply to root too (a real check,
+not a mocked ``os.access``)."""
+
+
+def _file_modes_apply() -> bool:
+    """Whether a child process can be made to obey file modes: not root, or root via setpriv."""
+    if os.geteuid() != 0:
+        return True
+    if shutil.which("setpriv") is None:
+        return False
+    return subprocess.run([*DROP_DAC, "true"], capture_output=True).returncode == 0
+
+
+needs_permissions = pytest.mark.skipif(
+    not _file_modes_apply(), reason="root without a setpriv that can drop capabilities"
+)
+
+
+def run_without_dac(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    prefix = DROP_DAC if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *NORMCLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@needs_permissions
+def test_04_input_not_readable(workdir: Path) -> None:
+    secret = workdir / "secret.csv"
+    shutil.copy(DATA / "plain-two-columns.csv", secret)
+    secret.chmod(0)
+    before = snapshot(workdir)
+    result = run_without_dac(["fit", "secret.csv", "-o", "out.json"], workdir)
+    assert_clean_error(result.returncode, result.stdout, result.stderr, 1, ("secret.csv", "permission denied"))
+    assert snapshot(workdir) == before
+
+
+@needs_permissions
+@pytest.mark.parametrize("existing", [False, True])
+def test_06_output_folder_not_writable(workdir: Path, existing: bool) -> None:
+    folder = workdir / "read-only"
+    folder.mkdir()
+    if existing:
+        (folder / "out.csv").write_bytes(PREVIOUS)
+    folder.chmod(0o555)
+    before = snapshot(workdir)
+    result = run_without_dac(["transform", "ok.csv", "-s", "stats.json", "-o", "read-only/out.csv"], workdir)
+    assert_clean_error(result.returncode, result.stdout, result.stderr, 1, ("not writable",))
+    assert snapshot(workdir) == before
+
+
+@needs_permissions
+def test_06_output_file_not_writable(workdir: Path) -> None:
+    (workdir / "out.json").write_bytes(PREVIOUS)
+    (workdir / "out.json").chmod(0o444)
+    before = snapshot(workdir)
+    result = run_without_dac(["fit", "ok.csv", "-o", "out.json"], workdir)
+    assert_clean_error(result.returncode, result.stdout, result.stderr, 1, ("out.json", "not writable"))
+    assert snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("command", [["fit", "-o", "out.json"], ["transform", "-s", "stats.json", "-o", "out.csv"], ["train", "--target", "a", "-o", "out.npz"]])
+def test_08_no_input_and_stdin_is_a_terminal(workdir: Path, command: list[str]) -> None:
+    primary, secondary = pty.openpty()
+    try:
+        before = snapshot(workdir)
+        result = subprocess.run(
+            [*NORMCLI, *command], cwd=workdir, stdin=secondary, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert_clean_error(result.returncode, result.stdout, result.stderr, 2, ("stdin is a terminal", "pipe data in"))
+    assert snapshot(workdir) == before
+
+
+# --------------------------------------------------------------------------- cases that succeed
+
+
+def test_ndjson_input_is_read(workdir: Path, monkeypatch) -> None:
+    """NDJSON input used to fail on every file (a Polars 1 keyword argument Polars 2 dropped)."""
+    (workdir / "rows.ndjson").write_text('{"a": 1, "b": 2}\n{"a": 3, "b": 5}\n{"a": 8, "b": 5}\n')
+    doc = fitted(workdir, "rows.ndjson", monkeypatch=monkeypatch)
+    assert column(doc, "a")["mean"] == pytest.approx(4.0, rel=1e-15)
+    assert column(doc, "b")["std"] == pytest.approx(np.std([2, 5, 5]), rel=1e-15)
+
+
+def test_column_names_like_internal_ones_work(workdir: Path, monkeypatch) -> None:
+    """A column called "__rows__" (found by the fuzzer) crashed fit with KeyError."""
+    (workdir / "names.csv").write_text("__rows__,b\n1,2\n3,5\n")
+    doc = fitted(workdir, "names.csv", monkeypatch=monkeypatch)
+    assert doc["inputs"]["row_count"] == 2
+    assert [(c["name"], c["mean"]) for c in doc["columns"]] == [("__rows__", 2.0), ("b", 3.5)]
+
+
+def test_16_utf8_bom_is_not_part_of_the_first_name(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "utf8-bom.csv", workdir / "bom.csv")
+    doc = fitted(workdir, "bom.csv", monkeypatch=monkeypatch)
+    assert [c["name"] for c in doc["columns"]] == ["a", "b"]
+    result = invoke(workdir, "transform", "bom.csv", "-s", "stats.json", monkeypatch=monkeypatch)
+    assert result.exit_code == 0 and result.stdout.splitlines()[0] == "a,b"
+
+
+def test_17_crlf_line_endings(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "crlf-line-endings.csv", workdir / "crlf.csv")
+    doc = fitted(workdir, "crlf.csv", monkeypatch=monkeypatch)
+    for name, values in {"a": [1, 3, 5], "b": [2, 4, 7]}.items():
+        ref = numpy_reference(values)
+        for key, value in ref.items():
+            assert column(doc, name)[key] == pytest.approx(value, rel=1e-15)
+    scaled = invoke(workdir, "transform", "crlf.csv", "-s", "stats.json", monkeypatch=monkeypatch)
+    assert scaled.exit_code == 0
+    out = pl.read_csv(scaled.stdout.encode())
+    np.testing.assert_allclose(out["b"].to_numpy(), (np.array([2, 4, 7]) - 13 / 3) / np.std([2, 4, 7]), rtol=1e-14)
+
+
+def test_22_integers_then_a_float_far_down(workdir: Path, monkeypatch) -> None:
+    n = 600_000
+    values = np.arange(n, dtype=np.float64)
+    values[550_000] = 0.5
+    text = pl.Series("a", values.astype(np.int64)).cast(pl.String).scatter(550_000, "0.5")
+    pl.DataFrame({"a": text}).write_csv(workdir / "int-then-float.csv")
+    doc = fitted(workdir, "int-then-float.csv", monkeypatch=monkeypatch)
+    ref = numpy_reference(values)
+    for key, value in ref.items():
+        assert column(doc, "a")[key] == pytest.approx(value, rel=1e-13)
+
+
+def test_23_ten_thousand_columns(workdir: Path, monkeypatch) -> None:
+    rng = np.random.default_rng(23)
+    data = rng.normal(size=(4, 10_000))
+    pl.DataFrame(data, schema=[f"c{i}" for i in range(10_000)], orient="row").write_csv(workdir / "wide.csv")
+    doc = fitted(workdir, "wide.csv", monkeypatch=monkeypatch)
+    assert len(doc["columns"]) == 10_000
+    stds = np.array([c["std"] for c in doc["columns"]])
+    np.testing.assert_allclose(stds, data.std(axis=0), rtol=1e-13)
+
+
+def test_26_all_null_column_is_skipped_and_named(workdir: Path, monkeypatch) -> None:
+    """A CSV column with no values is inferred as text: skipped as non-numeric, and named."""
+    shutil.copy(DATA / "all-null-column-b.csv", workdir / "nulls.csv")
+    result = invoke(workdir, "fit", "nulls.csv", "-o", "out.json", monkeypatch=monkeypatch)
+    assert result.exit_code == 0 and "skipped non-numeric columns: b" in result.stderr
+    doc = json.loads((workdir / "out.json").read_text())
+    assert [c["name"] for c in doc["columns"]] == ["a"]
+    assert [s["name"] for s in doc["skipped_columns"]] == ["b"]
+    before = snapshot(workdir)
+    only = invoke(workdir, "fit", "nulls.csv", "--columns", "b", "-o", "out2.json", monkeypatch=monkeypatch)
+    assert_clean_error(only.exit_code, only.stdout, only.stderr, 1, ("column 'b'",))
+    assert snapshot(workdir) == before
+
+
+def test_26_all_null_float_column_is_skipped_as_having_no_values(workdir: Path, monkeypatch) -> None:
+    pl.DataFrame({"a": [1.0, 2.0, 4.0], "b": pl.Series([None, None, None], dtype=pl.Float64)}).write_parquet(
+        workdir / "nulls.parquet"
+    )
+    result = invoke(workdir, "fit", "nulls.parquet", "-o", "-", monkeypatch=monkeypatch)
+    assert result.exit_code == 0 and "column 'b' has no values; skipped" in result.stderr
+    doc = json.loads(result.stdout)
+    assert [c["name"] for c in doc["columns"]] == ["a"]
+    assert [(s["name"], s["reason"]) for s in doc["skipped_columns"]] == [("b", "no values (all missing)")]
+
+
+def test_27_single_row_has_std_zero_and_scale_one(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "single-row.csv", workdir / "one.csv")
+    doc = fitted(workdir, "one.csv", monkeypatch=monkeypatch)
+    assert column(doc, "a")["std"] == 0.0 and column(doc, "a")["scale"] == 1.0
+    assert column(doc, "a")["mean"] == 1.5
+
+
+def test_29_values_near_1e300_have_a_finite_correct_std(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "values-near-1e300.csv", workdir / "huge.csv")
+    doc = fitted(workdir, "huge.csv", monkeypatch=monkeypatch)  # fails on NaN/Infinity literals
+    values = np.array([1e300, -1e300, 1.5e300, 1.7976931348623157e308])
+    scaled = values / 2.0**1000  # exact: a power of two
+    assert column(doc, "a")["mean"] == pytest.approx(scaled.mean() * 2.0**1000, rel=1e-15)
+    assert column(doc, "a")["std"] == pytest.approx(scaled.std() * 2.0**1000, rel=1e-15)
+
+
+@pytest.mark.parametrize("values", [[0.0, 5.055288136530356e-215], [0.0, 2.225073858507e-311], [1e-320, 2.225073858507e-311]])
+def test_29_tiny_and_subnormal_values_keep_their_spread(workdir: Path, monkeypatch, values) -> None:
+    """Squares of such values underflow to 0 (numpy's own std of the first pair is 0)."""
+    (workdir / "tiny.csv").write_text("a\n" + "\n".join(repr(v) for v in values) + "\n")
+    doc = fitted(workdir, "tiny.csv", monkeypatch=monkeypatch)
+    x = np.array(values)
+    assert column(doc, "a")["std"] == pytest.approx(np.std(x * 2.0**1000) / 2.0**1000, rel=1e-15)
+    assert column(doc, "a")["std"] > 0
+    (workdir / "tiny.json").write_text(json.dumps(doc))
+    result = invoke(workdir, "transform", "tiny.csv", "-s", "tiny.json", monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert pl.read_csv(result.stdout.encode())["a"].to_list() == [-1.0, 1.0]
+
+
+def test_30_integers_above_2_pow_53_warn_and_match_float64(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "ints-above-2-pow-53.csv", workdir / "big.csv")
+    result = invoke(workdir, "fit", "big.csv", "-o", "-", monkeypatch=monkeypatch)
+    assert result.exit_code == 0 and "beyond 2^53" in result.stderr
+    values = np.array([9007199254740993, 9007199254740995, 1, -9007199254740997], dtype=np.float64)
+    doc = json.loads(result.stdout)
+    assert column(doc, "a")["mean"] == pytest.approx(values.mean(), rel=1e-15)
+    assert column(doc, "a")["std"] == pytest.approx(values.std(), rel=1e-15)
+
+
+@pytest.mark.parametrize("name", ["bool-date-datetime.csv", "bool-date-datetime.parquet"])
+def test_31_boolean_date_datetime_columns_are_skipped(workdir: Path, monkeypatch, name: str) -> None:
+    shutil.copy(DATA / name, workdir / name)
+    result = invoke(workdir, "fit", name, "-o", "-", monkeypatch=monkeypatch)
+    assert result.exit_code == 0
+    assert "skipped non-numeric columns: flag, day, stamp" in result.stderr
+    doc = json.loads(result.stdout)
+    assert [c["name"] for c in doc["columns"]] == ["x"]
+    assert [s["name"] for s in doc["skipped_columns"]] == ["flag", "day", "stamp"]
+    assert all(s["reason"].startswith("non-numeric") for s in doc["skipped_columns"])
+
+
+def test_32_nan_as_text_is_missing_by_default_and_nan_on_request(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "nan-as-text.csv", workdir / "nan.csv")
+    default = column(fitted(workdir, "nan.csv", monkeypatch=monkeypatch), "a")
+    assert (default["count"], default["null_count"], default["nan_count"]) == (3, 2, 0)
+    as_nan = column(fitted(workdir, "nan.csv", "--null-values", "", monkeypatch=monkeypatch), "a")
+    assert (as_nan["count"], as_nan["null_count"], as_nan["nan_count"]) == (3, 0, 2)
+    for doc in (default, as_nan):
+        assert doc["mean"] == pytest.approx(np.mean([1, 3, 8]), rel=1e-15)
+        assert doc["std"] == pytest.approx(np.std([1, 3, 8]), rel=1e-15)
+
+
+def test_short_row_reads_its_missing_cells_as_null(workdir: Path, monkeypatch) -> None:
+    shutil.copy(DATA / "short-row-line-3.csv", workdir / "short.csv")
+    doc = fitted(workdir, "short.csv", monkeypatch=monkeypatch)
+    assert (column(doc, "b")["count"], column(doc, "b")["null_count"]) == (2, 1)
+    assert column(doc, "b")["mean"] == 4.0
+
+
+def test_44_batch_size_above_the_row_count_trains_on_full_batches(workdir: Path, monkeypatch) -> None:
+    classes_csv(workdir)
+    result = invoke(
+        workdir, "train", "classes.csv", "--target", "y", "--batch-size", "1000", "--epochs", "2",
+        "-o", "model.npz", "--json", monkeypatch=monkeypatch,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (workdir / "model.npz").exists()
+    metrics = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in metrics"))
+    assert metrics
+
+
+def test_45_divergence_prints_no_nan_table(workdir: Path, monkeypatch) -> None:
+    classes_csv(workdir)
+    result = invoke(
+        workdir, "train", "regression.csv", "--target", "y", "--lr", "1e6", "--epochs", "5", "-o", "m.npz",
+        monkeypatch=monkeypatch,
+    )
+    assert result.exit_code == 1
+    assert "nan" not in result.stdout.lower() and result.stdout == ""
+    assert not (workdir / "m.npz").exists()
