@@ -351,22 +351,37 @@ def _summarize(
     methods: dict[str, Method],
 ) -> tuple[int, dict]:
     """Run the single streaming query: the row count, and per column its counts, min/max, shifted
-    sums (and quantiles if robust). Kept apart: a column may be called anything, "__rows__" too."""
+    sums (and quantiles if robust). Kept apart: a column may be called anything, "__rows__" too.
+
+    The query is kept lean, since it is the whole cost of a fit besides parsing: integer columns
+    (which hold no NaN) are used as they are; a float column's NaN-as-null version is computed
+    once, as a helper column, instead of once per statistic; infinities show up as an infinite
+    min or max and are only counted (by :func:`_count_infinities`) when there are some.
+    """
     import polars as pl
 
+    schema = frame.collect_schema()
+    helpers: list[pl.Expr] = []
     exprs: list[pl.Expr] = [pl.len().alias("__rows__")]
     for index, name in enumerate(names):
         key = str(index)
-        raw = pl.col(name).cast(pl.Float64)
-        values = _values(name)
+        raw = pl.col(name)
+        if schema[name].is_float():
+            values = pl.col(f"{key}\x00values")
+            helpers.append(raw.cast(pl.Float64).fill_nan(None).alias(f"{key}\x00values"))
+            nans = raw.is_nan().sum()
+        else:
+            values = raw
+            nans = pl.lit(0, dtype=pl.UInt32)
+        shifted = values.cast(pl.Float64) - pivots[name]
         exprs += [
             values.count().alias(f"{key}\x00count"),
             raw.null_count().alias(f"{key}\x00nulls"),
-            raw.is_nan().sum().alias(f"{key}\x00nans"),
-            raw.is_infinite().sum().alias(f"{key}\x00infs"),
-            values.min().alias(f"{key}\x00min"),
-            values.max().alias(f"{key}\x00max"),
-            *_sum_exprs(key, name, pivots[name]),
+            nans.alias(f"{key}\x00nans"),
+            values.min().cast(pl.Float64).alias(f"{key}\x00min"),
+            values.max().cast(pl.Float64).alias(f"{key}\x00max"),
+            shifted.sum().alias(f"{key}\x00s1"),
+            (shifted * shifted).sum().alias(f"{key}\x00s2"),
         ]
         if methods[name] == "robust":
             exprs += [
@@ -374,18 +389,36 @@ def _summarize(
                 values.median().alias(f"{key}\x00median"),
                 values.quantile(0.75, interpolation="linear").alias(f"{key}\x00q3"),
             ]
-    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
+    query = frame.with_columns(helpers) if helpers else frame
+    row = query.select(exprs).collect(engine="streaming").row(0, named=True)
     result: dict = {}
     by_index: dict[str, dict] = {}
     for key, value in row.items():  # one pass: per-column prefix scans are quadratic in columns
         index, _, statistic = key.partition("\x00")
         by_index.setdefault(index, {})[statistic] = value
+    infinite = [
+        name
+        for index, name in enumerate(names)
+        if any(v is not None and math.isinf(v) for v in (by_index[str(index)]["min"], by_index[str(index)]["max"]))
+    ]
+    counts = _count_infinities(frame, infinite)
     for index, name in enumerate(names):
         entry = by_index[str(index)]
         entry["pivot"] = pivots[name]
         entry["factor"] = 1.0
+        entry["infs"] = counts.get(name, 0)
         result[name] = entry
     return row["__rows__"], result
+
+
+def _count_infinities(frame: pl.LazyFrame, names: list[str]) -> dict[str, int]:
+    """How many ±inf values each of ``names`` holds (a second pass, on the error path only)."""
+    if not names:
+        return {}
+    import polars as pl
+
+    row = frame.select([pl.col(n).is_infinite().sum().alias(n) for n in names]).collect(engine="streaming")
+    return dict(row.row(0, named=True))
 
 
 def _moments(entry: dict) -> tuple[float, float]:
