@@ -71,9 +71,13 @@ class Env:
 
         if self.quiet or not self.stderr_is_terminal:
             return contextlib.nullcontext()
+        return self.console().status(message)
+
+    def console(self) -> Any:
+        """A rich console on stderr (colours unless NO_COLOR), for progress on a terminal."""
         from rich.console import Console
 
-        return Console(file=self.stderr).status(message)
+        return Console(file=self.stderr)
 
     def write_text(self, text: str) -> None:
         """Data on stdout."""
@@ -650,6 +654,7 @@ def train(
             float64=float64,
         )
         show_progress = env.stderr_is_terminal and not env.quiet
+        progress = env.console() if show_progress else None
         if compare:
 
             def on_run(row) -> None:
@@ -672,8 +677,8 @@ def train(
         else:
 
             def on_epoch(row: dict) -> None:
-                if show_progress:
-                    env.note(epoch_line(row, epochs))
+                if progress is not None:
+                    progress.print(epoch_line(row, epochs), highlight=True)
 
             trained = run_train(
                 inputs or [], data, network, model_path=output, read=read, on_epoch=on_epoch,

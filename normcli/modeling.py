@@ -401,8 +401,8 @@ def metrics_document(prepared: Prepared, result: TrainResult, model_path: str | 
 
 def _divergence_error(result: TrainResult, lr: float) -> DataError:
     return DataError(
-        f"training diverged: {result.divergence_message}",
-        hint=f"lower --lr (now {lr:g}), keep batch norm on, or check the features' scale",
+        str(result.divergence_message),
+        hint=f"lower --lr (now {lr:g}), normalize the inputs, or keep batch norm on",
     )
 
 

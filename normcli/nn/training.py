@@ -348,8 +348,7 @@ def _norm(array: np.ndarray) -> float:
 
 def _divergence_message(epoch: int, where: str, what: str, lr: float) -> str:
     return (
-        f"training diverged in epoch {epoch}{where}: {what} (learning rate {lr:g}); "
-        "try a smaller learning rate, normalized inputs or batch normalization"
+        f"training diverged in epoch {epoch}{where}: {what} (learning rate {lr:g})"
     )
 
 
