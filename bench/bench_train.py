@@ -1,0 +1,296 @@
+#!/usr/bin/env python
+"""Per-epoch training time of normcli's numpy MLP against PyTorch (CPU) and scikit-learn.
+
+Workload (defaults): 200,000 rows x 32 synthetic float32 features, 10 classes (overlapping
+Gaussian blobs), hidden layers (256, 256), batch size 256, SGD with momentum 0.9, lr 0.01:
+
+* normcli:  Linear -> ReLU -> BatchNorm1d (x2) -> Linear, ``normcli.nn.train_network``
+* torch:    the same architecture and loop (randperm, index, zero_grad, backward, step),
+            float32, ``torch.set_num_threads(<cores>)``
+* sklearn:  ``MLPClassifier(solver='sgd', momentum=0.9, batch_size=256, hidden (256, 256))``,
+            one ``partial_fit`` per epoch. It has no batch norm (and a float32 input).
+
+Each framework runs in its own subprocess (so its peak RSS, ``ru_maxrss``, is its own), and the
+runs are repeated ``--rounds`` times in rotating order, because a 2-core machine is noisy.
+Reported: the median epoch time over all epochs of all rounds (min and max too), the ratios
+normcli/torch and normcli/sklearn, and the peak RSS. Targets: normcli <= 0.8x torch and
+faster than sklearn.
+
+Usage:
+    python bench/bench_train.py            # full: 200k rows, 3 epochs x 2 rounds
+    python bench/bench_train.py --quick    # smoke run: 20k rows, 3 epochs, 1 round
+    python bench/bench_train.py --json results.json --frameworks normcli,torch
+
+A missing torch or scikit-learn is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FRAMEWORKS = ("normcli", "torch", "sklearn")
+FEATURES = 32
+CLASSES = 10
+HIDDEN = (256, 256)
+SEED = 20240607
+
+
+def make_data(rows: int):
+    """Overlapping Gaussian blobs: 10 centres in 32-d plus unit noise, built in float32.
+
+    Generated in place in float32 so that the data themselves (25 MB at 200k rows) and not a
+    float64 intermediate set the floor of each worker's peak RSS.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    centers = (rng.standard_normal((CLASSES, FEATURES)) * 0.5).astype(np.float32)
+    y = rng.integers(0, CLASSES, rows)
+    X = rng.standard_normal((rows, FEATURES), dtype=np.float32)
+    X += centers[y]
+    return X, y.astype(np.int64)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+# -- workers (run in a subprocess each) ---------------------------------------------------------
+
+
+def run_normcli(X, y, args) -> dict:
+    from normcli.nn import TrainConfig, train_network
+
+    try:
+        from threadpoolctl import threadpool_info  # comes with scikit-learn
+    except ImportError:
+        threadpool_info = list  # type: ignore[assignment]
+
+    config = TrainConfig(
+        hidden=HIDDEN,
+        bn_placement="after",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer="sgd",
+        momentum=0.9,
+        seed=0,
+    )
+    result = train_network(X, y, None, None, config)
+    blas = [f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
+            for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
+    return {
+        "epoch_seconds": result.epoch_seconds,
+        "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+        "note": "numpy BLAS: " + (", ".join(blas) or "unknown"),
+    }
+
+
+def run_torch(X, y, args) -> dict:
+    import torch
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+    layers = []
+    width = FEATURES
+    for hidden in HIDDEN:
+        layers += [torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.BatchNorm1d(hidden)]
+        width = hidden
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, CLASSES))
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(0)
+    rows = X.shape[0]
+    starts = list(range(0, rows, args.batch_size))
+    if rows - starts[-1] == 1 and len(starts) > 1:  # merge a last batch of one row, like normcli
+        starts.pop()
+    bounds = list(zip(starts, starts[1:] + [rows]))
+    epoch_seconds, loss_sum = [], 0.0
+    model.train()
+    for _ in range(args.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(rows, generator=generator)
+        loss_sum = torch.zeros(())
+        for start, stop in bounds:
+            index = order[start:stop]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(X_t[index]), y_t[index])
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * (stop - start)
+        final_loss = float(loss_sum) / rows
+        epoch_seconds.append(time.perf_counter() - started)
+    return {
+        "epoch_seconds": epoch_seconds,
+        "final_train_loss": final_loss,
+        "note": f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+    }
+
+
+def run_sklearn(X, y, args) -> dict:
+    import warnings
+
+    import numpy as np
+    import sklearn
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(
+        hidden_layer_sizes=HIDDEN,
+        solver="sgd",
+        momentum=0.9,
+        nesterovs_momentum=False,
+        batch_size=args.batch_size,
+        learning_rate_init=args.lr,
+        alpha=0.0,
+        shuffle=True,
+        random_state=0,
+    )
+    classes = np.arange(CLASSES)
+    epoch_seconds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(args.epochs):
+            started = time.perf_counter()
+            model.partial_fit(X, y, classes=classes)
+            epoch_seconds.append(time.perf_counter() - started)
+    return {
+        "epoch_seconds": epoch_seconds,
+        "final_train_loss": float(model.loss_),
+        "note": f"scikit-learn {sklearn.__version__}, no batch norm",
+    }
+
+
+WORKERS = {"normcli": run_normcli, "torch": run_torch, "sklearn": run_sklearn}
+REQUIRES = {"normcli": "numpy", "torch": "torch", "sklearn": "sklearn"}
+
+
+def worker_main(args) -> None:
+    X, y = make_data(args.rows)
+    data_rss = peak_rss_mb()
+    report = WORKERS[args.worker](X, y, args)
+    report.update(peak_rss_mb=peak_rss_mb(), data_rss_mb=data_rss)
+    print("RESULT " + json.dumps(report))
+
+
+# -- driver -------------------------------------------------------------------------------------
+
+
+def run_worker(framework: str, args) -> dict:
+    command = [
+        sys.executable, __file__, "--worker", framework, "--rows", str(args.rows),
+        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"{framework} worker failed:\n{done.stderr[-2000:]}")
+
+
+def summarize(results: dict[str, list[dict]]) -> dict[str, dict]:
+    summary = {}
+    for framework, runs in results.items():
+        times = [t for run in runs for t in run["epoch_seconds"]]
+        summary[framework] = {
+            "epochs": len(times),
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "max_s": max(times),
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+            "data_rss_mb": max(run["data_rss_mb"] for run in runs),
+            "final_train_loss": runs[-1]["final_train_loss"],
+            "note": runs[-1]["note"],
+        }
+    return summary
+
+
+def print_table(summary: dict[str, dict], args) -> None:
+    print(
+        f"\nPer-epoch training time: {args.rows:,} rows x {FEATURES} features, {CLASSES} classes, "
+        f"hidden {HIDDEN}, batch {args.batch_size}, SGD momentum 0.9, lr {args.lr}"
+    )
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    print(f"cores: {os.cpu_count()}, OPENBLAS_CORETYPE={coretype}")
+    header = f"{'framework':<10}{'epochs':>7}{'median s':>10}{'min s':>8}{'max s':>8}"
+    header += f"{'peak RSS MB':>13}{'train loss':>12}  notes"
+    print(header)
+    print("-" * len(header))
+    for framework, row in summary.items():
+        loss = row["final_train_loss"]
+        print(
+            f"{framework:<10}{row['epochs']:>7}{row['median_s']:>10.3f}{row['min_s']:>8.3f}"
+            f"{row['max_s']:>8.3f}{row['peak_rss_mb']:>13.0f}"
+            f"{(f'{loss:.4f}' if loss is not None else '-'):>12}  {row['note']}"
+        )
+    if "normcli" not in summary:
+        return
+    ours = summary["normcli"]["median_s"]
+    print()
+    if "torch" in summary:
+        ratio = ours / summary["torch"]["median_s"]
+        verdict = "met" if ratio <= 0.8 else "NOT met"
+        print(f"normcli / torch   = {ratio:.2f}  (target <= 0.80: {verdict})")
+    if "sklearn" in summary:
+        ratio = ours / summary["sklearn"]["median_s"]
+        verdict = "met" if ratio < 1.0 else "NOT met"
+        print(f"normcli / sklearn = {ratio:.2f}  (target < 1.00: {verdict})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20k rows, 1 round")
+    parser.add_argument("--train-rows", dest="rows", type=int, default=None, help="rows (default 200,000)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="runs per framework")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rows is None:
+        args.rows = 20_000 if args.quick else 200_000
+    if args.worker:
+        worker_main(args)
+        return 0
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 2)
+
+    frameworks = []
+    for name in args.frameworks.split(","):
+        if name not in FRAMEWORKS:
+            parser.error(f"unknown framework {name!r}")
+        if importlib.util.find_spec(REQUIRES[name]) is None:
+            print(f"note: {name} is not installed; skipping it")
+            continue
+        frameworks.append(name)
+    results: dict[str, list[dict]] = {name: [] for name in frameworks}
+    for round_index in range(rounds):
+        shift = round_index % len(frameworks)
+        for name in frameworks[shift:] + frameworks[:shift]:
+            print(f"round {round_index + 1}/{rounds}: {name} ...", flush=True)
+            try:
+                results[name].append(run_worker(name, args))
+            except RuntimeError as exc:
+                print(f"note: {exc}")
+    results = {name: runs for name, runs in results.items() if runs}
+    summary = summarize(results)
+    print_table(summary, args)
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
+                                         "summary": summary}, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
