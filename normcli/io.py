@@ -102,6 +102,7 @@ class Inputs:
     sources: list[Source]
     options: ReadOptions
     _temp_files: list[Path] = field(default_factory=list, repr=False)
+    _inferred: pl.Schema | None = field(default=None, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -133,10 +134,17 @@ class Inputs:
         import polars as pl
 
         options = self.options
+        full_schema = None
         if for_inference:
             extra = tuple(t for t in _FLOAT_WORDS if t not in options.null_values)
             options = replace(options, null_values=options.null_values + extra)
-        frames = [_scan_one(group, options, schema_overrides) for group in _by_format(self)]
+        elif self._inferred is not None and self._is_text():
+            # types are known from schema(): spare Polars inferring them again on every query
+            overrides = schema_overrides or {}
+            full_schema = {name: overrides.get(name, dtype) for name, dtype in self._inferred.items()}
+        frames = [
+            _scan_one(group, options, schema_overrides, full_schema) for group in _by_format(self)
+        ]
         if len(frames) == 1:
             return frames[0]
         return pl.concat(frames, how="vertical_relaxed")
@@ -154,7 +162,8 @@ class Inputs:
             schema = self.scan(for_inference=True).collect_schema()
             # read as text: a typed head() may still parse (and fail on) rows far below
             as_text = {name: _string_type() for name in schema.names()} if self._is_text() else None
-            has_rows = self.scan(as_text, for_inference=True).head(1).collect().height > 0
+            self._inferred = schema
+            has_rows = self.scan(as_text).head(1).collect().height > 0
         _check_column_names(schema.names(), self)
         _check_separator(schema.names(), self)
         if not has_rows:  # an unclosed quote in the first row swallows the file: say so
@@ -188,6 +197,7 @@ def _scan_one(
     sources: list[Source],
     options: ReadOptions,
     schema_overrides: dict[str, pl.DataType] | None,
+    full_schema: dict[str, pl.DataType] | None = None,
 ) -> pl.LazyFrame:
     import polars as pl
 
@@ -203,7 +213,8 @@ def _scan_one(
         separator=separator,
         null_values=list(options.null_values),
         infer_schema_length=INFER_SCHEMA_ROWS,
-        schema_overrides=schema_overrides or None,
+        schema=full_schema,
+        schema_overrides=None if full_schema else (schema_overrides or None),
         glob=False,
         raise_if_empty=True,
     )
