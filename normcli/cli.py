@@ -604,7 +604,8 @@ def train(
 
     def body(env: Env) -> None:
         from normcli.io import DEFAULT_NULL_VALUES, ReadOptions
-        from normcli.modeling import DataOptions, NetworkOptions
+        from normcli.modeling import DataOptions
+        from normcli.nn import TrainConfig
         from normcli.modeling import compare as run_compare
         from normcli.modeling import train as run_train
         from normcli.report import compare_table, epoch_line, train_table
@@ -637,7 +638,7 @@ def train(
             seed=seed,
             stats_path=stats,
         )
-        network = NetworkOptions(
+        network = TrainConfig(
             hidden=_parse_ints(hidden, "--hidden"),
             activation=activation,
             bn_placement="none" if no_batchnorm else bn_placement,
@@ -650,8 +651,9 @@ def train(
             nesterov=nesterov,
             weight_decay=weight_decay,
             schedule=schedule,
-            early_stopping=early_stopping,
-            float64=float64,
+            patience=early_stopping,
+            seed=seed,
+            dtype="float64" if float64 else "float32",
         )
         show_progress = env.stderr_is_terminal and not env.quiet
         progress = env.console() if show_progress else None

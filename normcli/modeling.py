@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-    from normcli.nn import ComparisonRow, TrainResult
+    from normcli.nn import ComparisonRow, TrainConfig, TrainResult
 
 TASKS = ("auto", "classification", "regression")
 MAX_AUTO_CLASSES = 20
@@ -314,50 +314,20 @@ def prepare(inputs: Inputs, options: DataOptions, *, batch_size: int = 2) -> Pre
 # --------------------------------------------------------------------------- training
 
 
-@dataclass(frozen=True)
-class NetworkOptions:
-    """The network and optimizer settings of ``normcli train`` (see :class:`normcli.nn.TrainConfig`)."""
+def _fitted_config(network: TrainConfig, prepared: Prepared) -> TrainConfig:
+    """``network`` completed with what only the data tells: task, classes, target scaling.
 
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "relu"
-    bn_placement: str = "after"
-    dropout: float = 0.0
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 0.01
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    early_stopping: int | None = None
-    float64: bool = False
+    Early stopping needs validation rows; without them (``--val-split 0``) it is off.
+    """
+    from dataclasses import replace
 
-
-def _train_config(network: NetworkOptions, prepared: Prepared, seed: int, target_loss: float | None = None):
-    from normcli.nn import TrainConfig
-
-    return TrainConfig(
+    return replace(
+        network,
         task=prepared.task,
-        hidden=network.hidden,
-        activation=network.activation,
-        bn_placement=network.bn_placement,
-        dropout=network.dropout,
-        epochs=network.epochs,
-        batch_size=network.batch_size,
-        lr=network.lr,
-        optimizer=network.optimizer,
-        momentum=network.momentum,
-        nesterov=network.nesterov,
-        weight_decay=network.weight_decay,
-        schedule=network.schedule,
-        patience=network.early_stopping if prepared.y_val is not None else None,
-        seed=seed,
-        dtype="float64" if network.float64 else "float32",
-        target_loss=target_loss,
         num_classes=len(prepared.classes) if prepared.classes else None,
         y_center=prepared.y_center,
         y_scale=prepared.y_scale,
+        patience=network.patience if prepared.y_val is not None else None,
     )
 
 
@@ -406,7 +376,7 @@ def _divergence_error(result: TrainResult, lr: float) -> DataError:
     )
 
 
-def _model_metadata(prepared: Prepared, network: NetworkOptions, seed: int) -> dict[str, Any]:
+def _model_metadata(prepared: Prepared, config: TrainConfig) -> dict[str, Any]:
     import numpy as np
 
     return {
@@ -419,14 +389,18 @@ def _model_metadata(prepared: Prepared, network: NetworkOptions, seed: int) -> d
         "input_stats": stats_to_dict(prepared.stats),
         "input_stats_fitted_on_training_split": prepared.stats_fitted_on_split,
         "target_scaling": {"center": prepared.y_center, "scale": prepared.y_scale} if prepared.task == "regression" else None,
-        "training": {**network.__dict__, "hidden": list(network.hidden), "seed": seed},
+        "training": {
+            key: value
+            for key, value in asdict(config).items()
+            if key not in ("task", "num_classes", "y_center", "y_scale")
+        },
     }
 
 
 def train(
     paths: Sequence[str],
     data: DataOptions,
-    network: NetworkOptions = NetworkOptions(),
+    network: TrainConfig | None = None,
     *,
     model_path: str | None = "model.npz",
     read: ReadOptions = ReadOptions(),
@@ -441,10 +415,12 @@ def train(
 
     Example::
 
-        report = normcli.train(["train.csv"], DataOptions(target="species"), NetworkOptions(epochs=30))
+        report = normcli.train(["train.csv"], DataOptions(target="species"), TrainConfig(epochs=30))
         report.metrics["final"]["val_accuracy"]
     """
-    from normcli.nn import save_model, train_network
+    from normcli.nn import TrainConfig, save_model, train_network
+
+    network = network if network is not None else TrainConfig(seed=data.seed)
 
     if model_path is not None:
         check_output_target(model_path)
@@ -455,15 +431,15 @@ def train(
         prepared = prepare(inputs, data, batch_size=network.batch_size)
     import numpy as np
 
-    config = _train_config(network, prepared, data.seed)
+    config = _fitted_config(network, prepared)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is detected, not warned
         result = train_network(
             prepared.X_train, prepared.y_train, prepared.X_val, prepared.y_val, config, on_epoch=on_epoch
         )
     if result.diverged:
-        raise _divergence_error(result, network.lr)
+        raise _divergence_error(result, config.lr)
     if model_path is not None:
-        save_model(result.model, model_path, extra=_model_metadata(prepared, network, data.seed))
+        save_model(result.model, model_path, extra=_model_metadata(prepared, config))
     return TrainReport(prepared, result, metrics_document(prepared, result, model_path), model_path)
 
 
@@ -508,7 +484,7 @@ def _first_epoch_at_or_below(history: list[dict[str, Any]], target: float) -> in
 def compare(
     paths: Sequence[str],
     data: DataOptions,
-    network: NetworkOptions = NetworkOptions(),
+    network: TrainConfig | None = None,
     *,
     learning_rates: Sequence[float] = (),
     target_loss: float | None = None,
@@ -524,7 +500,9 @@ def compare(
     """
     import numpy as np
 
-    from normcli.nn import compare_normalization
+    from normcli.nn import TrainConfig, compare_normalization
+
+    network = network if network is not None else TrainConfig(seed=data.seed)
 
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         prepared = prepare(inputs, data, batch_size=network.batch_size)
@@ -532,7 +510,7 @@ def compare(
     raw_train = impute_raw(prepared.X_raw_train, means)
     raw_val = impute_raw(prepared.X_raw_val, means) if prepared.X_raw_val is not None else None
     placement = network.bn_placement if network.bn_placement != "none" else "after"
-    config = _train_config(network, prepared, data.seed)
+    config = _fitted_config(network, prepared)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is a result here
         rows = compare_normalization(
             raw_train, prepared.X_train, prepared.y_train, raw_val, prepared.X_val, prepared.y_val,

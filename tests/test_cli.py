@@ -171,3 +171,34 @@ def test_merge_of_shard_stats_matches_one_fit(tmp_path: Path) -> None:
         assert a["count"] == b["count"] and a["min"] == b["min"] and a["max"] == b["max"]
         assert a["std"] == pytest.approx(b["std"], rel=1e-12) and a["mean"] == pytest.approx(b["mean"], rel=1e-12)
     assert invoke("merge", str(tmp_path / "a.json")).exit_code == 2
+
+
+def test_fast_root_help_matches_what_typer_renders(monkeypatch) -> None:
+    """`normcli --help` is served from normcli/help.txt; it must say what Typer would.
+
+    If this fails after changing commands, regenerate the file:
+    COLUMNS=80 python -c "from typer.testing import CliRunner; from normcli.cli import app; \
+open('normcli/help.txt', 'w').write(CliRunner().invoke(app, ['--help']).stdout)"
+    """
+    from normcli.__main__ import ROOT_HELP
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rendered = invoke("--help")
+    assert rendered.exit_code == 0
+    assert ROOT_HELP.read_text(encoding="utf-8") == rendered.stdout
+    done = subprocess.run([_installed_normcli(), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == rendered.stdout
+    bare = subprocess.run([_installed_normcli()], capture_output=True, text=True)
+    assert bare.returncode == 2 and bare.stdout == "" and "Commands:" in bare.stderr
+
+
+def test_console_script_help_imports_no_typer() -> None:
+    code = (
+        "import sys; sys.argv=['normcli','--help']\n"
+        "from normcli.__main__ import main\n"
+        "try: main()\n"
+        "except SystemExit: pass\n"
+        "print('LOADED', [m for m in ('typer','polars','numpy','rich') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out
