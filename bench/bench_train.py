@@ -188,7 +188,7 @@ def worker_main(args) -> None:
 
 def run_worker(framework: str, args) -> dict:
     command = [
-        sys.executable, __file__, "--worker", framework, "--rows", str(args.rows),
+        sys.executable, __file__, "--worker", framework, "--train-rows", str(args.rows),
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
