@@ -694,12 +694,13 @@ def train(
 
                 plot_history(trained.result.history, plot, f"{trained.prepared.target}")
             table = train_table(document)
+        document_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
         if metrics_out is not None:
             from normcli.io import write_text_output
 
-            write_text_output(json.dumps(document, indent=2, allow_nan=False) + "\n", metrics_out)
+            write_text_output(document_text, metrics_out)
         if json_output:
-            env.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+            env.write_text(document_text)
         else:
             env.write_text(table)
 
