@@ -603,7 +603,7 @@ def train(
     """
 
     def body(env: Env) -> None:
-        from normcli.io import DEFAULT_NULL_VALUES, ReadOptions
+        from normcli.io import DEFAULT_NULL_VALUES, ReadOptions, check_output_target, named_files
         from normcli.modeling import DataOptions
         from normcli.nn import TrainConfig
         from normcli.modeling import compare as run_compare
@@ -614,8 +614,6 @@ def train(
             from normcli.plots import require_matplotlib
 
             require_matplotlib()
-        from normcli.io import check_output_target, named_files
-
         if output == "-":
             raise UsageError(
                 "the model cannot go to stdout", hint="name a file with -o model.npz; --json prints the metrics"
@@ -735,14 +733,12 @@ def predict(
     """
 
     def body(env: Env) -> None:
-        from normcli.io import DEFAULT_NULL_VALUES, ReadOptions
         from normcli.modeling import predict as run_predict
 
-        nulls = _split_list(null_values)
-        read = ReadOptions(format=format, null_values=tuple(DEFAULT_NULL_VALUES if nulls is None else nulls), separator=separator)
         report = run_predict(
             inputs or [], model=model, output=output, target=target, output_format_name=output_format,
-            read=read, stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
+            format=format, separator=separator, null_values=_split_list(null_values),
+            stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
         )
         if report.metrics is not None:
             env.note("metrics on " + ", ".join(inputs or ["<stdin>"]) + ": " + ", ".join(f"{k} {v:.4g}" for k, v in report.metrics.items()))

@@ -21,7 +21,6 @@ from typing import IO, TYPE_CHECKING, Any
 from normcli import __version__
 from normcli.errors import DataError, UsageError
 from normcli.io import (
-    DEFAULT_NULL_VALUES,
     Inputs,
     ReadOptions,
     atomic_path,
@@ -227,7 +226,7 @@ def split_indices(y: np.ndarray, val_split: float, seed: int, stratify: bool) ->
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def prepare(inputs: Inputs, options: DataOptions, *, batch_size: int = 2) -> Prepared:
+def prepare(inputs: Inputs, options: DataOptions) -> Prepared:
     """Read, encode, split and normalize the training data (see the module docstring)."""
     import numpy as np
     import polars as pl
@@ -256,7 +255,7 @@ def prepare(inputs: Inputs, options: DataOptions, *, batch_size: int = 2) -> Pre
         if not np.all(np.isfinite(y)):
             raise DataError(f"{where}: target '{options.target}' has NaN or infinite values", hint="drop those rows")
     train_idx, val_idx = split_indices(y, options.val_split, options.seed, task == "classification")
-    if len(train_idx) < max(2, min(batch_size, 2)) or (options.val_split > 0 and len(val_idx) == 0):
+    if len(train_idx) < 2 or (options.val_split > 0 and len(val_idx) == 0):
         raise DataError(
             f"{where}: {frame.height} rows are too few for a validation split of {options.val_split} "
             f"(train {len(train_idx)}, validation {len(val_idx)})",
@@ -363,7 +362,7 @@ def metrics_document(prepared: Prepared, result: TrainResult, model_path: str | 
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
         "history": [
-            {k: v for k, v in _clean_row(row).items()} for row in result.history
+            _clean_row(row) for row in result.history
         ],
         "model": model_path,
     }
@@ -428,7 +427,7 @@ def train(
         if model_path is not None:
             stats_file = [Path(data.stats_path)] if data.stats_path else []
             check_output_target(model_path, [*inputs.paths, *stats_file])
-        prepared = prepare(inputs, data, batch_size=network.batch_size)
+        prepared = prepare(inputs, data)
     import numpy as np
 
     config = _fitted_config(network, prepared)
@@ -505,7 +504,7 @@ def compare(
     network = network if network is not None else TrainConfig(seed=data.seed)
 
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
-        prepared = prepare(inputs, data, batch_size=network.batch_size)
+        prepared = prepare(inputs, data)
     means = np.nanmean(prepared.X_raw_train, axis=0)  # every feature has training values (fit checks)
     raw_train = impute_raw(prepared.X_raw_train, means)
     raw_val = impute_raw(prepared.X_raw_val, means) if prepared.X_raw_val is not None else None
@@ -551,7 +550,9 @@ def predict(
     output: str = "-",
     target: str | None = None,
     output_format_name: str | None = None,
-    read: ReadOptions = ReadOptions(),
+    format: str | None = None,
+    separator: str | None = None,
+    null_values: Sequence[str] | None = None,
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
@@ -560,7 +561,8 @@ def predict(
 
     Writes id-like columns (``id``, ``*_id``, ...) or a ``row`` index, then ``predicted_<target>``
     and, for classification, ``prob_<label>`` per class. With ``target`` present in the data,
-    returns accuracy/log-loss (classification) or RMSE/R² (regression) too.
+    returns accuracy/log-loss (classification) or RMSE/R² (regression) too. Missing-value tokens
+    default to those the model's normalization was fitted with.
     """
     import numpy as np
     import polars as pl
@@ -574,7 +576,11 @@ def predict(
         task, trained_target, labels = meta["task"], meta["target"], meta.get("class_labels")
     except (KeyError, TypeError) as exc:
         raise DataError(f"{model}: not a normcli model (metadata lacks {exc})", hint="train one with normcli train") from None
-    read = ReadOptions(read.format, read.null_values if read.null_values != DEFAULT_NULL_VALUES else stats.null_values, read.separator)
+    read = ReadOptions(
+        format=format,
+        null_values=tuple(null_values) if null_values is not None else stats.null_values,
+        separator=separator,
+    )
     out_format, compression = output_format(output, output_format_name)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         target_path = None if output == "-" else check_output_target(output, [*inputs.paths, Path(model)])

@@ -326,7 +326,6 @@ def _values(name: str) -> pl.Expr:
 
 def _pivots(frame: pl.LazyFrame, names: list[str]) -> dict[str, float]:
     """Per column the mean of the finite values among the first rows (0.0 if there are none)."""
-    import polars as pl
 
     head = frame.head(PIVOT_ROWS).select(
         [_values(n).filter(_values(n).is_finite()).mean().alias(n) for n in names]

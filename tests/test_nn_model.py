@@ -10,7 +10,6 @@ import zipfile
 import numpy as np
 import pytest
 
-import normcli.nn.model as model_module
 from normcli.errors import DataError
 from normcli.nn import (
     GELU,
