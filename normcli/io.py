@@ -377,8 +377,12 @@ def open_inputs(
 
 def _spool_stdin(stream: IO[bytes]) -> Path:
     fd, name = tempfile.mkstemp(prefix="normcli-stdin-", suffix=TEMP_SUFFIX)
-    with os.fdopen(fd, "wb") as spool:
-        shutil.copyfileobj(stream, spool, length=1 << 20)
+    try:
+        with os.fdopen(fd, "wb") as spool:
+            shutil.copyfileobj(stream, spool, length=1 << 20)
+    except BaseException:  # Ctrl-C mid-copy: the caller never learns the name, so remove it here
+        os.unlink(name)
+        raise
     return Path(name)
 
 

@@ -4,12 +4,18 @@ pytest puts this folder on sys.path)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
 NORMCLI = [sys.executable, "-m", "normcli"]
 """The command line as a real process (the installed console script may not be on PATH)."""
+
+# Subprocesses run the working tree, never a stale installed copy: `python -m normcli` in a test's
+# folder would otherwise import whatever `pip install .` put in site-packages.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import resource
 import shutil
 import signal
@@ -114,31 +115,42 @@ def test_signal_mid_transform_exits_promptly_and_cleans_up(big: Path, previous: 
     assert snapshot(big) == before
 
 
-def test_sigint_mid_fit_exits_130(big: Path) -> None:
-    before = snapshot(big)
-    process = subprocess.Popen(
-        [*NORMCLI, "fit", "big.csv", "big.csv", "big.csv", "-o", "fit-out.json"],
-        cwd=big, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    time.sleep(1.0)  # start-up plus schema inference: the streaming query is running by now
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and stderr == "normcli: interrupted\n" and stdout == ""
-    assert snapshot(big) == before
+def feed_until_consumed(process: subprocess.Popen, header: bytes, total: int = 4 << 20) -> None:
+    """Write CSV rows into the process's stdin until ``total`` bytes have gone in, keeping it open.
+
+    A pipe holds 64 KiB: once several MiB have been written the process has provably started and
+    is reading its input. The pipe stays open, so the process cannot have finished: it is mid-read
+    when the test signals it (a readiness signal, not a guess about timing).
+    """
+    rows = b"".join(b"%d,%d,%d\n" % (i, i * 7 % 1000, -i) for i in range(4096))
+    process.stdin.write(header)
+    written = len(header)
+    while written < total:
+        process.stdin.write(rows)
+        written += len(rows)
+    process.stdin.flush()
 
 
-def test_sigint_while_reading_stdin_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [["fit", "-", "-o", "out.json"], ["transform", "-", "-s", "stats.json", "-o", "out.csv"]],
+)
+def test_sigint_mid_read_of_a_pipe_exits_130_and_leaves_nothing(tmp_path: Path, args: list[str]) -> None:
+    """SIGINT while normcli reads a pipe: exit 130, one line, and no file left anywhere, $TMPDIR included."""
+    (tmp_path / "seed.csv").write_bytes(b"a,b,c\n1,2,3\n4,5,7\n")
+    assert subprocess.run([*NORMCLI, "fit", "seed.csv", "-o", "stats.json", "-q"], cwd=tmp_path).returncode == 0
+    (tmp_path / "seed.csv").unlink()
+    before = snapshot(tmp_path)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
     process = subprocess.Popen(
-        [*NORMCLI, "fit", "-o", "out.json"], cwd=tmp_path, stdin=subprocess.PIPE,
+        [*NORMCLI, *args], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    process.stdin.write(b"a,b\n1,2\n")
-    process.stdin.flush()
-    time.sleep(1.0)
+    feed_until_consumed(process, b"a,b,c\n")
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130 and stderr == b"normcli: interrupted\n"
-    assert list(tmp_path.iterdir()) == []
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr == b"normcli: interrupted\n" and stdout == b""
+    assert snapshot(tmp_path) == before
 
 
 def _limit_file_size(limit: int):
