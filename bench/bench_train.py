@@ -68,7 +68,7 @@ def peak_rss_mb() -> float:
 
 
 def run_normcli(X, y, args) -> dict:
-    from normcli.nn import TrainConfig, train_network
+    from normcli.nn import NetworkConfig, TrainConfig, train_network
 
     try:
         from threadpoolctl import threadpool_info  # comes with scikit-learn
@@ -76,8 +76,7 @@ def run_normcli(X, y, args) -> dict:
         threadpool_info = list  # type: ignore[assignment]
 
     config = TrainConfig(
-        hidden=HIDDEN,
-        bn_placement="after",
+        network=NetworkConfig(hidden=HIDDEN, bn_placement="after"),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -9,7 +9,7 @@ from normcli.errors import UsageError
 from normcli.io import atomic_path, check_output_target
 
 if TYPE_CHECKING:
-    from normcli.nn import ComparisonRow
+    from normcli.learn.compare import ComparisonRow
 
 
 def require_matplotlib() -> None:
@@ -23,13 +23,13 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def _figure(columns: int) -> tuple[Any, Any]:
+def _figure(columns: int, sharey: bool = False) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, columns, figsize=(5.5 * columns, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, columns, figsize=(5.5 * columns, 4.2), squeeze=False, sharey=sharey)
     return fig, axes[0]
 
 
@@ -60,17 +60,86 @@ def plot_history(history: Sequence[dict[str, Any]], path: str, title: str) -> No
     _save(fig, path)
 
 
-def plot_comparison(rows: Sequence[ComparisonRow], path: str) -> None:
-    """One panel per learning rate: validation loss per epoch of each setting (log scale)."""
+_SETTING_COLORS = {
+    "raw": "tab:red",
+    "normalized": "tab:blue",
+    "normalized+bn": "tab:green",
+    "normalized+bn-before": "tab:purple",
+}
+
+
+def _run_curve(row: ComparisonRow) -> tuple[list[int], list[float]]:
+    """Epochs and losses of a run, from epoch 0 (the initial weights) when that loss is known."""
+    history = row.result.history
+    epochs = [int(h["epoch"]) for h in history]
+    losses = [h["val_loss"] if h.get("val_loss") is not None else h["train_loss"] for h in history]
+    if row.initial_val_loss is not None and (not history or history[0].get("val_loss") is not None):
+        epochs, losses = [0, *epochs], [row.initial_val_loss, *losses]
+    return epochs, losses
+
+
+def _y_limits(rows: Sequence[ComparisonRow]) -> tuple[float, float]:
+    """A log range that shows every run that did not diverge; diverged ones are clipped to it."""
+    import math
+
+    def values(selected: Sequence[ComparisonRow]) -> list[float]:
+        return [v for r in selected for v in _run_curve(r)[1] if math.isfinite(v) and v > 0]
+
+    shown = values([r for r in rows if not r.diverged]) or values(rows) or [1.0]
+    low, high = min(shown), max(shown)
+    if high / low < 10:
+        middle = math.sqrt(low * high)
+        low, high = middle / math.sqrt(10), middle * math.sqrt(10)
+    return low / 2, high * 2
+
+
+def comparison_figure(rows: Sequence[ComparisonRow], target_loss: float | None = None) -> Any:
+    """The figure of ``train --compare`` (see :func:`plot_comparison`)."""
     rates = sorted({row.lr for row in rows})
-    fig, axes = _figure(len(rates))
+    fig, axes = _figure(len(rates), sharey=True)
+    low, high = _y_limits(rows)
     for ax, lr in zip(axes, rates, strict=True):
         for row in (r for r in rows if r.lr == lr):
-            history = row.result.history
-            losses = [h["val_loss"] if h.get("val_loss") is not None else h["train_loss"] for h in history]
-            label = row.setting + (" (diverged)" if row.diverged else "")
-            ax.plot([h["epoch"] for h in history], losses, marker="o" if len(history) < 3 else None, label=label)
-        ax.set(xlabel="epoch", ylabel="validation loss", title=f"lr = {lr:g}", yscale="log")
-        ax.legend()
+            color = _SETTING_COLORS.get(row.setting, None)
+            epochs, losses = _run_curve(row)
+            drawn = [min(max(v, low), high) if v == v else high for v in losses]
+            label = row.setting + (f" (diverged: {row.diverged_because})" if row.diverged else "")
+            ax.plot(epochs, drawn, color=color, marker="o" if len(epochs) < 3 else None, markersize=4, label=label)
+            below = [(e, low) for e, v in zip(epochs, losses) if v < low]  # zeros too
+            above = [(e, high) for e, v in zip(epochs, losses) if v > high]
+            if below:
+                ax.scatter(*zip(*below), marker="v", color=color, s=30, zorder=3, clip_on=False)
+            if above:
+                ax.scatter(*zip(*above), marker="^", color=color, s=30, zorder=3, clip_on=False)
+            if row.best_epoch is not None and row.best_val_loss is not None:
+                best = min(max(row.best_val_loss, low), high)
+                ax.scatter([row.best_epoch], [best], marker="*", s=140, color=color, edgecolors="black",
+                           linewidths=0.6, zorder=4)  # fmt: skip
+            if row.diverged:
+                if row.result.diverged:  # stopped: non-finite in the epoch after the last one drawn
+                    where = (epochs[-1] + 1 if epochs else 1, high)
+                    ax.plot([epochs[-1], where[0]] if epochs else [where[0]], [drawn[-1], high] if epochs else [high],
+                            color=color, linestyle=":")  # fmt: skip
+                else:
+                    where = (epochs[-1], drawn[-1])
+                ax.scatter([where[0]], [where[1]], marker="X", s=110, color=color, edgecolors="black",
+                           linewidths=0.6, zorder=5, clip_on=False)  # fmt: skip
+        if target_loss is not None and low < target_loss < high:
+            ax.axhline(target_loss, color="gray", linestyle="--", linewidth=1, label="target loss")
+        ax.set(xlabel="epoch", title=f"lr = {lr:g}", yscale="log", ylim=(low, high))
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel("validation loss (log)")
+    fig.suptitle("validation loss per epoch: ★ best epoch, ✕ diverged, ▲▼ beyond the axis", fontsize="medium")
     fig.tight_layout()
-    _save(fig, path)
+    return fig
+
+
+def plot_comparison(rows: Sequence[ComparisonRow], path: str, target_loss: float | None = None) -> None:
+    """One panel per learning rate: each setting's validation loss per epoch from epoch 0.
+
+    All panels share one log-scale y axis, ranged to show every run that did not diverge; values
+    beyond it are drawn at the edge with ▲/▼ (a loss of 0 too). Each run's best epoch is a
+    star; a diverged run is drawn up to its divergence and ends in an ✕ (at the top edge when
+    its loss became non-finite). A dashed line marks the target loss.
+    """
+    _save(comparison_figure(rows, target_loss), path)

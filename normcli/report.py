@@ -51,16 +51,35 @@ def stats_table(stats: Stats, source: str = "") -> str:
     return _render(table)
 
 
-def _metric_cells(task: str, row: dict) -> list[str]:
+def _full(value: float | None) -> str:
+    """Every digit, in one format: Python's shortest repr that reads back to the same float."""
+    return "" if value is None else repr(float(value))
+
+
+def _plain(renderable: object) -> str:
+    """Render at the table's natural width: nothing cut, whatever the terminal (for pipes)."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100_000, no_color=True, color_system=None, highlight=False)
+    console.print(renderable, crop=False, soft_wrap=False)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def _metric_cells(task: str, row: dict, number=_number) -> list[str]:  # noqa: ANN001
     if task == "classification":
-        return [_number(row.get("val_accuracy"))]
-    return [_number(row.get("val_rmse")), _number(row.get("val_r2"))]
+        return [number(row.get("val_accuracy"))]
+    return [number(row.get("val_rmse")), number(row.get("val_r2"))]
 
 
-def train_table(metrics: dict) -> str:
-    """The final summary of ``normcli train``: data, epochs and the final metrics."""
+def train_table(metrics: dict, full_numbers: bool = False) -> str:
+    """The final summary of ``normcli train``: data, epochs and the final metrics.
+
+    ``full_numbers`` (stdout is not a terminal): every digit, and nothing cut to a width.
+    """
     from rich.table import Table
 
+    number = _full if full_numbers else _number
     task = metrics["task"]
     table = Table(
         title=f"trained a {task} model of '{metrics['target']}' on {len(metrics['features'])} features",
@@ -72,37 +91,47 @@ def train_table(metrics: dict) -> str:
         ),
         min_width=72,
     )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
     for key, value in metrics["final"].items():
-        table.add_row(key, _number(value))
-    return _render(table)
+        table.add_row(key, number(value))
+    return _plain(table) if full_numbers else _render(table)
 
 
-def compare_table(report) -> str:
-    """The table of ``normcli train --compare``: one row per setting and learning rate."""
+def compare_table(report, full_numbers: bool = False) -> str:  # noqa: ANN001
+    """The table of ``normcli train --compare``: one row per setting and learning rate.
+
+    ``full_numbers`` (stdout is not a terminal): every digit, and nothing cut to a width.
+    """
     from rich.table import Table
 
+    from normcli.learn.compare import DIVERGENCE_FACTOR
+
+    number = _full if full_numbers else _number
     task = report.prepared.task
     metric_headers = ["val acc"] if task == "classification" else ["val RMSE", "val R²"]
-    target = "" if report.target_loss is None else f"{report.target_loss:.4g}"
+    target = "none" if report.target_loss is None else number(report.target_loss)
     table = Table(
         title=f"what normalization does: '{report.prepared.target}' ({task})",
         caption=(
-            f"same network, seed and epochs; 'epochs to target' = first epoch with val loss ≤ {target}; "
-            "grad norm = mean ‖∂L/∂W‖ of the first layer"
+            f"same network, seed and epochs; 'epochs to target' = first epoch with val loss <= {target} "
+            f"({report.target_loss_rule}); final = last epoch; diverged = non-finite, or last val loss > "
+            f"{DIVERGENCE_FACTOR:g} x initial; grad norm = mean ||dL/dW|| of the first layer"
         ),
     )
-    for header in ("lr", "inputs", "batch norm", "epochs", "final val loss", *metric_headers, "epochs to target", "diverged", "grad norm"):
-        table.add_column(header, justify="left" if header in ("inputs", "batch norm") else "right")
-    for row, reached in zip(report.rows, report.epochs_to_target, strict=True):
-        final = row.result.final or {}
+    headers = ("lr", "inputs", "batch norm", "epochs", "best val loss", "best epoch", "final val loss",
+               *metric_headers, "epochs to target", "diverged", "grad norm")  # fmt: skip
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("inputs", "batch norm", "diverged") else "right", no_wrap=True)
+    for row in report.rows:
+        metrics = {"val_accuracy": row.val_accuracy, "val_rmse": row.val_rmse, "val_r2": row.val_r2}
         table.add_row(
-            f"{row.lr:g}", row.inputs, row.batchnorm, str(row.epochs_run), _number(row.final_val_loss),
-            *_metric_cells(task, final), "-" if reached is None else str(reached),
-            "yes" if row.diverged else "no", _number(row.grad_norm_first_layer),
+            f"{row.lr:g}", row.inputs, row.batchnorm, str(row.epochs_run), number(row.best_val_loss),
+            "-" if row.best_epoch is None else str(row.best_epoch), number(row.final_val_loss),
+            *_metric_cells(task, metrics, number), "-" if row.epochs_to_target is None else str(row.epochs_to_target),
+            "yes" if row.diverged else "no", number(row.grad_norm_first_layer),
         )
-    return _render(table)
+    return _plain(table) if full_numbers else _render(table)
 
 
 def epoch_line(row: dict, epochs: int) -> str:

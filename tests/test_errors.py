@@ -120,6 +120,9 @@ def classes_csv(folder: Path) -> None:
     pl.DataFrame({"x1": x1, "x2": x2, "y": np.ones(300, dtype=int)}).write_csv(folder / "one-class.csv")
     y = pl.Series("y", (x1 + x2 > 0).astype(int)).scatter([3, 50], None)
     pl.DataFrame({"x1": x1, "x2": x2, "y": y}).write_csv(folder / "null-target.csv")
+    pl.DataFrame({"x1": x1, "x2": x2, "y": [None] * 300}, schema_overrides={"y": pl.Int64}).write_csv(
+        folder / "all-null-target.csv"
+    )
     pl.DataFrame({"x1": x1 * 1e6, "x2": x2, "y": x1 * 3 + 1e3}).write_csv(folder / "regression.csv")
     pl.DataFrame({"x1": x1[:2], "x2": x2[:2], "y": [0, 1]}).write_csv(folder / "two-rows.csv")
     pl.DataFrame({"x1": x1}).write_csv(folder / "no-x2.csv")
@@ -261,7 +264,7 @@ CASES = [
     Case("42-train-model-to-stdout", ("train", "classes.csv", "--target", "y", "-o", "-"), 2, ("cannot go to stdout",), make=classes_csv),
     Case("43-target-missing", ("train", "classes.csv", "--target", "nope", "-o", "out.npz"), 2, ("'nope'", "columns are"), make=classes_csv, output="out.npz"),
     Case("43-target-single-class", ("train", "one-class.csv", "--target", "y", "-o", "out.npz"), 1, ("single class",), make=classes_csv, output="out.npz"),
-    Case("43-target-nulls", ("train", "null-target.csv", "--target", "y", "-o", "out.npz"), 1, ("missing value", "rows 4, 51"), make=classes_csv, output="out.npz"),
+    Case("43-target-all-missing", ("train", "all-null-target.csv", "--target", "y", "-o", "out.npz"), 1, ("target 'y' has no values",), make=classes_csv, output="out.npz"),
     Case("44-too-few-rows-for-split", ("train", "two-rows.csv", "--target", "y", "-o", "out.npz"), 1, ("too few", "--val-split"), make=classes_csv, output="out.npz"),
     Case("44-val-split-out-of-range", ("train", "classes.csv", "--target", "y", "--val-split", "1", "-o", "out.npz"), 2, ("--val-split",), make=classes_csv, output="out.npz"),
     Case("44-batch-size-one", ("train", "classes.csv", "--target", "y", "--batch-size", "1", "-o", "out.npz"), 2, ("batch_size", ">= 2"), make=classes_csv, output="out.npz"),

@@ -25,11 +25,8 @@ from normcli.nn import (
     ReLU,
     SoftmaxCrossEntropy,
     Tanh,
-    load_model,
-    model_from_bytes,
-    model_to_bytes,
-    save_model,
 )
+from normcli.learn.modelfile import load_model, model_from_bytes, model_to_bytes, save_model
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,7 +85,7 @@ def test_config_validation():
         MLPConfig(3, 2, bn_placement="middle")
     with pytest.raises(ValueError, match="dtype"):
         MLPConfig(3, 2, dtype="float16")
-    assert MLPConfig.from_dict(MLPConfig(3, 2, hidden=[4]).to_dict()) == MLPConfig(3, 2, (4,))
+    assert MLPConfig.from_dict(MLPConfig(3, 2, hidden=[4]).to_dict()) == MLPConfig(3, 2, hidden=(4,))
 
 
 def test_parameters_are_views_of_the_flat_buffer():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -12,15 +13,16 @@ from normcli.nn import (
     SGD,
     Adam,
     CosineLR,
+    NetworkConfig,
     StepLR,
     TrainConfig,
     batch_bounds,
-    compare_normalization,
     evaluate,
     make_schedule,
-    model_to_bytes,
     train_network,
 )
+from normcli.learn.compare import compare_settings
+from normcli.learn.modelfile import model_to_bytes
 
 # -- optimizers against hand-computed updates ---------------------------------------------------
 
@@ -176,6 +178,13 @@ def regression_data(rows: int, seed: int = 0):
 
 
 FAST = dict(hidden=(16, 16), epochs=8, batch_size=32, lr=0.05)
+NETWORK_FIELDS = {f.name for f in fields(NetworkConfig)}
+
+
+def make_config(**settings) -> TrainConfig:
+    """A TrainConfig from flat keywords, the network's among them."""
+    network = {k: settings.pop(k) for k in list(settings) if k in NETWORK_FIELDS}
+    return TrainConfig(network=NetworkConfig(**network), **settings)
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -183,7 +192,7 @@ FAST = dict(hidden=(16, 16), epochs=8, batch_size=32, lr=0.05)
 
 def test_classification_reaches_high_accuracy():
     X, y = blobs(900)
-    config = TrainConfig(**FAST)
+    config = make_config(**FAST)
     result = train_network(X[:600], y[:600], X[600:], y[600:], config)
     assert not result.diverged and result.epochs_run == 8
     assert result.history[-1]["val_accuracy"] >= 0.95
@@ -199,7 +208,7 @@ def test_regression_reaches_high_r2_with_rmse_in_original_units(placement):
     X, y = regression_data(800)
     center, scale = float(y.mean()), float(y.std())
     y_scaled = (y - center) / scale
-    config = TrainConfig(
+    config = make_config(
         task="regression", hidden=(32, 32), epochs=30, batch_size=32, lr=0.02,
         bn_placement=placement, y_center=center, y_scale=scale,
     )  # fmt: skip
@@ -218,18 +227,18 @@ def test_regression_reaches_high_r2_with_rmse_in_original_units(placement):
 
 def test_same_seed_bit_identical_history_and_model_bytes():
     X, y = blobs(300)
-    config = TrainConfig(**{**FAST, "epochs": 3, "dropout": 0.2, "optimizer": "adam", "lr": 0.01})
+    config = make_config(**{**FAST, "epochs": 3, "dropout": 0.2, "optimizer": "adam", "lr": 0.01})
     first = train_network(X[:200], y[:200], X[200:], y[200:], config)
     second = train_network(X[:200], y[:200], X[200:], y[200:], config)
     assert first.history == second.history
     assert model_to_bytes(first.model, {"a": 1}) == model_to_bytes(second.model, {"a": 1})
-    other = train_network(X[:200], y[:200], X[200:], y[200:], TrainConfig(**{**FAST, "seed": 1}))
+    other = train_network(X[:200], y[:200], X[200:], y[200:], make_config(**{**FAST, "seed": 1}))
     assert other.history != first.history
 
 
 def test_training_stays_float32():
     X, y = blobs(200)
-    result = train_network(X[:150], y[:150], X[150:], y[150:], TrainConfig(**FAST, dropout=0.1))
+    result = train_network(X[:150], y[:150], X[150:], y[150:], make_config(**FAST, dropout=0.1))
     model = result.model
     for value, grad in model.parameters():
         assert value.dtype == np.float32 and grad.dtype == np.float32
@@ -242,7 +251,7 @@ def test_training_stays_float32():
 
 def test_float64_training():
     X, y = blobs(200)
-    result = train_network(X, y, None, None, TrainConfig(**FAST, dtype="float64"))
+    result = train_network(X, y, None, None, make_config(**FAST, dtype="float64"))
     assert all(value.dtype == np.float64 for value, _ in result.model.parameters())
     assert result.history[-1]["val_loss"] is None
     assert result.best_epoch is None
@@ -251,7 +260,7 @@ def test_float64_training():
 @pytest.mark.parametrize("placement", ["after", "before"])
 def test_last_batch_of_one_row_does_not_crash(placement):
     X, y = blobs(2 * 16 + 1)
-    config = TrainConfig(hidden=(8,), epochs=2, batch_size=16, bn_placement=placement)
+    config = make_config(hidden=(8,), epochs=2, batch_size=16, bn_placement=placement)
     result = train_network(X, y, X, y, config)
     assert result.epochs_run == 2 and not result.diverged
 
@@ -259,7 +268,7 @@ def test_last_batch_of_one_row_does_not_crash(placement):
 def test_divergence_is_detected_and_reported_without_nan():
     X, y = blobs(400)
     X = X * 1000.0  # raw, badly scaled inputs
-    config = TrainConfig(hidden=(16, 16), epochs=5, batch_size=32, lr=1e6, bn_placement="none")
+    config = make_config(hidden=(16, 16), epochs=5, batch_size=32, lr=1e6, bn_placement="none")
     seen = []
     result = train_network(X[:300], y[:300], X[300:], y[300:], config, on_epoch=seen.append)
     assert result.diverged
@@ -274,7 +283,7 @@ def test_divergence_is_detected_and_reported_without_nan():
 
 def test_early_stopping_restores_best_weights():
     X, y = blobs(300, seed=3)
-    config = TrainConfig(hidden=(32,), epochs=40, batch_size=16, lr=0.2, patience=2,
+    config = make_config(hidden=(32,), epochs=40, batch_size=16, lr=0.2, patience=2,
                          bn_placement="none")  # fmt: skip
     result = train_network(X[:100], y[:100], X[100:], y[100:], config)
     assert result.best_epoch is not None
@@ -290,7 +299,7 @@ def test_early_stopping_restores_best_weights():
 def test_epochs_to_target_and_callback():
     X, y = blobs(400)
     rows = []
-    config = TrainConfig(**{**FAST, "target_loss": 0.2})
+    config = make_config(**{**FAST, "target_loss": 0.2})
     result = train_network(X[:300], y[:300], X[300:], y[300:], config, on_epoch=rows.append)
     assert rows == result.history
     first = next(r["epoch"] for r in result.history if r["val_loss"] <= 0.2)
@@ -299,19 +308,19 @@ def test_epochs_to_target_and_callback():
 
 def test_schedules_in_training_history():
     X, y = blobs(100)
-    config = TrainConfig(**{**FAST, "epochs": 4, "schedule": "cosine", "lr": 0.1})
+    config = make_config(**{**FAST, "epochs": 4, "schedule": "cosine", "lr": 0.1})
     result = train_network(X, y, X, y, config)
     assert [row["lr"] for row in result.history] == pytest.approx(
         [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     )
-    config = TrainConfig(**{**FAST, "epochs": 4, "schedule": "step", "lr_step_size": 2})
+    config = make_config(**{**FAST, "epochs": 4, "schedule": "step", "lr_step_size": 2})
     lrs = [row["lr"] for row in train_network(X, y, X, y, config).history]
     assert lrs == pytest.approx([0.05, 0.05, 0.005, 0.005])
 
 
 def test_gradient_norm_is_mean_over_batches_of_first_layer_norm():
     X, y = blobs(64)
-    config = TrainConfig(hidden=(8,), epochs=1, batch_size=64, lr=0.1)
+    config = make_config(hidden=(8,), epochs=1, batch_size=64, lr=0.1)
     result = train_network(X, y, X, y, config)
     # One batch: the norm is that of the first step's gradient, recomputed here from scratch.
     from normcli.nn import MLP, SoftmaxCrossEntropy
@@ -330,17 +339,17 @@ def test_bad_data_and_settings():
     bad = X.copy()
     bad[3, 2] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        train_network(bad, y, None, None, TrainConfig(**FAST))
+        train_network(bad, y, None, None, make_config(**FAST))
     with pytest.raises(DataError, match="at least 2 rows"):
-        train_network(X[:1], y[:1], None, None, TrainConfig(**FAST))
+        train_network(X[:1], y[:1], None, None, make_config(**FAST))
     with pytest.raises(DataError, match="class"):
-        train_network(X, y + 0.5, None, None, TrainConfig(**FAST))
+        train_network(X, y + 0.5, None, None, make_config(**FAST))
     with pytest.raises(DataError, match="negative"):
-        train_network(X, y - 1, None, None, TrainConfig(**FAST))
+        train_network(X, y - 1, None, None, make_config(**FAST))
     with pytest.raises(DataError, match="empty"):
-        train_network(X, y, X[:0], y[:0], TrainConfig(**FAST))
+        train_network(X, y, X[:0], y[:0], make_config(**FAST))
     with pytest.raises(DataError, match="columns"):
-        train_network(X, y, X[:, :2], y, TrainConfig(**FAST))
+        train_network(X, y, X[:, :2], y, make_config(**FAST))
     with pytest.raises(UsageError, match="batch_size"):
         TrainConfig(batch_size=1)
     with pytest.raises(UsageError, match="optimizer"):
@@ -348,7 +357,7 @@ def test_bad_data_and_settings():
     with pytest.raises(UsageError, match="nesterov"):
         TrainConfig(nesterov=True, momentum=0.0)
     with pytest.raises(UsageError, match="validation"):
-        train_network(X, y, None, None, TrainConfig(**FAST, patience=3))
+        train_network(X, y, None, None, make_config(**FAST, patience=3))
 
 
 # -- the normalization study --------------------------------------------------------------------
@@ -360,9 +369,9 @@ def test_compare_normalization_rows():
     X_raw = X * rng.uniform(1, 500, X.shape[1]) + rng.uniform(-1000, 1000, X.shape[1])
     mean, std = X_raw[:200].mean(axis=0), X_raw[:200].std(axis=0)
     X_norm = (X_raw - mean) / std
-    config = TrainConfig(hidden=(16,), epochs=3, batch_size=32, target_loss=0.5)
+    config = make_config(hidden=(16,), epochs=3, batch_size=32, target_loss=0.5)
     seen = []
-    rows = compare_normalization(
+    rows = compare_settings(
         X_raw[:200], X_norm[:200], y[:200], X_raw[200:], X_norm[200:], y[200:], config,
         learning_rates=[0.01, 0.1], on_run=seen.append,
     )  # fmt: skip

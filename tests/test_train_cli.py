@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from normcli.cli import app
-from normcli.modeling import split_indices
+from normcli.learn.dataset import split_indices
 
 runner = CliRunner()
 
@@ -114,7 +114,7 @@ def test_same_seed_gives_identical_metrics_and_model_bytes(blobs: Path, tmp_path
 
 
 def test_stats_are_fitted_on_the_training_split_only(blobs: Path, tmp_path: Path) -> None:
-    from normcli.nn import load_model
+    from normcli.learn.modelfile import load_model
 
     model = tmp_path / "m.npz"
     assert invoke("train", str(blobs), "--target", "species", "--epochs", "1", "--val-split", "0.3", "-o", str(model), "-q").exit_code == 0
@@ -124,7 +124,7 @@ def test_stats_are_fitted_on_the_training_split_only(blobs: Path, tmp_path: Path
 
 
 def test_given_stats_are_applied_and_stored(blobs: Path, tmp_path: Path) -> None:
-    from normcli.nn import load_model
+    from normcli.learn.modelfile import load_model
 
     stats = tmp_path / "s.json"
     assert invoke("fit", str(blobs), "--method", "minmax", "-o", str(stats), "-q").exit_code == 0
@@ -187,9 +187,9 @@ def test_data_errors_name_the_problem(blobs: Path, tmp_path: Path) -> None:
     single = invoke("train", str(one_class), "--target", "y", "-o", str(tmp_path / "m.npz"))
     assert single.exit_code == 1 and "single class" in single.stderr
     holes = tmp_path / "holes.csv"
-    holes.write_text("x,y\n1,a\n2,\n3,b\n4,a\n5,b\n")
+    holes.write_text("x,y\n,\n,\n")
     nulls = invoke("train", str(holes), "--target", "y", "-o", str(tmp_path / "m.npz"))
-    assert nulls.exit_code == 1 and "missing value" in nulls.stderr
+    assert nulls.exit_code == 1 and "target 'y' has no values" in nulls.stderr
     model = tmp_path / "m.npz"
     assert invoke("train", str(blobs), "--target", "species", "--epochs", "1", "-o", str(model), "-q").exit_code == 0
     no_features = tmp_path / "no_features.csv"

@@ -1,15 +1,17 @@
 """normcli's neural-network core: a numpy MLP with batch normalization, trained by SGD or Adam.
 
-Modules, one concept each:
+Pure numpy: no files, no data frames, and nothing of normcli but its errors. Modules, one
+concept each:
 
 * :mod:`normcli.nn.layers` — Linear, BatchNorm1d, ReLU/LeakyReLU/Tanh/GELU, Dropout
 * :mod:`normcli.nn.losses` — SoftmaxCrossEntropy, MSELoss
 * :mod:`normcli.nn.optim` — SGD (momentum, Nesterov), Adam, learning-rate schedules
-* :mod:`normcli.nn.model` — MLPConfig, MLP, save_model / load_model (.npz)
-* :mod:`normcli.nn.training` — TrainConfig, train_network, compare_normalization
+* :mod:`normcli.nn.model` — NetworkConfig, MLPConfig, MLP
+* :mod:`normcli.nn.training` — TrainConfig, train_network, evaluate
 
 Semantics follow PyTorch (layer equations, initialisation, optimizer updates, batch-norm
 momentum), so results can be checked against it; PyTorch itself is never imported here.
+Saving a model to a file is :mod:`normcli.learn.modelfile`'s job.
 """
 
 from normcli.nn.layers import (
@@ -20,6 +22,7 @@ from normcli.nn.layers import (
     LeakyReLU,
     Linear,
     ReLU,
+    SettingError,
     Tanh,
     erf,
 )
@@ -31,10 +34,7 @@ from normcli.nn.model import (
     MLP,
     TASKS,
     MLPConfig,
-    load_model,
-    model_from_bytes,
-    model_to_bytes,
-    save_model,
+    NetworkConfig,
 )
 from normcli.nn.optim import (
     SCHEDULES,
@@ -48,13 +48,10 @@ from normcli.nn.optim import (
     make_schedule,
 )
 from normcli.nn.training import (
-    COMPARISON_SETTINGS,
     OPTIMIZERS,
-    ComparisonRow,
     TrainConfig,
     TrainResult,
     batch_bounds,
-    compare_normalization,
     evaluate,
     train_network,
 )
@@ -62,14 +59,12 @@ from normcli.nn.training import (
 __all__ = [
     "ACTIVATIONS",
     "BN_PLACEMENTS",
-    "COMPARISON_SETTINGS",
     "DTYPES",
     "OPTIMIZERS",
     "SCHEDULES",
     "TASKS",
     "Adam",
     "BatchNorm1d",
-    "ComparisonRow",
     "ConstantLR",
     "CosineLR",
     "Dropout",
@@ -82,22 +77,19 @@ __all__ = [
     "MLP",
     "MLPConfig",
     "MSELoss",
+    "NetworkConfig",
     "Optimizer",
     "ReLU",
     "SGD",
+    "SettingError",
     "SoftmaxCrossEntropy",
     "StepLR",
     "Tanh",
     "TrainConfig",
     "TrainResult",
     "batch_bounds",
-    "compare_normalization",
     "erf",
     "evaluate",
-    "load_model",
     "make_schedule",
-    "model_from_bytes",
-    "model_to_bytes",
-    "save_model",
     "train_network",
 ]

@@ -24,7 +24,10 @@ from typing import ClassVar
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
 
+from normcli.errors import UsageError
+
 __all__ = [
+    "SettingError",
     "Layer",
     "Linear",
     "BatchNorm1d",
@@ -35,6 +38,14 @@ __all__ = [
     "Dropout",
     "erf",
 ]
+
+
+class SettingError(UsageError, ValueError):
+    """An impossible layer, network, optimizer or training setting.
+
+    A ``ValueError`` for numpy code, and a :class:`~normcli.errors.UsageError` (exit 2, one
+    clean line) on the command line.
+    """
 
 
 class _ColumnSums:
@@ -101,7 +112,7 @@ class Linear(Layer):
         input_grad: bool = True,
     ) -> None:
         if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear needs positive sizes, got {in_features} -> {out_features}")
+            raise SettingError(f"Linear needs positive sizes, got {in_features} -> {out_features}")
         dtype = np.dtype(dtype)
         self.in_features = in_features
         self.out_features = out_features
@@ -147,6 +158,10 @@ class BatchNorm1d(Layer):
         running_mean ← (1 − m) · running_mean + m · μ_B
         running_var  ← (1 − m) · running_var  + m · σ²_B · N/(N − 1)   (unbiased)
 
+    ``momentum=None`` is PyTorch's cumulative moving average: m = 1/t at the t-th training
+    batch (``num_batches_tracked`` = t, counted by every training forward), so the running
+    statistics are the plain means of all batches' statistics so far.
+
     Eval mode (``training=False``) uses the running statistics instead of the batch's:
     ĥ = γ · (h − running_mean) / √(running_var + ε) + β.
 
@@ -170,25 +185,33 @@ class BatchNorm1d(Layer):
     """
 
     param_names = ("gamma", "beta")
-    state_names = ("running_mean", "running_var")
+
+    @property
+    def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Running statistics, and the batch count when it sets the momentum (``None``)."""
+        names = ("running_mean", "running_var")
+        return names + ("num_batches_tracked",) if self.momentum is None else names
 
     def __init__(
         self,
         num_features: int,
-        momentum: float = 0.1,
+        momentum: float | None = 0.1,
         eps: float = 1e-5,
         dtype: np.dtype | type | str = np.float32,
     ) -> None:
         if num_features < 1:
-            raise ValueError(f"BatchNorm1d needs a positive number of features, got {num_features}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm1d momentum must be in [0, 1], got {momentum}")
-        if not eps > 0.0:
-            raise ValueError(f"BatchNorm1d eps must be positive, got {eps}")
+            raise SettingError(f"BatchNorm1d needs a positive number of features, got {num_features}")
+        if momentum is not None and not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
+            raise SettingError(
+                f"BatchNorm1d momentum must be in [0, 1], or None for a cumulative average; got {momentum!r}"
+            )
+        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0.0):
+            raise SettingError(f"BatchNorm1d eps must be positive, got {eps!r}")
         dtype = np.dtype(dtype)
         self.num_features = num_features
-        self.momentum = float(momentum)
+        self.momentum = None if momentum is None else float(momentum)
         self.eps = float(eps)
+        self.num_batches_tracked = np.zeros((), dtype=np.int64)  # as PyTorch's buffer
         self.gamma = np.ones(num_features, dtype=dtype)
         self.beta = np.zeros(num_features, dtype=dtype)
         self.dgamma = np.zeros(num_features, dtype=dtype)
@@ -233,7 +256,8 @@ class BatchNorm1d(Layer):
         out = np.multiply(centered, scale, out=squares)
         out += self.beta
         self._centered, self._invstd, self._scale, self._xhat = centered, invstd, scale, None
-        m = self.momentum
+        self.num_batches_tracked += 1
+        m = self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked)
         self.running_mean *= 1.0 - m
         self.running_mean += m * mean
         self.running_var *= 1.0 - m
@@ -444,7 +468,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float, rng: np.random.Generator) -> None:
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+            raise SettingError(f"dropout probability must be in [0, 1), got {p}")
         self.p = float(p)
         self.rng = rng
         self._mask: np.ndarray | None = None

@@ -1,4 +1,4 @@
-"""The multilayer perceptron (:class:`MLP`), its configuration, and saving/loading it as ``.npz``.
+"""The multilayer perceptron (:class:`MLP`) and its configuration.
 
 Architecture, for hidden sizes (h₁, …, h_k) and batch-norm placement:
 
@@ -10,34 +10,19 @@ The output Linear is followed by nothing: it gives logits (classification, train
 softmax cross-entropy) or values (regression, trained with MSE). Dropout layers exist only when
 ``dropout > 0``.
 
-Model file (``.npz``, read back with ``np.load(path, allow_pickle=False)`` only): one
-``float32``/``float64`` array per parameter and batch-norm running statistic, named
-``layers.<index>.<name>`` (e.g. ``layers.0.W`` of shape (out, in), ``layers.2.running_var``),
-plus ``metadata``: a 0-d numpy unicode array holding JSON ::
-
-    {"format": "normcli-mlp", "format_version": 1, "normcli_version": "...",
-     "config": {...MLPConfig fields...}, "arrays": [...names...], "extra": {...caller's dict...}}
-
-The bytes depend only on the weights, config and extra: the zip is written by hand, stored
-(uncompressed) with a fixed 1980-01-01 timestamp, entries in a fixed order and JSON with sorted
-keys — ``np.savez`` would stamp each entry with the current time.
+Saving and loading models is not done here (nn does no file I/O): see
+:mod:`normcli.learn.modelfile`.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import zipfile
-import zlib
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
-import normcli
-from normcli.errors import DataError
 from normcli.nn.layers import (
     GELU,
     BatchNorm1d,
@@ -46,6 +31,7 @@ from normcli.nn.layers import (
     LeakyReLU,
     Linear,
     ReLU,
+    SettingError,
     Tanh,
 )
 from normcli.nn.losses import SoftmaxCrossEntropy
@@ -55,14 +41,9 @@ __all__ = [
     "BN_PLACEMENTS",
     "TASKS",
     "DTYPES",
+    "NetworkConfig",
     "MLPConfig",
     "MLP",
-    "save_model",
-    "load_model",
-    "model_to_bytes",
-    "model_from_bytes",
-    "MODEL_FORMAT",
-    "MODEL_FORMAT_VERSION",
 ]
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "leaky_relu")
@@ -70,63 +51,105 @@ BN_PLACEMENTS = ("after", "before", "none")
 TASKS = ("classification", "regression")
 DTYPES = ("float32", "float64")
 
-MODEL_FORMAT = "normcli-mlp"
-MODEL_FORMAT_VERSION = 1
-METADATA_ENTRY = "metadata"
-
 # Parameters are laid out in one flat buffer; each starts on a 64-byte boundary.
 _ALIGN_BYTES = 64
 # Rows per chunk when predicting, so a large input never needs all activations at once.
 PREDICT_CHUNK_ROWS = 8192
 
 
-@dataclass(frozen=True)
-class MLPConfig:
-    """Everything that defines an :class:`MLP`'s architecture and initial weights.
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The architecture of an MLP, whatever data it is fitted to.
 
-    ``seed`` seeds the weight initialisation (stream ``[seed, 0]``) and the dropout masks
-    (stream ``[seed, 1]``) through ``numpy.random.default_rng``.
+    ``hidden`` sizes; ``activation`` ('relu', 'tanh', 'gelu' (exact erf), 'leaky_relu' with
+    ``leaky_relu_slope``); ``bn_placement`` ('after' = Linear→act→BN, 'before' =
+    Linear→BN→act, 'none'); ``dropout`` probability (0 = no dropout layers); ``dtype``
+    ('float32' or 'float64'); ``bn_momentum`` (PyTorch convention; ``None`` = cumulative
+    average, see :class:`~normcli.nn.layers.BatchNorm1d`) and ``bn_eps``.
+
+    Invalid values raise :class:`~normcli.nn.layers.SettingError` (a ``ValueError`` and a
+    usage error) listing every problem.
     """
 
-    input_dim: int
-    output_dim: int
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     bn_placement: str = "after"
     dropout: float = 0.0
     dtype: str = "float32"
-    seed: int = 0
-    task: str = "classification"
-    bn_momentum: float = 0.1
+    bn_momentum: float | None = 0.1
     bn_eps: float = 1e-5
     leaky_relu_slope: float = 0.01
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+        try:
+            object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+        except TypeError:
+            pass  # reported below
+        problems = self._problems()
+        if problems:
+            raise SettingError("invalid network settings: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
         problems = []
-        if self.input_dim < 1:
-            problems.append(f"input_dim must be >= 1, got {self.input_dim}")
-        if self.output_dim < 1:
-            problems.append(f"output_dim must be >= 1, got {self.output_dim}")
         if any(h < 1 for h in self.hidden):
-            problems.append(f"hidden sizes must be >= 1, got {self.hidden}")
+            problems.append(f"hidden sizes must be >= 1 (got {self.hidden})")
         if self.activation not in ACTIVATIONS:
-            problems.append(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+            problems.append(f"activation must be one of {', '.join(ACTIVATIONS)} (got {self.activation!r})")
         if self.bn_placement not in BN_PLACEMENTS:
             problems.append(
-                f"bn_placement must be one of {BN_PLACEMENTS}, got {self.bn_placement!r}"
+                f"bn_placement must be one of {', '.join(BN_PLACEMENTS)} (got {self.bn_placement!r})"
             )
         if not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.dtype not in DTYPES:
-            problems.append(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+            problems.append(f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
+        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum <= 1.0:
+            problems.append(
+                f"bn_momentum must be in [0, 1], or None for a cumulative average (got {self.bn_momentum})"
+            )
+        if not (math.isfinite(self.bn_eps) and self.bn_eps > 0.0):
+            problems.append(f"bn_eps must be > 0 (got {self.bn_eps})")
+        if not (math.isfinite(self.leaky_relu_slope) and self.leaky_relu_slope >= 0.0):
+            problems.append(f"leaky_relu_slope must be >= 0 (got {self.leaky_relu_slope})")
+        return problems
+
+    def network(self) -> NetworkConfig:
+        """Just the architecture (drops the fields a subclass adds)."""
+        names = {f.name for f in fields(NetworkConfig)}
+        return NetworkConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+
+@dataclass(frozen=True)
+class MLPConfig(NetworkConfig):
+    """An :class:`MLP`: its architecture (a :class:`NetworkConfig`) fitted to data.
+
+    Adds the input and output sizes, the ``task`` and the ``seed`` of the weight initialisation
+    (stream ``[seed, 0]``) and of the dropout masks (stream ``[seed, 1]``), drawn through
+    ``numpy.random.default_rng``. ``MLPConfig(4, 3, hidden=(8,))``.
+    """
+
+    input_dim: int
+    output_dim: int
+    task: str = "classification"
+    seed: int = 0
+
+    def _problems(self) -> list[str]:
+        problems = super()._problems()
+        if self.input_dim < 1:
+            problems.append(f"input_dim must be >= 1 (got {self.input_dim})")
+        if self.output_dim < 1:
+            problems.append(f"output_dim must be >= 1 (got {self.output_dim})")
         if self.seed < 0:
-            problems.append(f"seed must be >= 0, got {self.seed}")
+            problems.append(f"seed must be >= 0 (got {self.seed})")
         if self.task not in TASKS:
-            problems.append(f"task must be one of {TASKS}, got {self.task!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
+            problems.append(f"task must be one of {', '.join(TASKS)} (got {self.task!r})")
+        return problems
+
+    @classmethod
+    def of(cls, network: NetworkConfig, input_dim: int, output_dim: int, task: str, seed: int) -> MLPConfig:
+        """The MLP of ``network`` for data of these sizes."""
+        return cls(input_dim, output_dim, task=task, seed=seed, **asdict(network.network()))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``hidden`` as a list)."""
@@ -140,8 +163,11 @@ class MLPConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown architecture fields {unknown}")
-        return cls(**data)
+            raise SettingError(f"unknown architecture fields {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as exc:  # a missing required field
+            raise SettingError(f"incomplete architecture: {exc}") from None
 
 
 def _make_activation(config: MLPConfig) -> Layer:
@@ -315,168 +341,3 @@ class MLP:
             if value.shape != target.shape:
                 raise ValueError(f"{key}: shape {value.shape} != expected {target.shape}")
             np.copyto(target, value, casting="same_kind")
-
-
-# -- saving and loading ------------------------------------------------------------------------
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in model metadata (not JSON)")
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    if not array.flags.c_contiguous:
-        array = array.copy(order="C")
-    np.lib.format.write_array(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def model_to_bytes(model: MLP, extra: Mapping[str, Any] | None = None) -> bytes:
-    """The ``.npz`` file content for ``model`` and the caller's JSON-able ``extra`` dict.
-
-    Deterministic: the same weights, config and extra always give the same bytes.
-    """
-    state = model.state_dict(copy=False)
-    metadata = {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
-        "normcli_version": normcli.__version__,
-        "config": model.config.to_dict(),
-        "arrays": list(state),
-        "extra": dict(extra or {}),
-    }
-    text = json.dumps(metadata, sort_keys=True, default=_json_default)
-    entries = [(METADATA_ENTRY, np.array(text)), *state.items()]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, array in entries:
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED
-            info.create_system = 3  # unix, whatever the platform
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, _npy_bytes(array))
-    return buffer.getvalue()
-
-
-def save_model(
-    model: MLP, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None
-) -> None:
-    """Save ``model`` (weights, running statistics, architecture) and ``extra`` to ``path``.
-
-    ``extra`` is any JSON-able dict (numpy scalars/arrays are converted): feature columns, class
-    labels, input-normalization and target-scaling statistics, versions… It comes back from
-    :func:`load_model`. The file is replaced atomically. An unwritable path raises ``DataError``.
-    """
-    from normcli.io import atomic_write_bytes  # imported here: normcli.io loads polars
-
-    data = model_to_bytes(model, extra)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise DataError(f"cannot write model file {os.fspath(path)}: {reason}") from exc
-
-
-def _not_a_model(display: str, why: str) -> DataError:
-    return DataError(
-        f"{display} is not a normcli model file: {why}",
-        hint="pass a .npz file written by 'normcli train'",
-    )
-
-
-# What reading a damaged or foreign archive can raise, besides our own checks.
-_READ_ERRORS = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError)
-
-
-def _read_model(source: str | os.PathLike[str] | io.BytesIO, display: str) -> tuple[MLP, dict]:
-    try:
-        loaded = np.load(source, allow_pickle=False)
-    except FileNotFoundError as exc:
-        raise DataError(f"model file {display} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise DataError(f"model file {display} is a directory") from exc
-    except PermissionError as exc:
-        raise DataError(f"cannot read model file {display}: permission denied") from exc
-    except _READ_ERRORS as exc:
-        raise _not_a_model(display, "not a readable .npz archive") from exc
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise _not_a_model(display, "it holds a single .npy array, not an .npz archive")
-    with loaded:
-        try:
-            arrays = {name: loaded[name] for name in loaded.files}
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise _not_a_model(display, "it contains object (pickled) arrays") from exc
-            raise _not_a_model(display, f"damaged entry ({exc})") from exc
-        except _READ_ERRORS as exc:
-            raise _not_a_model(display, f"damaged archive ({type(exc).__name__})") from exc
-    return _model_from_arrays(arrays, display)
-
-
-def _model_from_arrays(arrays: dict[str, np.ndarray], display: str) -> tuple[MLP, dict]:
-    meta_array = arrays.get(METADATA_ENTRY)
-    if meta_array is None:
-        shown = ", ".join(sorted(arrays)[:5]) or "nothing"
-        raise _not_a_model(display, f"no '{METADATA_ENTRY}' entry (it holds {shown})")
-    if meta_array.dtype.kind != "U" or meta_array.ndim != 0:
-        raise _not_a_model(display, f"'{METADATA_ENTRY}' is not a text entry")
-    try:
-        metadata = json.loads(str(meta_array))
-    except json.JSONDecodeError as exc:
-        raise _not_a_model(display, f"metadata is not valid JSON ({exc.msg})") from exc
-    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
-        raise _not_a_model(display, f"metadata does not say format '{MODEL_FORMAT}'")
-    version = metadata.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise _not_a_model(display, f"bad format_version {version!r}")
-    if version > MODEL_FORMAT_VERSION:
-        raise DataError(
-            f"model file {display} has format version {version}, newer than this normcli "
-            f"reads ({MODEL_FORMAT_VERSION})",
-            hint="upgrade normcli",
-        )
-    extra = metadata.get("extra", {})
-    if not isinstance(extra, dict) or not isinstance(metadata.get("config"), dict):
-        raise _not_a_model(display, "metadata 'config' and 'extra' must be objects")
-    try:
-        config = MLPConfig.from_dict(metadata["config"])
-        model = MLP(config)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"model file {display} has an invalid architecture: {exc}") from exc
-    state = {}
-    for key, expected in model.state_dict(copy=False).items():
-        value = arrays.get(key)
-        if value is None:
-            raise DataError(f"model file {display} is incomplete: entry '{key}' is missing")
-        if value.shape != expected.shape or value.dtype != expected.dtype:
-            raise DataError(
-                f"model file {display}: entry '{key}' is {value.dtype}{list(value.shape)}, "
-                f"expected {expected.dtype}{list(expected.shape)}"
-            )
-        if not np.isfinite(value).all():
-            raise DataError(f"model file {display}: entry '{key}' has non-finite values")
-        state[key] = value
-    model.load_state_dict(state)
-    return model, extra
-
-
-def load_model(path: str | os.PathLike[str]) -> tuple[MLP, dict]:
-    """Load a model saved by :func:`save_model`; returns ``(model, extra)``.
-
-    Uses ``np.load(path, allow_pickle=False)`` only. A missing, unreadable, corrupt or non-npz
-    file, a foreign npz, one with object arrays, or one whose arrays do not fit the stored
-    architecture raises :class:`~normcli.errors.DataError` naming the file.
-    """
-    return _read_model(path, os.fspath(path))
-
-
-def model_from_bytes(data: bytes, display: str = "<bytes>") -> tuple[MLP, dict]:
-    """:func:`load_model` for file content already in memory (``display`` names it in errors)."""
-    return _read_model(io.BytesIO(data), display)

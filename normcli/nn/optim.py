@@ -19,6 +19,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from normcli.nn.layers import SettingError
+
 __all__ = [
     "Optimizer",
     "SGD",
@@ -40,14 +42,14 @@ class Optimizer:
     def __init__(self, params: Iterable[ParamPair], lr: float, weight_decay: float = 0.0) -> None:
         self.params: list[ParamPair] = list(params)
         if not self.params:
-            raise ValueError("optimizer got no parameters")
+            raise SettingError("optimizer got no parameters")
         for value, grad in self.params:
             if value.shape != grad.shape or value.dtype != grad.dtype:
-                raise ValueError("each parameter needs a gradient of the same shape and dtype")
+                raise SettingError("each parameter needs a gradient of the same shape and dtype")
         if not lr >= 0.0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
+            raise SettingError(f"learning rate must be >= 0, got {lr}")
         if not weight_decay >= 0.0:
-            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+            raise SettingError(f"weight decay must be >= 0, got {weight_decay}")
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self._scratch = [np.empty_like(value) for value, _ in self.params]
@@ -87,9 +89,9 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(params, lr, weight_decay)
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+            raise SettingError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0.0:
-            raise ValueError("Nesterov momentum needs momentum > 0")
+            raise SettingError("Nesterov momentum needs momentum > 0")
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self._buffers: list[np.ndarray | None] = [None] * len(self.params)
@@ -135,9 +137,9 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay)
         beta1, beta2 = (float(b) for b in betas)
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-            raise ValueError(f"Adam betas must be in [0, 1), got {betas}")
+            raise SettingError(f"Adam betas must be in [0, 1), got {betas}")
         if not eps >= 0.0:
-            raise ValueError(f"Adam eps must be >= 0, got {eps}")
+            raise SettingError(f"Adam eps must be >= 0, got {eps}")
         self.beta1, self.beta2, self.eps = beta1, beta2, float(eps)
         self.step_count = 0
         self._m = [np.zeros_like(value) for value, _ in self.params]
@@ -190,7 +192,7 @@ class StepLR(LRSchedule):
 
     def __init__(self, base_lr: float, step_size: int, gamma: float = 0.1) -> None:
         if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size}")
+            raise SettingError(f"step_size must be >= 1, got {step_size}")
         self.base_lr, self.step_size, self.gamma = float(base_lr), int(step_size), float(gamma)
 
     def lr_at(self, epoch: int) -> float:
@@ -206,7 +208,7 @@ class CosineLR(LRSchedule):
 
     def __init__(self, base_lr: float, total_epochs: int, min_lr: float = 0.0) -> None:
         if total_epochs < 1:
-            raise ValueError(f"total_epochs must be >= 1, got {total_epochs}")
+            raise SettingError(f"total_epochs must be >= 1, got {total_epochs}")
         self.base_lr, self.total_epochs, self.min_lr = float(base_lr), int(total_epochs), min_lr
 
     def lr_at(self, epoch: int) -> float:
@@ -235,4 +237,4 @@ def make_schedule(
         return StepLR(base_lr, step_size if step_size is not None else max(1, epochs // 3), gamma)
     if name == "cosine":
         return CosineLR(base_lr, epochs)
-    raise ValueError(f"unknown learning-rate schedule {name!r}; choose one of {SCHEDULES}")
+    raise SettingError(f"unknown learning-rate schedule {name!r}; choose one of {SCHEDULES}")

@@ -1,4 +1,4 @@
-"""Mini-batch training of an :class:`~normcli.nn.MLP` on numpy arrays, and the normalization study.
+"""Mini-batch training of an :class:`~normcli.nn.MLP` on numpy arrays.
 
 No files and no data frames here: callers pass feature matrices and targets (already split and,
 where wanted, normalized), get back a :class:`TrainResult`.
@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from normcli.errors import DataError, UsageError
+from normcli.nn.layers import SettingError
 from normcli.nn.losses import Loss, MSELoss, SoftmaxCrossEntropy
-from normcli.nn.model import ACTIVATIONS, BN_PLACEMENTS, DTYPES, MLP, TASKS, MLPConfig
+from normcli.nn.model import MLP, TASKS, MLPConfig, NetworkConfig
 from normcli.nn.optim import SCHEDULES, SGD, Adam, Optimizer, make_schedule
 
 __all__ = [
@@ -32,9 +33,6 @@ __all__ = [
     "train_network",
     "batch_bounds",
     "evaluate",
-    "ComparisonRow",
-    "compare_normalization",
-    "COMPARISON_SETTINGS",
 ]
 
 OPTIMIZERS = ("sgd", "adam")
@@ -45,12 +43,10 @@ EpochCallback = Callable[[HistoryRow], None]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What to train and how. Invalid values raise :class:`~normcli.errors.UsageError`.
+    """What to train and how. Invalid values raise :class:`~normcli.nn.layers.SettingError`.
 
-    Network: ``hidden`` sizes, ``activation`` ('relu', 'tanh', 'gelu' (exact erf),
-    'leaky_relu'), ``bn_placement`` ('after' = Linear→act→BN, 'before' = Linear→BN→act, 'none'),
-    ``dropout`` probability (0 = no dropout layers), ``dtype`` ('float32' or 'float64'),
-    ``bn_momentum``/``bn_eps`` (PyTorch convention).
+    Network: ``network``, a :class:`~normcli.nn.model.NetworkConfig` (hidden sizes, activation,
+    batch-norm placement, momentum and ε, dropout, dtype).
 
     Optimization: ``optimizer`` 'sgd' (with ``momentum``, ``nesterov``) or 'adam'
     (``adam_betas``, ``adam_eps``); ``lr``; ``weight_decay`` (L2 added to the gradient, as
@@ -65,13 +61,13 @@ class TrainConfig:
     from the labels) or 'regression' (float targets, already scaled by the caller;
     ``y_center``/``y_scale`` — scalars or one per output — undo that scaling so ``val_rmse`` is
     in original units: original = scaled · y_scale + y_center).
+
+    ``seed`` seeds the weights and dropout (see :class:`~normcli.nn.model.MLPConfig`) and the
+    shuffling of the batches.
     """
 
     task: str = "classification"
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "relu"
-    bn_placement: str = "after"
-    dropout: float = 0.0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     epochs: int = 20
     batch_size: int = 64
     lr: float = 0.01
@@ -85,25 +81,24 @@ class TrainConfig:
     patience: int | None = None
     min_delta: float = 0.0
     seed: int = 0
-    dtype: str = "float32"
     target_loss: float | None = None
     num_classes: int | None = None
     y_center: float | tuple[float, ...] = 0.0
     y_scale: float | tuple[float, ...] = 1.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
-    bn_momentum: float = 0.1
-    bn_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if not isinstance(self.network, NetworkConfig):
+            raise SettingError(f"network must be a NetworkConfig, got {type(self.network).__name__}")
+        object.__setattr__(self, "network", self.network.network())
         for name in ("y_center", "y_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)):
                 object.__setattr__(self, name, tuple(float(v) for v in np.ravel(value)))
         problems = self._problems()
         if problems:
-            raise UsageError("invalid training settings: " + "; ".join(problems))
+            raise SettingError("invalid training settings: " + "; ".join(problems))
 
     def _problems(self) -> list[str]:
         def choice(name: str, allowed: Sequence[str]) -> str | None:
@@ -114,15 +109,10 @@ class TrainConfig:
 
         problems = [
             choice("task", TASKS),
-            choice("activation", ACTIVATIONS),
-            choice("bn_placement", BN_PLACEMENTS),
             choice("optimizer", OPTIMIZERS),
             choice("schedule", SCHEDULES),
-            choice("dtype", DTYPES),
         ]
         checks = [
-            (all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1 (got {self.hidden})"),
-            (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1) (got {self.dropout})"),
             (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
             (self.batch_size >= 2, f"batch_size must be >= 2 (got {self.batch_size})"),
             (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0 (got {self.lr})"),
@@ -131,7 +121,10 @@ class TrainConfig:
                 not (self.nesterov and (self.optimizer != "sgd" or self.momentum == 0.0)),
                 "nesterov needs the sgd optimizer with momentum > 0",
             ),
-            (self.weight_decay >= 0.0, f"weight_decay must be >= 0 (got {self.weight_decay})"),
+            (
+                math.isfinite(self.weight_decay) and self.weight_decay >= 0.0,
+                f"weight_decay must be >= 0 (got {self.weight_decay})",
+            ),
             (
                 self.lr_step_size is None or self.lr_step_size >= 1,
                 f"lr_step_size must be >= 1 (got {self.lr_step_size})",
@@ -152,33 +145,21 @@ class TrainConfig:
                 f"y_scale must be finite and non-zero (got {self.y_scale})",
             ),
             (
-                all(0.0 <= b < 1.0 for b in self.adam_betas) and len(self.adam_betas) == 2,
+                len(self.adam_betas) == 2 and all(0.0 <= b < 1.0 for b in self.adam_betas),
                 f"adam_betas must be two values in [0, 1) (got {self.adam_betas})",
             ),
-            (
-                0.0 <= self.bn_momentum <= 1.0,
-                f"bn_momentum must be in [0, 1] (got {self.bn_momentum})",
-            ),
-            (self.bn_eps > 0.0, f"bn_eps must be > 0 (got {self.bn_eps})"),
+            (self.adam_eps >= 0.0, f"adam_eps must be >= 0 (got {self.adam_eps})"),
         ]
         problems += [message for ok, message in checks if not ok]
         return [p for p in problems if p]
 
+    def with_network(self, **changes: Any) -> TrainConfig:
+        """A copy with some network fields changed: ``config.with_network(bn_placement="none")``."""
+        return replace(self, network=replace(self.network, **changes))
+
     def model_config(self, input_dim: int, output_dim: int) -> MLPConfig:
         """The :class:`MLPConfig` of the network this configuration trains."""
-        return MLPConfig(
-            input_dim=input_dim,
-            output_dim=output_dim,
-            hidden=self.hidden,
-            activation=self.activation,
-            bn_placement=self.bn_placement,
-            dropout=self.dropout,
-            dtype=self.dtype,
-            seed=self.seed,
-            task=self.task,
-            bn_momentum=self.bn_momentum,
-            bn_eps=self.bn_eps,
-        )
+        return MLPConfig.of(self.network, input_dim, output_dim, self.task, self.seed)
 
 
 @dataclass
@@ -191,6 +172,9 @@ class TrainResult:
     ``grad_norm_first_layer`` (mean over batches of ‖∂L/∂W‖₂ of the first Linear), and
     ``val_accuracy`` (classification) or ``val_rmse`` (original units) and ``val_r2``
     (regression). Losses of a regression are MSE of the *scaled* targets.
+
+    ``initial_val_loss`` is the validation loss of the initial weights (epoch 0; None without
+    validation data, or if it is not finite).
 
     ``model`` holds the weights of epoch ``model_epoch``: the best validation loss when early
     stopping is on, the last completed epoch otherwise (also after a divergence: the weights
@@ -208,6 +192,7 @@ class TrainResult:
     stopped_early: bool = False
     num_classes: int | None = None
     epoch_seconds: list[float] = field(default_factory=list)
+    initial_val_loss: float | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -368,7 +353,7 @@ class _Data:
 def _prepare_data(
     X_train: Any, y_train: Any, X_val: Any, y_val: Any, config: TrainConfig
 ) -> _Data:
-    dtype = np.dtype(config.dtype)
+    dtype = np.dtype(config.network.dtype)
     has_val = X_val is not None or y_val is not None
     if has_val and (X_val is None or y_val is None):
         raise UsageError("validation data needs both X_val and y_val")
@@ -462,7 +447,7 @@ def train_network(
 ) -> TrainResult:
     """Train an MLP on (X_train, y_train), evaluating on (X_val, y_val) after every epoch.
 
-    ``X_*`` are (rows, features) numeric arrays, cast once to ``config.dtype``. ``y_*`` are
+    ``X_*`` are (rows, features) numeric arrays, cast once to ``config.network.dtype``. ``y_*`` are
     integer class indices (classification) or float targets (regression, (rows,) or
     (rows, outputs)). Validation data may be None (then no val metrics, no early stopping,
     and ``epochs_to_target`` uses the training loss). ``on_epoch`` is called with each history
@@ -492,6 +477,10 @@ def train_network(
     last_good_state = model.state_dict()
     best_state: dict[str, np.ndarray] | None = None
     best_loss = math.inf
+    if has_val:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            initial = evaluate(model, data.X_val, data.y_val)["loss"]
+        result.initial_val_loss = initial if math.isfinite(initial) else None
 
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
@@ -548,113 +537,3 @@ def train_network(
         model.load_state_dict(best_state)
         result.model_epoch = result.best_epoch
     return result
-
-
-# -- the normalization study -------------------------------------------------------------------
-
-# (setting name, which inputs, use batch norm?)
-COMPARISON_SETTINGS = (
-    ("raw", "raw", False),
-    ("normalized", "normalized", False),
-    ("normalized+bn", "normalized", True),
-)
-
-
-@dataclass
-class ComparisonRow:
-    """One training run of :func:`compare_normalization`.
-
-    The ``final_*``/``val_*`` values are those of the weights the run ended with
-    (``TrainResult.final``); None when no epoch completed (or not applicable to the task).
-    ``grad_norm_first_layer`` is the mean over completed epochs of the per-epoch mean
-    first-layer gradient norm.
-    """
-
-    setting: str
-    inputs: str
-    batchnorm: str
-    lr: float
-    epochs_run: int
-    final_train_loss: float | None
-    final_val_loss: float | None
-    best_val_loss: float | None
-    val_accuracy: float | None
-    val_rmse: float | None
-    val_r2: float | None
-    epochs_to_target: int | None
-    diverged: bool
-    divergence_message: str | None
-    grad_norm_first_layer: float | None
-    result: TrainResult = field(repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """All fields except the full ``result`` (JSON-ready)."""
-        return {k: v for k, v in self.__dict__.items() if k != "result"}
-
-    @classmethod
-    def from_result(
-        cls, setting: str, inputs: str, batchnorm: str, result: TrainResult
-    ) -> ComparisonRow:
-        final = result.final or {}
-        val_losses = [r["val_loss"] for r in result.history if r["val_loss"] is not None]
-        norms = [r["grad_norm_first_layer"] for r in result.history]
-        return cls(
-            setting=setting,
-            inputs=inputs,
-            batchnorm=batchnorm,
-            lr=result.config.lr,
-            epochs_run=result.epochs_run,
-            final_train_loss=final.get("train_loss"),
-            final_val_loss=final.get("val_loss"),
-            best_val_loss=min(val_losses) if val_losses else None,
-            val_accuracy=final.get("val_accuracy"),
-            val_rmse=final.get("val_rmse"),
-            val_r2=final.get("val_r2"),
-            epochs_to_target=result.epochs_to_target,
-            diverged=result.diverged,
-            divergence_message=result.divergence_message,
-            grad_norm_first_layer=sum(norms) / len(norms) if norms else None,
-            result=result,
-        )
-
-
-def compare_normalization(
-    X_raw_train: np.ndarray,
-    X_norm_train: np.ndarray,
-    y_train: np.ndarray,
-    X_raw_val: np.ndarray | None,
-    X_norm_val: np.ndarray | None,
-    y_val: np.ndarray | None,
-    config: TrainConfig,
-    learning_rates: Sequence[float] | None = None,
-    bn_placement: str | None = None,
-    on_run: Callable[[ComparisonRow], None] | None = None,
-) -> list[ComparisonRow]:
-    """Train the same network (same seed, epochs, optimizer) in three settings, per learning rate.
-
-    Settings, in order: ``raw`` (raw inputs, no batch norm), ``normalized`` (normalized inputs,
-    no batch norm), ``normalized+bn`` (normalized inputs, batch norm placed ``bn_placement``,
-    default ``config.bn_placement``, or 'after' if that is 'none'). ``learning_rates`` defaults
-    to ``[config.lr]``; rows come lr by lr, settings in the order above. The caller normalizes
-    (with normcli's statistics) and passes both versions of the features. ``on_run`` is called
-    with each row as soon as its run ends. A diverging run is a result, not an error.
-    """
-    placement = bn_placement or (config.bn_placement if config.bn_placement != "none" else "after")
-    if placement not in ("after", "before"):
-        raise UsageError(
-            f"bn_placement for the batch-norm setting must be after or before, got {placement!r}"
-        )
-    rows = []
-    for lr in learning_rates if learning_rates is not None else [config.lr]:
-        for setting, inputs, use_bn in COMPARISON_SETTINGS:
-            batchnorm = placement if use_bn else "none"
-            run_config = replace(config, lr=float(lr), bn_placement=batchnorm)
-            X_train, X_val = (
-                (X_raw_train, X_raw_val) if inputs == "raw" else (X_norm_train, X_norm_val)
-            )
-            result = train_network(X_train, y_train, X_val, y_val, run_config)
-            row = ComparisonRow.from_result(setting, inputs, batchnorm, result)
-            rows.append(row)
-            if on_run is not None:
-                on_run(row)
-    return rows
