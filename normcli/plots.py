@@ -23,13 +23,13 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def _figure(columns: int, sharey: bool = False) -> tuple[Any, Any]:
+def _figure(columns: int, sharey: bool = False, height: float = 4.2) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, columns, figsize=(5.5 * columns, 4.2), squeeze=False, sharey=sharey)
+    fig, axes = plt.subplots(1, columns, figsize=(5.5 * columns, height), squeeze=False, sharey=sharey)
     return fig, axes[0]
 
 
@@ -96,14 +96,16 @@ def _y_limits(rows: Sequence[ComparisonRow]) -> tuple[float, float]:
 def comparison_figure(rows: Sequence[ComparisonRow], target_loss: float | None = None) -> Any:
     """The figure of ``train --compare`` (see :func:`plot_comparison`)."""
     rates = sorted({row.lr for row in rows})
-    fig, axes = _figure(len(rates), sharey=True)
+    fig, axes = _figure(len(rates), sharey=True, height=5.2)
     low, high = _y_limits(rows)
     for ax, lr in zip(axes, rates, strict=True):
         for row in (r for r in rows if r.lr == lr):
             color = _SETTING_COLORS.get(row.setting, None)
             epochs, losses = _run_curve(row)
             drawn = [min(max(v, low), high) if v == v else high for v in losses]
-            label = row.setting + (f" (diverged: {row.diverged_because})" if row.diverged else "")
+            label = row.setting
+            if row.diverged:
+                label += f" (diverged, epoch {row.epochs_run + 1 if row.result.diverged else row.epochs_run})"
             ax.plot(epochs, drawn, color=color, marker="o" if len(epochs) < 3 else None, markersize=4, label=label)
             below = [(e, low) for e, v in zip(epochs, losses) if v < low]  # zeros too
             above = [(e, high) for e, v in zip(epochs, losses) if v > high]
@@ -127,7 +129,7 @@ def comparison_figure(rows: Sequence[ComparisonRow], target_loss: float | None =
         if target_loss is not None and low < target_loss < high:
             ax.axhline(target_loss, color="gray", linestyle="--", linewidth=1, label="target loss")
         ax.set(xlabel="epoch", title=f"lr = {lr:g}", yscale="log", ylim=(low, high))
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[0].set_ylabel("validation loss (log)")
     fig.suptitle("validation loss per epoch: ★ best epoch, ✕ diverged, ▲▼ beyond the axis", fontsize="medium")
     fig.tight_layout()

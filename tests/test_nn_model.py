@@ -370,7 +370,7 @@ def test_model_from_bytes_errors_name_the_source():
         model_from_bytes(b"garbage", "upload.npz")
 
 
-# -- against PyTorch (extra; skipped without torch) -------------------------------------------
+# -- against PyTorch (a test dependency: these never skip) -------------------------------------
 
 
 def torch_copy(model: MLP, torch):
@@ -434,7 +434,7 @@ def assert_same_state(model: MLP, twin, tol: float, skip_biases_before_bn: bool 
 
 @pytest.mark.parametrize("dtype,tol", [("float32", 2e-6), ("float64", 1e-12)])
 def test_batchnorm_matches_torch(dtype, tol):
-    torch = pytest.importorskip("torch")
+    import torch
     rng = np.random.default_rng(4)
     ours = BatchNorm1d(6, momentum=0.1, eps=1e-5, dtype=dtype)
     ours.gamma[...] = rng.uniform(0.5, 1.5, 6)
@@ -470,7 +470,7 @@ def test_batchnorm_matches_torch(dtype, tol):
     ["sgd_momentum", "sgd_nesterov_wd", "adam", "adam_wd"],
 )
 def test_mlp_training_steps_match_torch(dtype, tol, placement, optimizer):
-    torch = pytest.importorskip("torch")
+    import torch
     activation = "gelu" if optimizer == "adam" else "relu"
     model = MLP(MLPConfig(5, 4, hidden=(16, 12), bn_placement=placement, dtype=dtype,
                           activation=activation, seed=1))  # fmt: skip
@@ -512,3 +512,59 @@ def test_mlp_training_steps_match_torch(dtype, tol, placement, optimizer):
     np.testing.assert_allclose(
         ours_out, twin(torch.tensor(x)).detach().numpy(), rtol=10 * tol, atol=10 * tol
     )
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-6), ("float64", 1e-13)])
+def test_batchnorm_cumulative_average_matches_torch_momentum_none(dtype, tol):
+    import torch
+
+    rng = np.random.default_rng(12)
+    ours = BatchNorm1d(5, momentum=None, dtype=dtype)
+    theirs = torch.nn.BatchNorm1d(5, momentum=None, dtype=getattr(torch, dtype))
+    ours.gamma[...] = rng.uniform(0.5, 1.5, 5)
+    ours.beta[...] = rng.standard_normal(5)
+    theirs.weight.data = torch.tensor(ours.gamma.copy())
+    theirs.bias.data = torch.tensor(ours.beta.copy())
+    batch_means = []
+    for step, rows in enumerate([7, 32, 2, 19, 64, 3]):
+        x = (rng.standard_normal((rows, 5)) * (step + 1) + 3 * step).astype(dtype)
+        batch_means.append(x.astype(np.float64).mean(axis=0))
+        out = ours.forward(x, training=True)
+        expected = theirs(torch.tensor(x)).detach().numpy()
+        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+        assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == step + 1
+        np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=tol, atol=tol)
+    # a cumulative average: the running mean is the plain mean of the batch means
+    np.testing.assert_allclose(ours.running_mean, np.mean(batch_means, axis=0), rtol=10 * tol, atol=10 * tol)
+    theirs.eval()
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    np.testing.assert_allclose(
+        ours.forward(x, training=False), theirs(torch.tensor(x)).detach().numpy(), rtol=tol, atol=tol
+    )
+
+
+def test_cumulative_batchnorm_round_trips_through_the_model_file(tmp_path):
+    model = trained_like_model(bn_momentum=None)
+    assert [int(bn.num_batches_tracked) for bn in model.batchnorms] == [3, 3]
+    save_model(model, tmp_path / "m.npz")
+    loaded, _ = load_model(tmp_path / "m.npz")
+    assert loaded.config.bn_momentum is None
+    assert [int(bn.num_batches_tracked) for bn in loaded.batchnorms] == [3, 3]
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        assert "layers.2.num_batches_tracked" in npz.files
+    # a model with a fixed momentum keeps exactly the arrays it always had
+    plain = model_to_bytes(trained_like_model())
+    with np.load(io.BytesIO(plain), allow_pickle=False) as npz:
+        assert not any("num_batches_tracked" in name for name in npz.files)
+
+
+def test_batchnorm_settings_errors_are_usage_errors():
+    from normcli.errors import UsageError
+
+    for bad in ({"momentum": 1.5}, {"momentum": "fast"}, {"eps": 0.0}):
+        with pytest.raises(UsageError) as caught:
+            BatchNorm1d(4, **bad)
+        assert isinstance(caught.value, ValueError)
+    with pytest.raises(UsageError, match="bn_momentum"):
+        MLPConfig(3, 2, bn_momentum=-0.1)

@@ -9,7 +9,10 @@
 * :mod:`normcli.learn.modelfile` — the model ↔ ``.npz``
 
 The network itself is :mod:`normcli.nn` (pure numpy). Names below are imported lazily, so
-``import normcli.learn`` stays cheap (``is_id_like`` needs nothing heavy).
+``import normcli.learn`` stays cheap and imports nothing else of normcli: the statistics code
+may use ``normcli.learn.columns.is_id_like`` without an import cycle. The functions ``train``,
+``compare`` and ``predict`` share their modules' names: import them from those modules
+(``from normcli.learn.train import train``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,9 @@ _EXPORTS = {
     "prepare": "normcli.learn.dataset",
     "split_indices": "normcli.learn.dataset",
     "FeatureEncoder": "normcli.learn.features",
-    "train": "normcli.learn.train",
     "TrainReport": "normcli.learn.train",
-    "compare": "normcli.learn.compare",
     "CompareReport": "normcli.learn.compare",
     "ComparisonRow": "normcli.learn.compare",
-    "predict": "normcli.learn.predict",
     "PredictReport": "normcli.learn.predict",
     "save_model": "normcli.learn.modelfile",
     "load_model": "normcli.learn.modelfile",

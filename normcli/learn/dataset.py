@@ -633,7 +633,8 @@ def _imputation_notes(train: Encoded, val: Encoded | None, feedback: Feedback, n
         )  # fmt: skip
     if val is not None and val.unknown:
         shown = "; ".join(
-            f"{name}: {count} rows ({', '.join(map(repr, examples))})" for name, (count, examples) in val.unknown.items()
+            f"{name}: {count} rows ({', '.join(map(repr, examples[:3]))}{', …' if len(examples) > 3 else ''})"
+            for name, (count, examples) in val.unknown.items()
         )
         _say(feedback.note, notes, f"validation rows with categories not in the training split (encoded as all-zero): {shown}")
 

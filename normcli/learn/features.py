@@ -128,12 +128,12 @@ class CategoricalFeature:
         return frame.select(expr.alias("code")).to_series().to_numpy()
 
     def unknown_examples(self, frame: pl.DataFrame, codes: np.ndarray, limit: int = 3) -> list[Any]:
-        """A few of the unseen values (for a note)."""
+        """A few of the unseen values (for a note); one more than ``limit`` says there are more."""
         import numpy as np
         import polars as pl
 
         rows = np.flatnonzero(codes == _UNKNOWN_CODE)
-        values = frame[self.name].gather(rows[: 1000]).unique(maintain_order=True).head(limit)
+        values = frame[self.name].gather(rows).unique(maintain_order=True).head(limit + 1)
         return [_show(v) for v in values.cast(pl.String).to_list()]
 
 

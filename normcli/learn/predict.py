@@ -194,7 +194,7 @@ def predict(
         )
     if encoded.unknown:
         shown = "; ".join(
-            f"'{n}': {count} rows ({', '.join(map(repr, examples))}{', …' if count > len(examples) else ''})"
+            f"'{n}': {count} rows ({', '.join(map(repr, examples[:3]))}{', …' if len(examples) > 3 else ''})"
             for n, (count, examples) in encoded.unknown.items()
         )
         if unknown == "error":
