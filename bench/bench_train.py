@@ -37,6 +37,9 @@ import sys
 import time
 from pathlib import Path
 
+# Benchmark the working tree this script is in, not whatever normcli is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 FRAMEWORKS = ("normcli", "torch", "sklearn")
 FEATURES = 32
 CLASSES = 10

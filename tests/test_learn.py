@@ -395,7 +395,7 @@ def test_bad_settings_are_one_line_usage_errors(colours: Path, tmp_path: Path, a
 
 def test_bn_momentum_cumulative_reaches_the_model(colours: Path, tmp_path: Path) -> None:
     model = tmp_path / "m.npz"
-    assert invoke("train", colours, "--target", "label", "--bn-momentum", "cumulative", "--epochs", "1", "-o", model, "-q").exit_code == 0
+    assert invoke("train", colours, "--target", "label", "--bn-momentum", "cumulative", "--epochs", "1", "--batch-size", "64", "-o", model, "-q").exit_code == 0
     network, meta = load_model(model)
     assert network.config.bn_momentum is None
     batches = math.ceil(640 / 64)  # 800 rows, 20 % held out, batch 64
@@ -407,8 +407,23 @@ def test_divergence_hint_fits_the_batch_norm_setting(tmp_path: Path) -> None:
     x = rng.normal(size=(300, 2))
     path = tmp_path / "r.csv"
     pl.DataFrame({"a": x[:, 0] * 1e6, "b": x[:, 1], "y": x[:, 0] * 3 + 1e3}).write_csv(path)
-    with_bn = invoke("train", path, "--target", "y", "--lr", "1e6", "--epochs", "5", "-o", tmp_path / "m.npz")
+    with_bn = invoke("train", path, "--target", "y", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "5", "-o", tmp_path / "m.npz")
     assert with_bn.exit_code == 1 and "diverged" in with_bn.stderr
     assert "batch norm" not in with_bn.stderr
-    without = invoke("train", path, "--target", "y", "--lr", "1e9", "--no-batchnorm", "--epochs", "5", "-o", tmp_path / "m.npz")
+    without = invoke("train", path, "--target", "y", "--optimizer", "sgd", "--lr", "1e9", "--no-batchnorm", "--epochs", "5", "-o", tmp_path / "m.npz")
     assert without.exit_code == 1 and "turn batch norm back on" in without.stderr
+
+
+def test_command_defaults_are_the_documented_defaults() -> None:
+    import inspect
+
+    import normcli.cli
+    from normcli.learn.train import DEFAULTS, default_config
+
+    options = inspect.signature(normcli.cli.train).parameters
+    assert options["optimizer"].default == DEFAULTS["optimizer"]
+    assert float(options["lr"].default) == DEFAULTS["lr"]
+    assert options["batch_size"].default == DEFAULTS["batch_size"]
+    assert options["epochs"].default == DEFAULTS["epochs"]
+    assert options["early_stopping"].default == DEFAULTS["patience"]
+    assert default_config().patience == DEFAULTS["patience"]

@@ -172,7 +172,7 @@ def test_divergence_stops_with_a_clear_error_and_no_model(linear: Path, tmp_path
     model = tmp_path / "m.npz"
     result = invoke("train", str(linear), "--target", "price", "--features", "a,b", "--stats", "/dev/null", "-o", str(model))
     assert result.exit_code == 1  # /dev/null is not a stats file
-    result = invoke("train", str(linear), "--target", "price", "--lr", "1e6", "--no-batchnorm", "-o", str(model), "--epochs", "3")
+    result = invoke("train", str(linear), "--target", "price", "--optimizer", "sgd", "--lr", "1e6", "--no-batchnorm", "-o", str(model), "--epochs", "3")
     assert result.exit_code == 1
     assert "diverged" in result.stderr and "--lr" in result.stderr
     assert "nan" not in result.stdout.lower()

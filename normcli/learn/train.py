@@ -18,11 +18,25 @@ if TYPE_CHECKING:
 __all__ = ["TrainReport", "train", "default_config", "metrics_document", "fitted_config"]
 
 
+DEFAULTS: dict[str, Any] = {
+    "optimizer": "adam",
+    "lr": 3e-3,
+    "batch_size": 32,
+    "epochs": 200,
+    "patience": 20,
+}
+"""What ``normcli train`` uses unless told otherwise (the network: :class:`~normcli.nn.NetworkConfig`'s
+defaults). Chosen on held-out R² of small real regression tables against scikit-learn
+(bench/bench_regression.py): Adam with early stopping on the validation split (the best epoch's
+weights are kept) instead of 20 epochs of SGD, which under-trained small tables (R² 0.28 where
+scikit-learn's MLP reaches 0.47 on diabetes)."""
+
+
 def default_config(seed: int = 0) -> TrainConfig:
-    """The settings ``normcli train`` uses when none are given."""
+    """The settings ``normcli train`` uses when none are given (:data:`DEFAULTS`)."""
     from normcli.nn import TrainConfig
 
-    return TrainConfig(seed=seed)
+    return TrainConfig(seed=seed, **DEFAULTS)
 
 
 def fitted_config(network: TrainConfig, prepared: Prepared) -> TrainConfig:

@@ -13,7 +13,12 @@ Conventions shared by every layer:
 * ``parameters()`` lists ``(value, gradient)`` pairs for the optimizers; ``param_names`` names
   the trainable arrays (gradient attribute = ``"d" + name``) and ``state_names`` the non-trained
   arrays a saved model must keep (batch-norm running statistics).
-* Layers never modify the arrays passed to ``forward`` or ``backward``.
+* Layers never modify the arrays passed to ``forward`` or ``backward``, unless the caller sets
+  ``layer.inplace = True``: then, in training mode, a layer may overwrite its input (activations,
+  dropout) and the ``dout`` given to ``backward``, and it writes its outputs into buffers of its
+  own that the next training call reuses. :class:`normcli.nn.MLP` does that for the layers it
+  owns, whose arrays nobody else holds: it saves an allocation and a pass over the batch for
+  most element-wise steps. Eval mode always returns fresh arrays.
 """
 
 from __future__ import annotations
@@ -67,11 +72,38 @@ class _ColumnSums:
         return np.matmul(self._ones, array, out=out)
 
 
+class _Buffers:
+    """Arrays a layer reuses from one training batch to the next, keyed by role and shape."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, tuple[int, ...], str], np.ndarray] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        key = (role, shape, dtype.str)
+        array = self._arrays.get(key)
+        if array is None:
+            if len(self._arrays) > 16:  # batch sizes changed many times: start afresh
+                self._arrays.clear()
+            array = self._arrays[key] = np.empty(shape, dtype=dtype)
+        return array
+
+
 class Layer:
     """Base class: a differentiable function of a batch, possibly with trainable parameters."""
 
     param_names: ClassVar[tuple[str, ...]] = ()
     state_names: ClassVar[tuple[str, ...]] = ()
+    inplace: bool = False
+    """May overwrite inputs and reuse output buffers in training mode (see the module docstring)."""
+
+    def _out(self, role: str, shape: tuple[int, ...], dtype: np.dtype, training: bool = True) -> np.ndarray:
+        """An output array: a reused buffer when ``inplace`` (training only), else a new one."""
+        if self.inplace and training:
+            buffers = self.__dict__.get("_buffers")
+            if buffers is None:
+                buffers = self.__dict__["_buffers"] = _Buffers()
+            return buffers.get(role, shape, dtype)
+        return np.empty(shape, dtype=dtype)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         raise NotImplementedError
@@ -127,7 +159,11 @@ class Linear(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._x = x
-        out = x @ self.W.T
+        if x.dtype != self.W.dtype:
+            out = x @ self.W.T
+        else:
+            out = self._out("out", (x.shape[0], self.out_features), x.dtype, training)
+            np.matmul(x, self.W.T, out=out)
         out += self.b
         return out
 
@@ -139,7 +175,10 @@ class Linear(Layer):
         self._column_sums(dout, out=self.db)
         if not self.input_grad:
             return None  # type: ignore[return-value]
-        return dout @ self.W
+        if dout.dtype != self.W.dtype:
+            return dout @ self.W
+        dx = self._out("dx", (dout.shape[0], self.in_features), dout.dtype)
+        return np.matmul(dout, self.W, out=dx)
 
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features})"
@@ -242,18 +281,17 @@ class BatchNorm1d(Layer):
                 "BatchNorm1d in training mode needs at least 2 rows per batch "
                 f"(got {n}): the variance of a single row is undefined"
             )
-        column_sums = self._column_sums
-        mean = column_sums(x)
+        mean = self._column_sums(x)
         mean *= 1.0 / n
-        centered = x - mean
-        squares = centered * centered
-        var = column_sums(squares)  # two-pass variance: no cancellation for large means
+        centered = np.subtract(x, mean, out=self._out("centered", x.shape, x.dtype))
+        # two-pass variance (no cancellation for large means); Σ (h − μ)² in one pass, no temporary
+        var = np.einsum("ij,ij->j", centered, centered)
         var *= 1.0 / n
         invstd = var + self.eps
         np.sqrt(invstd, out=invstd)
         np.reciprocal(invstd, out=invstd)
         scale = self.gamma * invstd
-        out = np.multiply(centered, scale, out=squares)
+        out = np.multiply(centered, scale, out=self._out("out", x.shape, x.dtype))
         out += self.beta
         self._centered, self._invstd, self._scale, self._xhat = centered, invstd, scale, None
         self.num_batches_tracked += 1
@@ -278,17 +316,17 @@ class BatchNorm1d(Layer):
         assert centered is not None
         n = dout.shape[0]
         invstd = self._invstd
-        tmp = dout * centered
-        # ∂L/∂γ = Σ dout·x̂ = invstd · Σ dout·(h − μ)
-        column_sums(tmp, out=self.dgamma)
+        # ∂L/∂γ = Σ dout·x̂ = invstd · Σ dout·(h − μ)   (one pass, no temporary)
+        np.einsum("ij,ij->j", dout, centered, out=self.dgamma)
         self.dgamma *= invstd
         # ∂L/∂h = s·dout − (s·invstd·∂L/∂γ/N)·(h − μ) − s·∂L/∂β/N
         coef_centered = scale * invstd * self.dgamma
         coef_centered *= 1.0 / n
         shift = scale * self.dbeta
         shift *= 1.0 / n
-        dx = dout * scale
-        np.multiply(centered, coef_centered, out=tmp)
+        dx = dout if self.inplace else np.empty_like(dout)
+        np.multiply(dout, scale, out=dx)
+        tmp = np.multiply(centered, coef_centered, out=self._out("tmp", centered.shape, centered.dtype))
         dx -= tmp
         dx -= shift
         return dx
@@ -306,18 +344,31 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         self._mask: np.ndarray | None = None
+        self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        # x · [x > 0] with a float 0/1 mask: faster than np.maximum(x, 0.0) (whose scalar
-        # broadcast is slow), and the same mask serves backward. NaN stays NaN (NaN · 0).
+        if self.inplace and training:
+            # max(x, 0) over x itself; backward rebuilds [x > 0] as [y > 0]. NaN stays NaN.
+            np.maximum(x, 0.0, out=x)
+            self._y, self._mask = x, None
+            return x
+        # x · [x > 0] with a float 0/1 mask: faster than np.maximum(x, 0.0) into a new array
+        # (whose scalar broadcast is slow), and the same mask serves backward. NaN · 0 = NaN.
         mask = np.greater(x, 0.0, out=np.empty_like(x))
-        self._mask = mask
+        self._mask, self._y = mask, None
         return x * mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._mask is None:
+        if self._y is not None:
+            mask = np.greater(self._y, 0.0, out=self._out("mask", self._y.shape, self._y.dtype))
+        elif self._mask is not None:
+            mask = self._mask
+        else:
             raise RuntimeError("ReLU.backward called before forward")
-        return dout * self._mask
+        if self.inplace:
+            dout *= mask
+            return dout
+        return dout * mask
 
 
 class LeakyReLU(Layer):

@@ -211,6 +211,8 @@ class MLP:
         layers.append(
             Linear(widths[-1], config.output_dim, init_rng, self.dtype, input_grad=has_hidden)
         )
+        for layer in layers:  # the MLP owns every array between its layers (see nn.layers)
+            layer.inplace = True
         self.layers = layers
         self._flat_values, self._flat_grads = self._gather_into_flat_buffers()
 
@@ -260,6 +262,8 @@ class MLP:
         """Outputs (logits or values) for a batch; ``training`` selects batch/running BN stats.
 
         ``x`` is cast to the model dtype once, here, so nothing downstream widens or narrows.
+        In training mode the layers reuse their buffers: the result is valid until the next
+        training-mode ``forward`` (eval mode returns a new array).
         """
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.config.input_dim:
