@@ -211,8 +211,10 @@ class MLP:
         layers.append(
             Linear(widths[-1], config.output_dim, init_rng, self.dtype, input_grad=has_hidden)
         )
-        for layer in layers:  # the MLP owns every array between its layers (see nn.layers)
-            layer.inplace = True
+        # The MLP owns every array between its layers, so they may work in place (see
+        # nn.layers) — except on an output the layer before still needs (tanh's).
+        for before, layer in zip([None, *layers], layers):
+            layer.inplace = before is None or not before.keeps_output
         self.layers = layers
         self._flat_values, self._flat_grads = self._gather_into_flat_buffers()
 
