@@ -427,3 +427,51 @@ def test_command_defaults_are_the_documented_defaults() -> None:
     assert options["epochs"].default == DEFAULTS["epochs"]
     assert options["early_stopping"].default == DEFAULTS["patience"]
     assert default_config().patience == DEFAULTS["patience"]
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def run_with_terminal_stderr(*args: str, cwd: Path) -> tuple[str, bytes]:
+    """Run normcli with stderr on a pseudo-terminal; return (stderr as text, stdout bytes)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "normcli", *args], stdout=subprocess.PIPE, stderr=slave, cwd=cwd)
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout = process.stdout.read()
+    assert process.wait(timeout=120) == 0, seen
+    os.close(master)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode()), stdout
+
+
+def test_progress_on_a_terminal_and_notes_before_training(colours: Path, tmp_path: Path) -> None:
+    text, _ = run_with_terminal_stderr("train", str(colours), "--target", "label", "--epochs", "2", "-o", "m.npz", cwd=tmp_path)
+    assert re.search(r"reading .*colours\.csv: 800 rows", text)
+    assert text.index("one-hot encoded") < text.index("epoch   1/2")
+    text, out = run_with_terminal_stderr("predict", str(colours), "--model", "m.npz", cwd=tmp_path)
+    assert re.search(r"predicting .*: 800 rows", text)
+    assert len(out.decode().splitlines()) == 801
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(colours: Path, tmp_path: Path) -> None:
+    result = invoke("train", colours, "--target", "label", "--epochs", "2", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 0
+    assert all(line.startswith("normcli: ") for line in result.stderr.splitlines())
+    assert "rows" not in result.stderr.replace("training rows", "").replace("validation rows", "")
