@@ -475,3 +475,12 @@ def test_no_progress_when_stderr_is_not_a_terminal(colours: Path, tmp_path: Path
     assert result.exit_code == 0
     assert all(line.startswith("normcli: ") for line in result.stderr.splitlines())
     assert "rows" not in result.stderr.replace("training rows", "").replace("validation rows", "")
+
+
+def test_predict_on_a_csv_whose_numeric_feature_column_is_empty(colours: Path, colour_model: Path, tmp_path: Path) -> None:
+    frame = pl.read_csv(colours).head(5).with_columns(pl.lit(None, dtype=pl.Float64).alias("noise1"))
+    path = tmp_path / "empty-column.csv"
+    frame.write_csv(path)  # the column is inferred as text: every cell is empty
+    result = invoke("predict", path, "--model", colour_model)
+    assert result.exit_code == 0, result.stderr
+    assert "5 of 5 rows had missing feature values, imputed (5 values" in result.stderr

@@ -157,7 +157,13 @@ def predict(
                 hint="predict on data with the columns the model was trained on",
             )
         numeric = [f.name for f in encoder.numeric]
-        bad = [f"{n} ({schema[n]})" for n in numeric if not schema[n].is_numeric()]
+        text_input = not all(s.format == "parquet" for s in inputs.sources)
+        # a text column of a CSV may hold no value at all (then it reads as String): it is
+        # read as Float64, and a cell that is not a number is reported with its row
+        bad = [
+            f"{n} ({schema[n]})" for n in numeric
+            if not schema[n].is_numeric() and not (text_input and schema[n] == pl.String)
+        ]  # fmt: skip
         if bad:
             raise DataError(
                 f"{inputs.describe()}: feature columns not numeric: {', '.join(bad)}",
