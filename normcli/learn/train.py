@@ -168,6 +168,7 @@ def train(
             stats_file = [Path(data.stats_path)] if data.stats_path else []
             check_output_target(model_path, [*inputs.paths, *stats_file])
         prepared = prepare(inputs, data, stats=stats, feedback=feedback)
+    prepared.frame_train = prepared.frame_val = None  # encoded already: free the data frames
     import numpy as np
 
     config = fitted_config(network, prepared)
