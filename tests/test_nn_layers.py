@@ -393,3 +393,28 @@ def test_mse_accepts_1d_target_for_single_output():
     assert loss_fn.forward(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == pytest.approx(2.5)
     with pytest.raises(ValueError):
         loss_fn.forward(np.zeros((2, 2)), np.zeros(2))
+
+
+@pytest.mark.parametrize("make", [lambda: BatchNorm1d(7, dtype=np.float64), lambda: ReLU()])
+def test_in_place_mode_computes_the_same_as_the_copying_mode(make):
+    """The MLP lets its layers overwrite their inputs; the numbers must not change."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((9, 7)) * 3 + 1
+    dout = rng.standard_normal((9, 7))
+    copying, in_place = make(), make()
+    in_place.inplace = True
+    expected_out = copying.forward(x, training=True)
+    expected_dx = copying.backward(dout)
+    x_given, dout_given = x.copy(), dout.copy()
+    out = in_place.forward(x_given, training=True).copy()
+    dx = in_place.backward(dout_given)
+    np.testing.assert_allclose(out, expected_out, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-14, atol=1e-14)
+    for name in in_place.param_names:
+        np.testing.assert_array_equal(getattr(in_place, "d" + name), getattr(copying, "d" + name))
+    # the copying mode leaves its arguments alone
+    x_before, dout_before = x.copy(), dout.copy()
+    copying.forward(x, training=True)
+    copying.backward(dout)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
