@@ -20,18 +20,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from normcli import __version__
 from normcli.errors import DataError, UsageError
-from normcli.io import (
-    Inputs,
-    ReadOptions,
-    atomic_path,
-    check_output_target,
-    open_inputs,
-    output_format,
-    polars_errors,
-    sink,
-)
-from normcli.stats import FitOptions, Stats, fit_frame, is_numeric
-from normcli.statsfile import load_stats, stats_from_dict, stats_to_dict
+from normcli.data.formats import ReadOptions
+from normcli.data.outputs import atomic_path, check_output_target, output_format
+from normcli.data.table import Inputs, open_inputs
+from normcli.scaling.fit import fit_frame
+from normcli.scaling.model import FitOptions, Stats
+from normcli.scaling.statsfile import load_stats, stats_from_dict, stats_to_dict
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,7 +116,7 @@ def _feature_columns(schema: pl.Schema, options: DataOptions, stats: Stats | Non
             raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
     if options.features is not None:
         features = [n for n in options.features if n not in options.exclude]
-        bad = [f"{n} ({schema[n]})" for n in features if not is_numeric(schema[n])]
+        bad = [f"{n} ({schema[n]})" for n in features if not schema[n].is_numeric()]
         if bad:
             raise DataError(
                 f"non-numeric feature column{'s' if len(bad) > 1 else ''}: {', '.join(bad)}",
@@ -136,8 +130,8 @@ def _feature_columns(schema: pl.Schema, options: DataOptions, stats: Stats | Non
         left_out = []
     else:
         candidates = [n for n in names if n != options.target and n not in options.exclude]
-        features = [n for n in candidates if is_numeric(schema[n])]
-        left_out = [f"{n} ({schema[n]})" for n in candidates if not is_numeric(schema[n])]
+        features = [n for n in candidates if schema[n].is_numeric()]
+        left_out = [f"{n} ({schema[n]})" for n in candidates if not schema[n].is_numeric()]
     if not features:
         raise DataError("no numeric feature columns", hint="name them with --features")
     if stats is not None:
@@ -158,7 +152,7 @@ def _read_frame(inputs: Inputs, features: list[str], others: Sequence[str]) -> p
     if all(s.format == "parquet" for s in inputs.sources):
         overrides = {}
     others = [n for n in others if n not in features]
-    with polars_errors(inputs):
+    with inputs.errors():
         frame = inputs.scan(overrides or None).select([*features, *others]).collect()
     return frame.with_columns([pl.col(n).cast(pl.Float64).fill_nan(None) for n in features])
 
@@ -272,7 +266,7 @@ def prepare(inputs: Inputs, options: DataOptions) -> Prepared:
     else:
         train_frame = pl.DataFrame(X_raw_train, schema=features, orient="row").fill_nan(None)
         stats = fit_frame(
-            train_frame.lazy(),
+            train_frame,
             FitOptions(columns=tuple(features)),
             schema=frame.select(features).schema,
             where=f"{where} (training split)",
@@ -301,7 +295,7 @@ def prepare(inputs: Inputs, options: DataOptions) -> Prepared:
     )
     if task == "regression":
         # the target is standardized with training-split statistics; metrics come back in its units
-        y_stats = fit_frame(pl.DataFrame({options.target: prepared.y_train}).lazy(), FitOptions())
+        y_stats = fit_frame(pl.DataFrame({options.target: prepared.y_train}), FitOptions())
         column = y_stats.column(options.target)
         prepared.y_center, prepared.y_scale = column.center, column.scale
         prepared.y_train = (prepared.y_train - column.center) / column.scale
@@ -592,7 +586,7 @@ def predict(
                 f"{', '.join(repr(m) for m in missing)} of the model not found",
                 hint="predict on data with the columns the model was trained on",
             )
-        bad = [f"{n} ({schema[n]})" for n in features if not is_numeric(schema[n])]
+        bad = [f"{n} ({schema[n]})" for n in features if not schema[n].is_numeric()]
         if bad:
             raise DataError(f"{inputs.describe()}: feature columns not numeric: {', '.join(bad)}")
         if target is not None and target not in schema:
@@ -637,8 +631,8 @@ def predict(
     if target_path is None:
         import sys
 
-        sink(lazy, stdout if stdout is not None else sys.stdout.buffer, out_format, compression)
+        out_format.sink(lazy, stdout if stdout is not None else sys.stdout.buffer, compression)
     else:
         with atomic_path(target_path) as temp:
-            sink(lazy, temp, out_format, compression)
+            out_format.sink(lazy, temp, compression)
     return PredictReport(rows=len(X), task=task, metrics=metrics)

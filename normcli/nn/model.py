@@ -374,7 +374,7 @@ def save_model(
     labels, input-normalization and target-scaling statistics, versions… It comes back from
     :func:`load_model`. The file is replaced atomically. An unwritable path raises ``DataError``.
     """
-    from normcli.io import atomic_write_bytes  # imported here: normcli.io loads polars
+    from normcli.data.outputs import atomic_write_bytes
 
     data = model_to_bytes(model, extra)
     try:
