@@ -11,14 +11,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "fit": "normcli.stats",
-    "Stats": "normcli.stats",
-    "ColumnStats": "normcli.stats",
-    "merge_stats": "normcli.stats",
-    "save_stats": "normcli.statsfile",
-    "load_stats": "normcli.statsfile",
-    "transform": "normcli.apply",
-    "apply_stats": "normcli.apply",
+    "fit": "normcli.scaling.fit",
+    "Stats": "normcli.scaling.model",
+    "ColumnStats": "normcli.scaling.model",
+    "merge_stats": "normcli.scaling.merge",
+    "save_stats": "normcli.scaling.statsfile",
+    "load_stats": "normcli.scaling.statsfile",
+    "transform": "normcli.scaling.apply",
+    "apply_stats": "normcli.scaling.apply",
     "DataError": "normcli.errors",
     "UsageError": "normcli.errors",
     "NormcliError": "normcli.errors",

@@ -1,7 +1,7 @@
 """The ``normcli`` command line: parses options, calls the library, prints.
 
-Each command is a thin wrapper over a function of the library (``normcli.stats.fit``,
-``normcli.apply.transform``, ...). Errors become exit codes in one place, :func:`report_error`.
+Each command is a thin wrapper over a function of the library (``normcli.scaling.fit.fit``,
+``normcli.scaling.apply.transform``, ...). Errors become exit codes in one place, :func:`report_error`.
 Heavy modules (polars, numpy, pyarrow, rich) are imported inside commands so that
 ``normcli --help`` stays fast.
 """
@@ -307,7 +307,7 @@ def _parse_pair(text: str, option: str) -> tuple[float, float]:
 
 
 def _parse_method_for(values: list[str] | None) -> dict[str, str]:
-    from normcli.stats import METHODS
+    from normcli.scaling.methods import METHODS
 
     result: dict[str, str] = {}
     for value in values or []:
@@ -341,6 +341,7 @@ def fit(
     exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (comma-separated, repeatable).")] = None,
     ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
     feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
+    allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
@@ -360,9 +361,11 @@ def fit(
     """
 
     def body(env: Env) -> None:
-        from normcli.io import DEFAULT_NULL_VALUES, check_output_target, named_files
-        from normcli.stats import fit as fit_stats
-        from normcli.statsfile import save_stats
+        from normcli.data.formats import DEFAULT_NULL_VALUES
+        from normcli.data.inputs import named_files
+        from normcli.data.outputs import check_output_target
+        from normcli.scaling.fit import fit as fit_stats
+        from normcli.scaling.statsfile import save_stats
 
         if output != "-":
             check_output_target(output, named_files(inputs or []))
@@ -379,13 +382,14 @@ def fit(
                 null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,
                 format=format,
                 separator=separator,
+                allow_missing_columns=allow_missing_columns,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
             )
         for warning in stats.warnings:
             env.warn(warning)
         if output == "-":
-            from normcli.statsfile import dumps_stats
+            from normcli.scaling.statsfile import dumps_stats
 
             env.write_text(dumps_stats(stats))
         else:
@@ -428,10 +432,10 @@ def transform(
     """
 
     def body(env: Env) -> None:
-        from normcli.apply import transform as run_transform
+        from normcli.scaling.apply import transform as run_transform
 
         with env.status("transforming…"):
-            run_transform(
+            report = run_transform(
                 inputs or [],
                 stats=stats,
                 output=output,
@@ -446,6 +450,8 @@ def transform(
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,
             )
+        for note in report.notes:
+            env.note(note)
         if output != "-":
             env.note(f"wrote {output}")
 
@@ -472,7 +478,7 @@ def inspect(
     """
 
     def body(env: Env) -> None:
-        from normcli.statsfile import dumps_stats, load_stats
+        from normcli.scaling.statsfile import dumps_stats, load_stats
 
         loaded = load_stats(stats)
         if json_output:
@@ -492,6 +498,8 @@ def inspect(
 def merge(
     stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards.", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Merged stats file ('-' for stdout).")] = "stats.json",
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Merge shards that list the same input file (its rows count twice).")] = False,
+    allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from a shard counts as empty there.")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -507,18 +515,21 @@ def merge(
     """
 
     def body(env: Env) -> None:
-        from functools import reduce
-
-        from normcli.stats import merge_stats
-        from normcli.statsfile import dumps_stats, load_stats, save_stats
+        from normcli.scaling.merge import merge_stats
+        from normcli.scaling.statsfile import dumps_stats, load_stats, save_stats
 
         if len(stats_files) < 2:
             raise UsageError("merge needs at least two stats files")
         if output != "-":
-            from normcli.io import check_output_target
+            from normcli.data.outputs import check_output_target
 
-            check_output_target(output, [Path(path) for path in stats_files])
-        merged = reduce(merge_stats, [load_stats(path) for path in stats_files])
+            check_output_target(output, stats_files)
+        merged = merge_stats(
+            [load_stats(path) for path in stats_files], names=stats_files,
+            allow_overlap=allow_overlap, allow_missing_columns=allow_missing_columns,
+        )
+        for warning in merged.warnings:
+            env.warn(warning)
         if output == "-":
             env.write_text(dumps_stats(merged))
         else:
@@ -669,7 +680,8 @@ def train(
     """
 
     def body(env: Env) -> None:
-        from normcli.io import check_output_target, named_files
+        from normcli.data.inputs import named_files
+        from normcli.data.outputs import check_output_target
         from normcli.learn.dataset import DataOptions, Reading
         from normcli.nn import NetworkConfig, TrainConfig
 
@@ -735,7 +747,7 @@ def train(
             document, table = _run_train(env, inputs, data, network, output or "model.npz", reading, feedback, full_numbers)
         document_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
         if metrics_out is not None:
-            from normcli.io import write_text_output
+            from normcli.data.outputs import write_text_output
 
             write_text_output(document_text, metrics_out)
         if json_output:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from normcli.errors import UsageError
-from normcli.io import atomic_path, check_output_target
+from normcli.data.outputs import atomic_path, check_output_target
 
 if TYPE_CHECKING:
     from normcli.learn.compare import ComparisonRow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 
-from normcli.stats import Stats
+from normcli.scaling.model import Stats
 
 
 def _render(renderable: object, width: int | None = None) -> str:

@@ -447,13 +447,14 @@ def test_23_ten_thousand_columns(workdir: Path, monkeypatch) -> None:
 
 
 def test_26_all_null_column_is_skipped_and_named(workdir: Path, monkeypatch) -> None:
-    """A CSV column with no values is inferred as text: skipped as non-numeric, and named."""
+    """A CSV column with no values: skipped as having none (not as text), and named."""
     shutil.copy(DATA / "all-null-column-b.csv", workdir / "nulls.csv")
     result = invoke(workdir, "fit", "nulls.csv", "-o", "out.json", monkeypatch=monkeypatch)
-    assert result.exit_code == 0 and "skipped non-numeric columns: b" in result.stderr
+    assert result.exit_code == 0 and "column 'b' has no values; skipped" in result.stderr
+    assert "non-numeric" not in result.stderr
     doc = json.loads((workdir / "out.json").read_text())
     assert [c["name"] for c in doc["columns"]] == ["a"]
-    assert [s["name"] for s in doc["skipped_columns"]] == ["b"]
+    assert [(s["name"], s["dtype"], s["reason"]) for s in doc["skipped_columns"]] == [("b", "Null", "no values (all missing)")]
     before = snapshot(workdir)
     only = invoke(workdir, "fit", "nulls.csv", "--columns", "b", "-o", "out2.json", monkeypatch=monkeypatch)
     assert_clean_error(only.exit_code, only.stdout, only.stderr, 1, ("column 'b'",))

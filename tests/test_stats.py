@@ -12,8 +12,8 @@ import pytest
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from normcli.errors import DataError, UsageError
-from normcli.stats import fit
-from normcli.statsfile import SCHEMA_PATH, dumps_stats, load_stats, parse_stats, save_stats
+from normcli.scaling.fit import fit
+from normcli.scaling.statsfile import SCHEMA_PATH, dumps_stats, load_stats, parse_stats, save_stats
 
 RTOL = 1e-12
 
@@ -293,7 +293,7 @@ def test_stats_file_validates_against_the_published_schema(tmp_path: Path, mixed
 
 
 def test_merging_shard_fits_equals_fitting_everything(tmp_path: Path, mixed_csv) -> None:
-    from normcli.stats import merge_stats
+    from normcli.scaling.merge import merge_stats
 
     path, _ = mixed_csv
     frame = pl.read_csv(path)
@@ -301,14 +301,16 @@ def test_merging_shard_fits_equals_fitting_everything(tmp_path: Path, mixed_csv)
     frame[5000:].write_csv(tmp_path / "b.csv", float_precision=None)
     methods = {"wide": "minmax", "ints": "maxabs"}
     whole = fit([str(path)], method_for=methods, ddof=1)
-    merged = merge_stats(
-        fit([str(tmp_path / "a.csv")], method_for=methods, ddof=1),
-        fit([str(tmp_path / "b.csv")], method_for=methods, ddof=1),
-    )
+    shards = [fit([str(tmp_path / name)], method_for=methods, ddof=1) for name in ("a.csv", "b.csv")]
+    merged = merge_stats(shards)
     assert merged.row_count == whole.row_count
     for a, b in zip(whole.columns, merged.columns, strict=True):
         assert (a.count, a.min, a.max, a.method) == (b.count, b.min, b.max, b.method)
         for field in ("mean", "std", "m2", "center", "scale"):
             assert rel(getattr(b, field), getattr(a, field)) <= RTOL, (a.name, field)
+    # the merge of the shards' fits is the fit of both files, byte for byte (and through JSON)
+    both = fit([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")], method_for=methods, ddof=1)
+    reloaded = [parse_stats(dumps_stats(shard)) for shard in shards]
+    assert dumps_stats(merge_stats(reloaded)) == dumps_stats(both)
     with pytest.raises(DataError, match="quantiles do not merge"):
-        merge_stats(fit([str(tmp_path / "a.csv")], method="robust"), fit([str(tmp_path / "b.csv")], method="robust"))
+        merge_stats([fit([str(tmp_path / "a.csv")], method="robust"), fit([str(tmp_path / "b.csv")], method="robust")])

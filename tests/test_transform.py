@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from normcli.errors import DataError, UsageError
-from normcli.stats import fit
-from normcli.statsfile import load_stats, save_stats
-from normcli.apply import apply_stats, transform
+from normcli.scaling.fit import fit
+from normcli.scaling.statsfile import load_stats, save_stats
+from normcli.scaling.apply import apply_stats, transform
 
 
 @pytest.fixture

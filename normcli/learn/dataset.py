@@ -33,6 +33,7 @@ from normcli.learn._seam import (
     ReadOptions,
     Stats,
     fit_frame,
+    is_text_input,
     load_stats,
     polars_errors,
 )
@@ -212,7 +213,7 @@ def _float_overrides(inputs: Inputs, schema: pl.Schema, names: Sequence[str]) ->
     """Numeric columns of text inputs read as Float64, so a decimal far down still parses."""
     import polars as pl
 
-    if all(s.format == "parquet" for s in inputs.sources):
+    if not is_text_input(inputs):
         return {}
     return {n: pl.Float64 for n in names if schema[n].is_numeric()}
 
@@ -417,7 +418,7 @@ def _fit_numeric(
 
     numbers = train.select([pl.col(n).cast(pl.Float64).fill_nan(None) for n in names])
     return fit_frame(
-        numbers.lazy(),
+        numbers,
         FitOptions(columns=tuple(names)),
         schema=train.select(names).schema,
         where=f"{where} (training split)",
@@ -610,7 +611,7 @@ def prepare(
     )
     if task == "regression":
         # the target is standardized with training-split statistics; metrics come back in its units
-        y_stats = fit_frame(pl.DataFrame({options.target: prepared.y_train}).lazy(), FitOptions())
+        y_stats = fit_frame(pl.DataFrame({options.target: prepared.y_train}), FitOptions())
         column = y_stats.column(options.target)
         prepared.y_center, prepared.y_scale = column.center, column.scale
         prepared.y_train = (prepared.y_train - column.center) / column.scale

@@ -101,7 +101,7 @@ def save_model(
     ``extra`` is any JSON-able dict (numpy scalars/arrays are converted). It comes back from
     :func:`load_model`. The file is replaced atomically. An unwritable path raises ``DataError``.
     """
-    from normcli.learn._seam import atomic_path  # imported here: normcli.io loads polars
+    from normcli.learn._seam import atomic_path  # imported here: the data code loads polars
 
     data = model_to_bytes(model, extra)
     try:

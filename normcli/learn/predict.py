@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from normcli.errors import DataError, UsageError
 from normcli.learn._seam import (
     atomic_path,
     check_output_target,
+    is_text_input,
     open_inputs,
     output_format,
     sink,
@@ -147,7 +147,7 @@ def predict(
     out_format, compression = output_format(output, output_format_name)
     name = f"predicted_{trained_target}"
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
-        target_path = None if output == "-" else check_output_target(output, [*inputs.paths, Path(model)])
+        target_path = None if output == "-" else check_output_target(output, [*inputs.paths, model])
         schema = inputs.schema()
         absent = [n for n in features if n not in schema]
         if absent:
@@ -157,7 +157,7 @@ def predict(
                 hint="predict on data with the columns the model was trained on",
             )
         numeric = [f.name for f in encoder.numeric]
-        text_input = not all(s.format == "parquet" for s in inputs.sources)
+        text_input = is_text_input(inputs)
         # a text column of a CSV may hold no value at all (then it reads as String): it is
         # read as Float64, and a cell that is not a number is reported with its row
         bad = [
@@ -179,9 +179,7 @@ def predict(
                 f"kept column '{clash[0]}' has the name of an output column",
                 hint="leave it out of --keep, or rename it",
             )
-        overrides = {}
-        if not all(s.format == "parquet" for s in inputs.sources):
-            overrides = {n: pl.Float64 for n in numeric}
+        overrides = {n: pl.Float64 for n in numeric} if text_input else {}
         columns = list(dict.fromkeys([*features, *kept, *([target] if target else [])]))
         frame = read_frame(inputs, columns, overrides, feedback)
         where = inputs.describe()

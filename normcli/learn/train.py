@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from normcli import __version__
@@ -165,7 +164,7 @@ def train(
     read = reading.options(stats.null_values if stats is not None else None)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         if model_path is not None:
-            stats_file = [Path(data.stats_path)] if data.stats_path else []
+            stats_file = [data.stats_path] if data.stats_path else []
             check_output_target(model_path, [*inputs.paths, *stats_file])
         prepared = prepare(inputs, data, stats=stats, feedback=feedback)
     prepared.frame_train = prepared.frame_val = None  # encoded already: free the data frames

@@ -1,9 +1,10 @@
-"""The stats JSON v1 file: writing it deterministically, and reading it back with validation.
+"""The stats file: written deterministically as JSON version 2; versions 1 and 2 read back, validated.
 
 The format is the contract other tools read; docs/stats-format.md describes it and
-``normcli/schema/stats-v1.schema.json`` is its JSON Schema. Loading checks every field that
+``normcli/scaling/schema/stats-v2.schema.json`` is its JSON Schema. Loading checks every field that
 transform relies on and says which one is wrong, so a tampered or foreign file never turns into
-silently wrong output.
+silently wrong output. Version 1 files (before exact sums) load too: their rounded sums merge as
+they always did, to about 1e-12.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 
 from normcli import __version__
+from normcli.data.outputs import write_text_output
 from normcli.errors import DataError
-from normcli.io import write_text_output
-from normcli.stats import METHODS, ColumnStats, SkippedColumn, Stats
+from normcli.scaling.exact import Dyadic, Moments, expansion
+from normcli.scaling.methods import METHODS
+from normcli.scaling.model import ColumnStats, SkippedColumn, Stats
 
 FORMAT_NAME = "normcli-stats"
-FORMAT_VERSION = 1
-SCHEMA_PATH = Path(__file__).parent / "schema" / "stats-v1.schema.json"
-
-_METHOD_FIELDS = {"robust": ("median", "q1", "q3"), "maxabs": ("max_abs",)}
+FORMAT_VERSION = 2
+SCHEMA_PATH = Path(__file__).parent / "schema" / f"stats-v{FORMAT_VERSION}.schema.json"
 
 
 def stats_to_dict(stats: Stats) -> dict[str, Any]:
@@ -38,9 +39,7 @@ def stats_to_dict(stats: Stats) -> dict[str, Any]:
             "feature_range": list(stats.feature_range),
             "null_values": list(stats.null_values),
         },
-        "skipped_columns": [
-            {"name": s.name, "dtype": s.dtype, "reason": s.reason} for s in stats.skipped
-        ],
+        "skipped_columns": [{"name": s.name, "dtype": s.dtype, "reason": s.reason} for s in stats.skipped],
         "columns": [_column_to_dict(c) for c in stats.columns],
     }
 
@@ -58,16 +57,28 @@ def _column_to_dict(column: ColumnStats) -> dict[str, Any]:
         "std": column.std,
         "min": column.min,
         "max": column.max,
-        "shift": column.shift,
-        "shifted_sum": column.shifted_sum,
+        "sums": _sums_to_dict(column.moments),
     }
-    for name in _METHOD_FIELDS.get(column.method, ()):
-        entry[name] = getattr(column, name)
+    for name in METHODS[column.method].fields:
+        value = getattr(column, name)
+        entry[name] = list(value) if isinstance(value, tuple) else value
     entry["center"] = column.center
+    entry["center_lo"] = column.center_lo
     entry["scale"] = column.scale
-    if column.feature_range is not None:
-        entry["feature_range"] = list(column.feature_range)
     return entry
+
+
+def _sums_to_dict(moments: Moments) -> dict[str, Any]:
+    """The exact sums as float expansions; scaled by 2^power (and 4^power) when beyond range."""
+    power = moments.power()
+    sums: dict[str, Any] = {
+        "shift": moments.shift,
+        "s1": moments.s1.scaled(-power).expansion(),
+        "s2": moments.s2.scaled(-2 * power).expansion(),
+    }
+    if power:
+        sums["power"] = power
+    return sums
 
 
 def dumps_stats(stats: Stats) -> str:
@@ -75,7 +86,7 @@ def dumps_stats(stats: Stats) -> str:
     return json.dumps(stats_to_dict(stats), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def save_stats(stats: Stats, path: str, stdout: IO[str] | None = None) -> None:
+def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None) -> None:
     """Write ``stats`` to ``path`` atomically, or to stdout when ``path`` is ``-``."""
     write_text_output(dumps_stats(stats), path, stdout)
 
@@ -108,9 +119,7 @@ def parse_stats(text: str, name: str = "<stats>") -> Stats:
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
-        raise DataError(
-            f"{name}: not valid stats JSON ({exc})", hint="re-create it with normcli fit"
-        ) from None
+        raise DataError(f"{name}: not valid stats JSON ({exc})", hint="re-create it with normcli fit") from None
     return stats_from_dict(doc, name)
 
 
@@ -161,9 +170,19 @@ class _Reader:
             raise self.fail(f"{where}.{key}", f"must be [low, high] with low < high, not {value!r}")
         return float(value[0]), float(value[1])
 
+    def expansion(self, obj: Any, key: str, where: str) -> Dyadic:
+        value = self.get(obj, key, where)
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        ):
+            raise self.fail(f"{where}.{key}", f"must be a non-empty list of finite numbers, not {value!r}")
+        return Dyadic.from_expansion([float(v) for v in value])
+
 
 def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
-    """Validate a decoded stats document and build :class:`Stats` from it."""
+    """Validate a decoded stats document (version 1 or 2) and build :class:`Stats` from it."""
     read = _Reader(source)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise DataError(
@@ -175,8 +194,7 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
         raise read.fail("version", f"must be a positive integer, not {version!r}")
     if version > FORMAT_VERSION:
         raise DataError(
-            f"{source}: stats format version {version} is newer than this normcli reads "
-            f"(version {FORMAT_VERSION})",
+            f"{source}: stats format version {version} is newer than this normcli reads (version {FORMAT_VERSION})",
             hint="upgrade normcli: pip install -U normcli",
         )
     inputs = read.get(doc, "inputs", "$")
@@ -209,7 +227,7 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
     columns_raw = read.get(doc, "columns", "$")
     if not isinstance(columns_raw, list) or not columns_raw:
         raise read.fail("columns", "must be a non-empty list")
-    columns = tuple(_column_from_dict(read, c, f"columns[{i}]") for i, c in enumerate(columns_raw))
+    columns = tuple(_column_from_dict(read, c, f"columns[{i}]", version) for i, c in enumerate(columns_raw))
     names = [c.name for c in columns]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -220,13 +238,13 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
         ddof=ddof,
         feature_range=feature_range,
         null_values=tuple(null_values),
-        default_method=default_method,  # type: ignore[arg-type]
+        default_method=default_method,
         columns=columns,
         skipped=skipped,
     )
 
 
-def _column_from_dict(read: _Reader, entry: Any, where: str) -> ColumnStats:
+def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> ColumnStats:
     name = read.string(entry, "name", where)
     if not name:
         raise read.fail(f"{where}.name", "is empty")
@@ -234,6 +252,7 @@ def _column_from_dict(read: _Reader, entry: Any, where: str) -> ColumnStats:
     method = read.string(entry, "method", where)
     if method not in METHODS:
         raise read.fail(f"{where}.method", f"must be one of {', '.join(METHODS)}, not {method!r}")
+    count = read.integer(entry, "count", where)
     std = read.number(entry, "std", where)
     if std < 0:
         raise read.fail(f"{where}.std", f"must not be negative ({std!r})")
@@ -246,13 +265,31 @@ def _column_from_dict(read: _Reader, entry: Any, where: str) -> ColumnStats:
     low, high = read.number(entry, "min", where), read.number(entry, "max", where)
     if low > high:
         raise read.fail(f"{where}.min", "is greater than max")
-    extra = {field: read.number(entry, field, where) for field in _METHOD_FIELDS.get(method, ())}
-    feature_range = read.pair(entry, "feature_range", where) if method == "minmax" else None
+    if version == 1:
+        moments = _moments_v1(read, entry, where, count, m2)
+        center_lo = 0.0
+    else:
+        sums = read.get(entry, "sums", where)
+        if not isinstance(sums, dict):
+            raise read.fail(f"{where}.sums", f"must be an object, not {sums!r}")
+        power = read.integer(sums, "power", f"{where}.sums", minimum=-1100) if "power" in sums else 0
+        if abs(power) > 1100:
+            raise read.fail(f"{where}.sums.power", f"must be between -1100 and 1100, not {power}")
+        moments = Moments(
+            count,
+            read.number(sums, "shift", f"{where}.sums"),
+            read.expansion(sums, "s1", f"{where}.sums").scaled(power),
+            read.expansion(sums, "s2", f"{where}.sums").scaled(2 * power),
+        )
+        center_lo = read.number(entry, "center_lo", where)
+    extra: dict[str, Any] = {}
+    for field in METHODS[method].fields:
+        extra[field] = read.pair(entry, field, where) if field == "feature_range" else read.number(entry, field, where)
     return ColumnStats(
         name=name,
         dtype=read.string(entry, "dtype", where),
-        method=method,  # type: ignore[arg-type]
-        count=read.integer(entry, "count", where),
+        method=method,
+        count=count,
         null_count=read.integer(entry, "null_count", where),
         nan_count=read.integer(entry, "nan_count", where),
         mean=read.number(entry, "mean", where),
@@ -261,9 +298,22 @@ def _column_from_dict(read: _Reader, entry: Any, where: str) -> ColumnStats:
         min=low,
         max=high,
         center=read.number(entry, "center", where),
+        center_lo=center_lo,
         scale=scale,
-        shift=read.number(entry, "shift", where),
-        shifted_sum=read.number(entry, "shifted_sum", where, nullable=True),
-        feature_range=feature_range,
+        moments=moments,
         **extra,
     )
+
+
+def _moments_v1(read: _Reader, entry: Any, where: str, count: int, m2: float | None) -> Moments:
+    """Version 1 kept ``shift``, a rounded ``shifted_sum`` and ``m2``: s2 = m2 + s1²/n (exactly
+    from those rounded values, so merges of v1 files are as good as they were)."""
+    shift = read.number(entry, "shift", where)
+    shifted_sum = read.number(entry, "shifted_sum", where, nullable=True)
+    if shifted_sum is None or m2 is None or count == 0:
+        return Moments(count, shift, Dyadic.of(shifted_sum or 0.0), Dyadic.of(m2 or 0.0))
+    s1 = Dyadic.of(shifted_sum)
+    s1_fraction = s1.fraction()
+    s2_fraction = Dyadic.of(m2).fraction() + s1_fraction * s1_fraction / count
+    return Moments(count, shift, s1, Dyadic.from_expansion(expansion(s2_fraction)))
+

@@ -1,0 +1,1 @@
+"""Everything that touches files and streams of data: formats, inputs, outputs, read errors."""

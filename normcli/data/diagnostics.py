@@ -1,0 +1,334 @@
+"""Polars' read failures turned into one line that names the file, the column and the line.
+
+Polars says *what* went wrong ("could not parse `oops` as dtype f64 at column 'a'") but rarely
+*where*. On the error path only, normcli takes a second look — the file again, or the chunk of a
+stream still in memory — with Python's csv module or a one-column Polars scan, and reports the
+first offending line with a hint on how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING
+
+from normcli.data.formats import ReadOptions
+from normcli.data.inputs import Source, describe
+from normcli.errors import DataError
+
+if TYPE_CHECKING:
+    pass
+
+_PARSE_ERROR = re.compile(
+    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'",
+    re.DOTALL,
+)
+_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated")
+_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer"}
+_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64"}
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
+
+
+def clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return clip(line.strip(), 200)
+    return "unknown error"
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """What went wrong if ``exc`` is a failed write (disk full, file-size limit...), else None.
+
+    Polars reports OS errors inside its own exceptions as text ending in ``(os error 28)``.
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None:
+        match = _OS_ERROR_CODE.search(str(exc))
+        code = int(match.group(1)) if match else None
+    return _WRITE_ERRNOS.get(code) if code is not None else None
+
+
+def is_broken_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc)
+
+
+@contextlib.contextmanager
+def polars_errors(sources: Sequence[Source], options: ReadOptions) -> Iterator[None]:
+    """Turn Polars' parse and I/O errors while reading ``sources`` into a one-line DataError."""
+    import polars as pl
+
+    try:
+        yield
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, pl.exceptions.PolarsError) and is_broken_pipe(exc):
+            raise
+        raise translate_read_error(exc, sources, options) from exc
+
+
+# --------------------------------------------------------------------------- what went wrong
+
+
+def translate_read_error(exc: BaseException, sources: Sequence[Source], options: ReadOptions) -> BaseException:
+    """A user-facing error for a Polars failure while reading files."""
+    files = [s for s in sources if s.path is not None]
+    return _translate(exc, describe(sources), options, [_FileText(s, options) for s in files])
+
+
+def translate_chunk_error(
+    exc: BaseException, source: Source, options: ReadOptions, names: list[str], chunk: bytes, line: int
+) -> BaseException:
+    """A user-facing error for a Polars failure on one chunk of a stream (still in memory)."""
+    return _translate(exc, source.display, options, [_ChunkText(source, options, names, chunk, line)])
+
+
+def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list[_Text]) -> BaseException:
+    text = str(exc)
+    if is_broken_pipe(exc):
+        return BrokenPipeError(text)
+    if write_failure(exc) is not None:
+        return exc  # a failed write, not a bad read: whoever writes names the output
+    lowered = text.lower()
+    match = _PARSE_ERROR.search(text)
+    if any(word in lowered for word in _STRUCTURE_WORDS) or (match and any(c in match.group("value") for c in "\"\n")):
+        for candidate in texts:
+            structural = candidate.structure()
+            if structural is not None:
+                return structural
+    if match:
+        column, value, dtype = match.group("column"), match.group("value"), match.group("dtype")
+        place = "(line unknown)"
+        for candidate in texts:
+            located = candidate.unparsable(column, dtype)
+            if located is not None:
+                where, line, value = located
+                place = f"at line {line}"
+                break
+        return DataError(
+            f"{where}: column '{column}' has the value '{clip(value)}' {place}, "
+            f"which is not {_DTYPE_WORDS.get(dtype, dtype)}",
+            hint=f"fix or blank that cell, add '{clip(value)}' to --null-values, or --exclude '{column}'",
+        )
+    first = first_line(text)
+    if "more fields than defined" in lowered or "found more fields" in lowered:
+        return DataError(f"{where}: a row has more fields than the header", hint="check for ragged rows or a wrong --separator")
+    if "invalid utf-8" in lowered or "invalid utf8" in lowered:
+        return DataError(f"{where}: is not valid UTF-8", hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv")
+    if "empty csv" in lowered or _is_no_data(exc):
+        return DataError(f"{where}: file is empty", hint="expected a header row and data")
+    if "unterminated" in lowered or "quote" in lowered or "malformed" in lowered:
+        return DataError(f"{where}: malformed CSV: {first}", hint="check the CSV quoting")
+    for candidate in texts:
+        located = candidate.bad_json()
+        if located is not None:
+            return located
+    if "unexpected end of file" in lowered or "corrupt deflate" in lowered or "decompress" in lowered:
+        return DataError(
+            f"{where}: compressed data ends unexpectedly or is corrupt",
+            hint="the file is probably truncated; copy or download it again",
+        )
+    if "out of specification" in lowered or "parquet" in lowered:
+        return DataError(
+            f"{where}: not a complete Parquet file ({first})",
+            hint="the file is probably truncated or corrupt; write or copy it again",
+        )
+    return DataError(f"{where}: cannot read: {first}")
+
+
+def _is_no_data(exc: BaseException) -> bool:
+    import polars as pl
+
+    return isinstance(exc, pl.exceptions.NoDataError)
+
+
+# --------------------------------------------------------------------------- second looks
+
+
+class _Text:
+    """The text of one input for a second look: lines of a file, or of a stream's chunk."""
+
+    display: str
+    format_name: str
+    compression: str | None = None
+    first_line_number: int = 1
+    has_header: bool = True
+
+    def open(self) -> IO[str] | None:
+        raise NotImplementedError
+
+    def separator(self) -> str:
+        raise NotImplementedError
+
+    def structure(self) -> DataError | None:
+        """The first structural CSV problem (a long row, an unclosed quote) with its line."""
+        if self.format_name not in ("csv", "tsv") or self.compression not in (None, "gzip"):
+            return None
+        try:
+            handle = self.open()
+            if handle is None:
+                return None
+            with handle:
+                reader = csv.reader(handle, delimiter=self.separator(), strict=True)
+                width = None if self.has_header else self.width()
+                offset = self.first_line_number - 1
+                while True:
+                    start = reader.line_num + 1 + offset
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        if "end of data" in str(exc) or "EOF" in str(exc):
+                            return DataError(
+                                f"{self.display}: the quote opened at line {start} is never closed",
+                                hint="close or escape the quote (\"\" inside a quoted value)",
+                            )
+                        return DataError(
+                            f"{self.display}: malformed CSV at line {reader.line_num + offset}: {exc}",
+                            hint="check the quoting of that line",
+                        )
+                    if not row:
+                        continue
+                    if width is None:
+                        width = len(row)
+                    elif len(row) > width:
+                        return DataError(
+                            f"{self.display}: line {start} has {len(row)} fields but the header has {width}",
+                            hint="fix that row, quote values that contain the separator, or check --separator",
+                        )
+        except (OSError, EOFError, csv.Error, UnicodeDecodeError):
+            return None
+        return None
+
+    def width(self) -> int | None:
+        return None
+
+    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+        return None
+
+    def bad_json(self) -> DataError | None:
+        """The first line of an NDJSON input that is not a JSON object."""
+        import json
+
+        if self.format_name != "ndjson" or self.compression not in (None, "gzip"):
+            return None
+        try:
+            handle = self.open()
+            if handle is None:
+                return None
+            with handle:
+                for number, line in enumerate(handle, start=self.first_line_number):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = json.loads(line.strip())
+                    except json.JSONDecodeError as exc:
+                        problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+                    else:
+                        if isinstance(value, dict):
+                            continue
+                        problem = "is not a JSON object"
+                    return DataError(f"{self.display}: line {number} {problem}", hint="NDJSON needs one JSON object per line")
+        except (OSError, EOFError, UnicodeDecodeError):
+            return None
+        return None
+
+
+class _FileText(_Text):
+    def __init__(self, source: Source, options: ReadOptions) -> None:
+        self.source = source
+        self.options = options
+        self.display = source.display
+        self.format_name = source.format.name
+        self.compression = source.compression
+
+    def separator(self) -> str:
+        return self.source.format.delimiter(self.options)
+
+    def open(self) -> IO[str]:
+        import gzip
+
+        assert self.source.path is not None
+        if self.compression == "gzip":
+            return gzip.open(self.source.path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+        return open(self.source.path, encoding="utf-8-sig", errors="replace", newline="")
+
+    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+        """(file, line, value) of the first cell of ``column`` that does not parse as ``dtype``.
+
+        Reads that one column as text and finds the first cell the cast rejects. The line number
+        assumes no quoted field spans lines before it.
+        """
+        import polars as pl
+
+        if self.format_name not in ("csv", "tsv"):
+            return None
+        target = getattr(pl, _DTYPE_NAMES.get(dtype, "Float64"))
+        try:
+            cells = (
+                pl.scan_csv(
+                    self.source.path,
+                    separator=self.separator(),
+                    null_values=list(self.options.null_values),
+                    infer_schema=False,
+                    glob=False,
+                )
+                .select(pl.col(column))
+                .with_row_index("__row__")
+            )
+            text = pl.col(column)
+            bad = cells.filter(text.is_not_null() & text.cast(target, strict=False).is_null()).head(1).collect()
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        if bad.height:
+            return self.display, int(bad["__row__"][0]) + 2, str(bad[column][0])
+        return None
+
+
+class _ChunkText(_Text):
+    def __init__(self, source: Source, options: ReadOptions, names: list[str], chunk: bytes, line: int) -> None:
+        self.source = source
+        self.options = options
+        self.names = names
+        self.chunk = chunk
+        self.display = source.display
+        self.format_name = source.format.name
+        self.first_line_number = line
+        self.has_header = False
+
+    def separator(self) -> str:
+        return self.source.format.delimiter(self.options)
+
+    def width(self) -> int | None:
+        return len(self.names) or None
+
+    def open(self) -> IO[str]:
+        return io.StringIO(self.chunk.decode("utf-8", errors="replace"), newline="")
+
+    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+        if self.format_name not in ("csv", "tsv") or column not in self.names:
+            return None
+        index = self.names.index(column)
+        nulls = set(self.options.null_values) | {""}
+        convert: Callable[[str], object] = float if dtype.startswith("f") else int
+        reader = csv.reader(self.open(), delimiter=self.separator())
+        for row in reader:
+            if index < len(row) and row[index] not in nulls:
+                try:
+                    convert(row[index])
+                except ValueError:
+                    return self.display, self.first_line_number + reader.line_num - 1, row[index]
+        return None

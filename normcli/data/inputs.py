@@ -1,0 +1,202 @@
+"""The user's input arguments resolved into :class:`Source` objects: files, globs and streams.
+
+``-`` is stdin; a path that cannot be memory-mapped or read twice (a FIFO, ``/dev/stdin``, a
+process substitution ``<(…)``, a file under /proc) is read as a stream too. Streams are read once,
+in order, in bounded memory (:mod:`normcli.data.streams`); files are scanned lazily by Polars.
+Every file is checked before anything is read: it exists, is readable, is not a folder, and its
+first bytes agree with its format (a Parquet file named ``.csv`` is reported, not misparsed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import stat
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from normcli.data.formats import FORMATS, PARQUET_MAGIC, Format, ReadOptions, detect_format, sniff_compression
+from normcli.errors import DataError, UsageError
+
+STDIN = "<stdin>"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: what the user called it, where it is, its format, and an open stream if it is one."""
+
+    display: str
+    path: str | None
+    format: Format
+    compression: str | None = None
+    stream: IO[bytes] | None = None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is not None
+
+
+def expand_patterns(patterns: Sequence[str]) -> list[str]:
+    """Paths from the user's arguments: globs expanded (sorted), ``-`` kept, order preserved."""
+    paths: list[str] = []
+    for pattern in patterns:
+        if pattern != "-" and glob.has_magic(pattern) and not os.path.exists(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise DataError(f"no file matches '{pattern}'", hint="check the pattern and folder")
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def named_files(patterns: Sequence[str]) -> list[str]:
+    """The files among the user's input arguments (globs expanded, ``-`` left out)."""
+    return [name for name in expand_patterns(patterns) if name != "-"]
+
+
+@contextlib.contextmanager
+def open_sources(
+    patterns: Sequence[str],
+    options: ReadOptions,
+    *,
+    stdin: IO[bytes] | None = None,
+    stdin_is_terminal: bool = False,
+) -> Iterator[list[Source]]:
+    """Resolve input arguments into sources, opening streams; close what was opened afterwards.
+
+    No arguments means stdin. A terminal on stdin is a usage error rather than a hang.
+    """
+    patterns = list(patterns) or ["-"]
+    names = expand_patterns(patterns)
+    if names.count("-") > 1:
+        raise UsageError("stdin ('-') can be read only once", hint="name it once among the inputs")
+    opened: list[IO[bytes]] = []
+    try:
+        sources = []
+        for name in names:
+            if name == "-":
+                if stdin_is_terminal:
+                    raise UsageError(
+                        "no input given and stdin is a terminal",
+                        hint="name an input file, or pipe data in: normcli ... < data.csv",
+                    )
+                stream = stdin if stdin is not None else sys.stdin.buffer
+                sources.append(_stream_source(STDIN, stream, options))
+                continue
+            info = _check_readable(name)
+            if _is_stream_path(name, info):
+                handle = open(name, "rb")  # noqa: SIM115 - closed below, after the command
+                opened.append(handle)
+                sources.append(_stream_source(name, handle, options, name))
+                continue
+            fmt, compression = detect_format(name, options.format)
+            _sniff_file(name, fmt, compression)
+            sources.append(Source(name, name, fmt, compression))
+        yield sources
+    finally:
+        for handle in opened:
+            handle.close()
+
+
+def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: str | None = None) -> Source:
+    """A stream's source: the format from ``--format`` (or the name), compression from its first bytes."""
+    if options.format is not None:
+        fmt = FORMATS[options.format]
+    elif name is not None:
+        try:
+            fmt = detect_format(name, None)[0]
+        except UsageError:
+            fmt = FORMATS["csv"]
+    else:
+        fmt = FORMATS["csv"]
+    head = _peek(stream, 4)
+    compression = sniff_compression(head)
+    if head.startswith(PARQUET_MAGIC) and fmt.name != "parquet":
+        raise DataError(f"{display}: is Parquet data, not {fmt.name.upper()}", hint="pass --format parquet")
+    return Source(display, None, fmt, compression, stream)
+
+
+def _peek(stream: IO[bytes], size: int) -> bytes:
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return b""
+    try:
+        return peek(size)[:size]
+    except (OSError, ValueError):
+        return b""
+
+
+def _check_readable(name: str) -> os.stat_result:
+    try:
+        info = os.stat(name)
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such file", hint="check the path") from None
+    except PermissionError:
+        raise DataError(f"{name}: permission denied", hint="check the file's permissions") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{name}: is a directory", hint="name the files inside it, or a glob")
+    if not os.access(name, os.R_OK):
+        raise DataError(f"{name}: permission denied", hint="check the file's permissions")
+    return info
+
+
+def _is_stream_path(name: str, info: os.stat_result) -> bool:
+    """Whether a path must be read as a stream: not a regular file (a FIFO, a character device,
+    a pipe behind /dev/stdin), or a /proc file whose size says 0 although it has content."""
+    if not stat.S_ISREG(info.st_mode):
+        return True
+    return info.st_size == 0 and os.path.realpath(name).startswith("/proc/")
+
+
+def _sniff_file(name: str, fmt: Format, compression: str | None) -> None:
+    """Refuse a file whose first bytes contradict its format, before Polars misreads it."""
+    with open(name, "rb") as handle:
+        head = handle.read(4)
+    is_parquet = head == PARQUET_MAGIC
+    if not head:
+        hint = {"parquet": "expected a Parquet file", "ndjson": "expected one JSON object per line"}.get(
+            fmt.name, "expected a header row and data"
+        )
+        raise DataError(f"{name}: file is empty", hint=hint)
+    if fmt.name == "parquet" and not is_parquet:
+        raise DataError(f"{name}: not a Parquet file (no PAR1 header)", hint="if it is CSV, rename it or pass --format csv")
+    if fmt.name != "parquet" and is_parquet:
+        raise DataError(
+            f"{name}: is a Parquet file, not {fmt.name.upper()}",
+            hint="rename it to .parquet or pass --format parquet",
+        )
+    kind = sniff_compression(head)
+    if compression is None and kind is not None:
+        raise DataError(
+            f"{name}: is {kind}-compressed but has no compressed extension",
+            hint=f"rename it to end in .{fmt.name}.{'gz' if kind == 'gzip' else 'zst'}",
+        )
+
+
+def has_no_data_rows(source: Source) -> bool:
+    """Whether a plain text file holds a header and nothing else (a cheap look at its first bytes;
+    other files and streams say so when read)."""
+    if source.path is None or not source.format.text or source.compression is not None or source.format.name == "ndjson":
+        return False
+    with open(source.path, "rb") as handle:
+        head = handle.read(1 << 16)
+        if handle.read(1):
+            return False
+    quoted = False
+    for index, byte in enumerate(head):
+        if byte == 0x22:
+            quoted = not quoted
+        elif byte == 0x0A and not quoted:
+            return not head[index + 1 :].strip()
+    return True
+
+
+def describe(sources: Sequence[Source]) -> str:
+    """A short name of the inputs for messages: the file, or the first file and a count."""
+    if len(sources) == 1:
+        return sources[0].display
+    return f"{sources[0].display} (+{len(sources) - 1} more)"

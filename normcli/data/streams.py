@@ -1,0 +1,203 @@
+"""Reading a stream (stdin, a FIFO, a compressed pipe) once, in bounded memory, chunk by chunk.
+
+The bytes are cut into chunks of whole records (a cut is a line break outside quotes), and each
+chunk is parsed by the same Polars reader that scans files, with the same options and a schema
+fixed from the first rows; so a stream and a file with the same bytes give the same frames.
+Memory holds one chunk at a time (:data:`CHUNK_BYTES`), whatever the stream's length. gzip and
+zstd streams are decompressed on the fly. Parquet cannot be streamed (its index is at the end):
+a Parquet stream is read into memory whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from typing import IO, TYPE_CHECKING
+
+from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
+from normcli.data.inputs import Source
+from normcli.errors import DataError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+CHUNK_BYTES = 8 << 20
+"""Bytes read from a stream at a time (the chunk may end up a little longer: a whole last record)."""
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _decompressed(source: Source) -> IO[bytes]:
+    assert source.stream is not None
+    if source.compression is None:
+        return source.stream
+    import pyarrow as pa
+
+    return _ArrowReader(pa.CompressedInputStream(pa.PythonFile(source.stream, mode="r"), source.compression))
+
+
+class _ArrowReader:
+    """``read(n) -> bytes`` over a pyarrow input stream (which returns its own buffers)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size if size >= 0 else None)
+
+
+def _last_boundary(buffer: bytes, quote: bytes | None) -> int:
+    """Index just after the last line break that is outside quotes, or 0 if there is none.
+
+    The buffer starts at a record boundary, so the quote parity before a position tells whether
+    it is inside a quoted field (``""`` inside quotes toggles twice and keeps the parity).
+    """
+    end = len(buffer)
+    remaining = buffer.count(quote) if quote else 0
+    while True:
+        pos = buffer.rfind(b"\n", 0, end)
+        if pos < 0:
+            return 0
+        if quote:
+            remaining -= buffer.count(quote, pos, end)
+            if remaining % 2:
+                end = pos
+                continue
+        return pos + 1
+
+
+def _first_boundary(buffer: bytes, quote: bytes | None) -> int:
+    """Index just after the first line break outside quotes, or 0 if there is none."""
+    start = 0
+    inside = 0
+    while True:
+        pos = buffer.find(b"\n", start)
+        if pos < 0:
+            return 0
+        if quote:
+            inside += buffer.count(quote, start, pos)
+            if inside % 2:
+                start = pos + 1
+                continue
+        return pos + 1
+
+
+class StreamReader:
+    """Chunks of whole records from a text stream, parsed into frames with a fixed schema.
+
+    ``names`` is the header (CSV/TSV); :meth:`sample` parses the first rows with type inference;
+    :meth:`frames` yields every chunk (the first one included) parsed with the given schema.
+    """
+
+    def __init__(self, source: Source, options: ReadOptions, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.source = source
+        self.options = options
+        self.format = source.format
+        self.chunk_bytes = chunk_bytes
+        self._raw = _decompressed(source)
+        self._quote = b'"' if self.format.name != "ndjson" else None
+        self._pending = b""  # read but not yet handed out
+        self._eof = False
+        self.line = 1  # line number (1-based) of the first line of the next chunk
+        self.names: list[str] = []
+        if self.format.name in ("csv", "tsv"):
+            self.names = self._read_header()
+
+    # ------------------------------------------------------------------ raw chunks
+
+    def _fill(self) -> bool:
+        """Read more bytes into the pending buffer; False at the end of the stream."""
+        if self._eof:
+            return False
+        try:
+            data = self._raw.read(self.chunk_bytes)
+        except (OSError, EOFError) as exc:  # a truncated or corrupt compressed stream
+            raise DataError(
+                f"{self.source.display}: compressed data ends unexpectedly or is corrupt ({exc})",
+                hint="the stream is probably truncated; produce it again",
+            ) from None
+        if not data:
+            self._eof = True
+            return False
+        self._pending = self._pending + data if self._pending else bytes(data)
+        return True
+
+    def _read_header(self) -> list[str]:
+        while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
+            pass
+        if not cut:
+            cut = len(self._pending)
+        header, self._pending = self._pending[:cut], self._pending[cut:]
+        if header.startswith(_BOM):
+            header = header[len(_BOM):]
+        if not header.strip():
+            raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
+        self.line += header.count(b"\n")
+        try:
+            text = header.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{self.source.display}: is not valid UTF-8",
+                hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
+            ) from None
+        delimiter = self.format.delimiter(self.options)
+        rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
+        return rows[0] if rows else []
+
+    def _chunks(self) -> Iterator[tuple[int, bytes]]:
+        """(first line number, bytes) of each chunk of whole records, in order."""
+        while True:
+            cut = _last_boundary(self._pending, self._quote)
+            if cut and (len(self._pending) >= self.chunk_bytes or self._eof):
+                chunk, self._pending = self._pending[:cut], self._pending[cut:]
+            elif not self._fill():
+                if not self._pending:
+                    return
+                chunk, self._pending = self._pending, b""
+            else:
+                continue
+            line = self.line
+            self.line += chunk.count(b"\n")
+            if chunk.strip():
+                yield line, chunk
+
+    # ------------------------------------------------------------------ parsed frames
+
+    def sample(self) -> pl.DataFrame:
+        """The first rows (up to :data:`INFER_SCHEMA_ROWS`) with inferred types, for the schema.
+
+        Reads ahead as far as needed but consumes nothing: :meth:`frames` starts from the top.
+        """
+        while not self._eof and self._pending.count(b"\n") < INFER_SCHEMA_ROWS + 1 and len(self._pending) < 4 * self.chunk_bytes:
+            if not self._fill():
+                break
+        cut = _last_boundary(self._pending, self._quote) or len(self._pending)
+        return self._parse(self.line, self._pending[:cut], None, None, infer=True)
+
+    def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """Every chunk parsed with ``schema`` (names → types), only ``columns`` if given."""
+        for line, chunk in self._chunks():
+            yield self._parse(line, chunk, schema, columns)
+
+    def _parse(self, line: int, chunk: bytes, schema: Mapping[str, pl.DataType] | None, columns: list[str] | None, infer: bool = False) -> pl.DataFrame:
+        import polars as pl
+
+        from normcli.data.diagnostics import translate_chunk_error
+
+        try:
+            return self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise translate_chunk_error(exc, self.source, self.options, self.names, chunk, line) from exc
+
+
+def read_parquet_stream(source: Source) -> pl.DataFrame:
+    """A Parquet stream, read into memory whole (Parquet keeps its index at the end)."""
+    import polars as pl
+
+    assert source.stream is not None
+    data = _decompressed(source).read()
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(f"{source.display}: not a complete Parquet stream ({str(exc).splitlines()[0]})") from exc

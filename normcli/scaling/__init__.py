@@ -1,0 +1,1 @@
+"""Scaling statistics: the methods, the exact fit engine, merging, the stats file and applying it."""
