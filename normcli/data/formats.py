@@ -109,7 +109,7 @@ class Format:
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
         return pl.read_csv(
-            io.BytesIO(data),
+            data,
             has_header=False,
             new_columns=names,
             columns=[names.index(c) for c in columns] if columns is not None else None,

@@ -13,38 +13,41 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
-from normcli.data.inputs import Source
+from normcli.data.inputs import InputStream, Source
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
     import polars as pl
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 """Bytes read from a stream at a time (the chunk may end up a little longer: a whole last record)."""
 
 _BOM = b"\xef\xbb\xbf"
 
 
-def _decompressed(source: Source) -> IO[bytes]:
+def _decompressed(source: Source) -> InputStream | _Decompressed:
     assert source.stream is not None
     if source.compression is None:
         return source.stream
-    import pyarrow as pa
-
-    return _ArrowReader(pa.CompressedInputStream(pa.PythonFile(source.stream, mode="r"), source.compression))
+    return _Decompressed(source.stream, source.compression)
 
 
-class _ArrowReader:
-    """``read(n) -> bytes`` over a pyarrow input stream (which returns its own buffers)."""
+class _Decompressed:
+    """A gzip or zstd stream decompressed on the fly (by pyarrow), with InputStream's interface."""
 
-    def __init__(self, stream) -> None:
-        self.stream = stream
+    def __init__(self, stream: InputStream, compression: str) -> None:
+        import pyarrow as pa
+
+        self.stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), compression)
 
     def read(self, size: int = -1) -> bytes:
         return self.stream.read(size if size >= 0 else None)
+
+    def ready(self, wait: float = 0.0) -> bool:
+        return True
 
 
 def _last_boundary(buffer: bytes, quote: bytes | None) -> int:
@@ -54,6 +57,8 @@ def _last_boundary(buffer: bytes, quote: bytes | None) -> int:
     it is inside a quoted field (``""`` inside quotes toggles twice and keeps the parity).
     """
     end = len(buffer)
+    if quote and buffer.find(quote) < 0:  # memchr: most data has no quotes at all
+        quote = None
     remaining = buffer.count(quote) if quote else 0
     while True:
         pos = buffer.rfind(b"\n", 0, end)
@@ -97,9 +102,10 @@ class StreamReader:
         self.chunk_bytes = chunk_bytes
         self._raw = _decompressed(source)
         self._quote = b'"' if self.format.name != "ndjson" else None
-        self._pending = b""  # read but not yet handed out
+        self._pending = bytearray()  # read but not yet handed out
         self._eof = False
-        self.line = 1  # line number (1-based) of the first line of the next chunk
+        self._header_lines = 0
+        self.rows = 0  # data rows handed out so far
         self.names: list[str] = []
         if self.format.name in ("csv", "tsv"):
             self.names = self._read_header()
@@ -107,7 +113,7 @@ class StreamReader:
     # ------------------------------------------------------------------ raw chunks
 
     def _fill(self) -> bool:
-        """Read more bytes into the pending buffer; False at the end of the stream."""
+        """Read what the stream has (waiting only while it has nothing); False at its end."""
         if self._eof:
             return False
         try:
@@ -120,20 +126,25 @@ class StreamReader:
         if not data:
             self._eof = True
             return False
-        self._pending = self._pending + data if self._pending else bytes(data)
+        self._pending += data
         return True
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` pending bytes, removed from the buffer (one copy)."""
+        with memoryview(self._pending) as view:
+            chunk = bytes(view[:size])
+        del self._pending[:size]
+        return chunk
 
     def _read_header(self) -> list[str]:
         while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
             pass
-        if not cut:
-            cut = len(self._pending)
-        header, self._pending = self._pending[:cut], self._pending[cut:]
+        header = self._take(cut or len(self._pending))
         if header.startswith(_BOM):
             header = header[len(_BOM):]
         if not header.strip():
             raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
-        self.line += header.count(b"\n")
+        self._header_lines = header.count(b"\n")
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
@@ -145,22 +156,26 @@ class StreamReader:
         rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
         return rows[0] if rows else []
 
-    def _chunks(self) -> Iterator[tuple[int, bytes]]:
-        """(first line number, bytes) of each chunk of whole records, in order."""
+    def _chunks(self) -> Iterator[bytes]:
+        """Each chunk of whole records, in order: up to :data:`CHUNK_BYTES`, or what a slow
+        producer has written so far (its rows are not held back waiting for more)."""
         while True:
-            cut = _last_boundary(self._pending, self._quote)
-            if cut and (len(self._pending) >= self.chunk_bytes or self._eof):
-                chunk, self._pending = self._pending[:cut], self._pending[cut:]
-            elif not self._fill():
-                if not self._pending:
-                    return
-                chunk, self._pending = self._pending, b""
-            else:
+            while len(self._pending) < self.chunk_bytes and self._raw.ready() and self._fill():
+                pass
+            cut = len(self._pending) if self._eof else _last_boundary(self._pending, self._quote)
+            if not cut:
+                if self._fill() or self._pending:  # wait for the rest of a record
+                    continue
+                return
+            chunk = self._take(cut)
+            if self._eof and not chunk.strip():
                 continue
-            line = self.line
-            self.line += chunk.count(b"\n")
-            if chunk.strip():
-                yield line, chunk
+            yield chunk
+
+    @property
+    def line(self) -> int:
+        """The line number of the next row (exact unless quoted values span lines)."""
+        return 1 + self._header_lines + self.rows
 
     # ------------------------------------------------------------------ parsed frames
 
@@ -169,16 +184,20 @@ class StreamReader:
 
         Reads ahead as far as needed but consumes nothing: :meth:`frames` starts from the top.
         """
-        while not self._eof and self._pending.count(b"\n") < INFER_SCHEMA_ROWS + 1 and len(self._pending) < 4 * self.chunk_bytes:
-            if not self._fill():
-                break
+        lines = self._pending.count(b"\n")
+        while not self._eof and len(self._pending) < self.chunk_bytes and lines <= INFER_SCHEMA_ROWS:
+            seen = len(self._pending)
+            if self._fill():
+                lines += self._pending.count(b"\n", seen)
         cut = _last_boundary(self._pending, self._quote) or len(self._pending)
-        return self._parse(self.line, self._pending[:cut], None, None, infer=True)
+        return self._parse(self.line, bytes(self._pending[:cut]), None, None, infer=True)
 
     def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
         """Every chunk parsed with ``schema`` (names → types), only ``columns`` if given."""
-        for line, chunk in self._chunks():
-            yield self._parse(line, chunk, schema, columns)
+        for chunk in self._chunks():
+            frame = self._parse(self.line, chunk, schema, columns)
+            self.rows += frame.height
+            yield frame
 
     def _parse(self, line: int, chunk: bytes, schema: Mapping[str, pl.DataType] | None, columns: list[str] | None, infer: bool = False) -> pl.DataFrame:
         import polars as pl
