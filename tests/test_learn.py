@@ -417,10 +417,10 @@ def test_divergence_hint_fits_the_batch_norm_setting(tmp_path: Path) -> None:
 def test_command_defaults_are_the_documented_defaults() -> None:
     import inspect
 
-    import normcli.cli
+    from normcli.cli.learn import train
     from normcli.learn.train import DEFAULTS, default_config
 
-    options = inspect.signature(normcli.cli.train).parameters
+    options = inspect.signature(train).parameters
     assert options["optimizer"].default == DEFAULTS["optimizer"]
     assert float(options["lr"].default) == DEFAULTS["lr"]
     assert options["batch_size"].default == DEFAULTS["batch_size"]

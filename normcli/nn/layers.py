@@ -322,7 +322,7 @@ class ReLU(Layer):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._mask = mask = np.greater(x, 0.0)  # a boolean mask: a quarter of the bytes
+        self._mask = np.greater(x, 0.0)  # a boolean mask: a quarter of the bytes
         if self.inplace and training:
             return np.maximum(x, 0.0, out=x)  # NaN stays NaN
         return np.maximum(x, 0.0)
