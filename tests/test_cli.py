@@ -31,7 +31,7 @@ def test_fit_writes_stats_and_names_skipped_columns_on_stderr(tmp_path: Path) ->
     assert result.stdout == ""
     assert "skipped non-numeric columns: patient_id, visit_date, region, risk" in result.stderr
     doc = json.loads(out.read_text())
-    assert doc["format"] == "normcli-stats" and doc["version"] == 2
+    assert doc["format"] == "normcli-stats" and doc["version"] == 3
     assert doc["inputs"]["row_count"] == 4000
     assert [c["name"] for c in doc["columns"]][:3] == ["age", "height_cm", "weight_kg"]
 

@@ -19,7 +19,8 @@ from normcli.scaling.engine import Engine, LocalEngine
 from normcli.scaling.fragments import ColumnSpec, Fragment
 from normcli.scaling.merge import Fold, finish
 from normcli.scaling.methods import METHODS
-from normcli.scaling.model import ColumnPartial, FitOptions, SkippedColumn, Stats
+from normcli.scaling.groups import check_key_dtype
+from normcli.scaling.model import GROUP_KEY, WEIGHT, ColumnPartial, FitOptions, SkippedColumn, Stats
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,6 +37,10 @@ def fit(
     exclude: Sequence[str] = (),
     ddof: int = 0,
     feature_range: tuple[float, float] = (0.0, 1.0),
+    by: Sequence[str] = (),
+    weight: str | None = None,
+    quantile_range: tuple[float, float] = (25.0, 75.0),
+    unit_variance: bool = False,
     null_values: Sequence[str] = DEFAULT_NULL_VALUES,
     format: str | None = None,
     separator: str | None = None,
@@ -49,10 +54,14 @@ def fit(
     The keyword arguments mirror ``normcli fit``'s options. Warnings (constant columns, integers past
     2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
 
+    ``by`` fits every column per group of rows too (the pooled statistics stay those of all rows);
+    ``weight`` names a column of frequency weights (a row of weight w counts as w rows).
+
     Example::
 
         stats = normcli.fit(["train.csv"], method="minmax", method_for={"income": "robust"})
         normcli.save_stats(stats, "stats.json")
+        per_store = normcli.fit(["sales.parquet"], by=["store"], weight="visits")
     """
     options = FitOptions(
         method=method,
@@ -61,6 +70,10 @@ def fit(
         exclude=tuple(exclude),
         ddof=ddof,
         feature_range=(float(feature_range[0]), float(feature_range[1])),
+        by=tuple(by),
+        weight=weight,
+        quantile_range=(float(quantile_range[0]), float(quantile_range[1])),
+        unit_variance=unit_variance,
     )
     read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator)
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
@@ -80,7 +93,8 @@ def fit_sources(
     table = unify(schemas, allow_missing_columns)
     specs, skipped = select_columns(table, options)
     if not specs:
-        return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
+        fold = Fold(order=list(skipped), skipped=skipped, input_columns=table.names)
+        return finish(fold, options, read.null_values, where=describe(sources))
     fragments = [
         Fragment(
             index=index,
@@ -91,11 +105,12 @@ def fit_sources(
             absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
             reader=readers.get(index),
             data=frames.get(index),
+            by=options.by,
         )
         for index, schema in enumerate(schemas)
     ]
     results = (engine or LocalEngine()).map(fragments)
-    fold = Fold(inputs=[s.display for s in sources])
+    fold = Fold(inputs=[s.display for s in sources], input_columns=table.names)
     wanted = {s.name: s for s in specs}
     for name in table.names:
         if name in wanted:
@@ -110,6 +125,9 @@ def fit_sources(
             fold.words[name] = fold.words.get(name, 0) + count
         for name, values in result.values.items():
             fold.values.setdefault(name, []).append(values)
+        if result.groups is not None:
+            for key, rows, columns in result.groups.items():
+                fold.add_group(key, rows, columns)
     where = describe(sources)
     if fold.rows == 0:
         raise _no_rows(sources, read, where)
@@ -149,16 +167,29 @@ def _no_rows(sources: Sequence[Source], read: ReadOptions, where: str) -> DataEr
 
 
 def select_columns(table: TableSchema, options: FitOptions) -> tuple[list[ColumnSpec], dict[str, SkippedColumn]]:
-    """The columns to fit (in input order) and those skipped, checking every name the user gave."""
+    """The columns to fit (in input order) and those skipped, checking every name the user gave.
+
+    The ``--by`` and ``--weight`` columns are used but not fitted: they are listed as skipped,
+    with their own reasons.
+    """
     names = table.names
     available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-    for name in [*(options.columns or ()), *options.exclude, *options.method_for]:
+    weights = [options.weight] if options.weight is not None else []
+    for name in [*(options.columns or ()), *options.exclude, *options.method_for, *options.by, *weights]:
         if name not in table.dtypes:
             raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
+    roles = {**dict.fromkeys(options.by, GROUP_KEY), **dict.fromkeys(weights, WEIGHT)}
+    for name in roles:
+        if name in (options.columns or ()) or name in options.method_for:
+            option = "--by" if roles[name] == GROUP_KEY else "--weight"
+            raise UsageError(f"column '{name}' is named by {option}, so it cannot be fitted too", hint="leave it out of --columns and --method-for")
     requested = set(options.columns) if options.columns is not None else None
     specs: list[ColumnSpec] = []
     skipped: dict[str, SkippedColumn] = {}
     for name in names:
+        if name in roles:
+            skipped[name] = SkippedColumn(name, _role_dtype(table, name, roles[name]), roles[name])
+            continue
         if name in options.exclude or (requested is not None and name not in requested):
             continue
         dtype = table.dtypes[name]
@@ -166,7 +197,10 @@ def select_columns(table: TableSchema, options: FitOptions) -> tuple[list[Column
             dtype = _requested_text(table, name)
         if is_numeric_dtype(dtype) or dtype == NULL:
             method = METHODS[options.method_of(name)]
-            specs.append(ColumnSpec(name, dtype, unknown=dtype == NULL, keep_values=method.keeps_values))
+            _check_method_options(name, method.name, options)
+            specs.append(
+                ColumnSpec(name, dtype, unknown=dtype == NULL, keep_values=method.keeps_values, weight=options.weight)
+            )
         elif requested is not None:
             raise DataError(f"column '{name}' is not numeric ({dtype})", hint="leave it out of --columns")
         else:
@@ -176,6 +210,28 @@ def select_columns(table: TableSchema, options: FitOptions) -> tuple[list[Column
         if name not in fitted:
             raise UsageError(f"--method-for names '{name}', which is not fitted", hint="it is excluded or not numeric")
     return specs, skipped
+
+
+def _role_dtype(table: TableSchema, name: str, role: str) -> str:
+    """The type of a ``--by`` or ``--weight`` column, checked for its role."""
+    dtype = table.dtypes[name]
+    if role == WEIGHT:
+        if not (is_numeric_dtype(dtype) or dtype == NULL):
+            raise DataError(f"weight column '{name}' is not numeric ({dtype})", hint="--weight names a column of non-negative numbers")
+        return dtype
+    check_key_dtype(name, dtype)
+    return dtype
+
+
+def _check_method_options(name: str, method: str, options: FitOptions) -> None:
+    """Methods that keep every value (robust's quantiles) do not merge: not per group, not weighted."""
+    if not METHODS[method].mergeable and (options.by or options.weight):
+        option = "--by" if options.by else "--weight"
+        raise UsageError(
+            f"column '{name}' is {method}, which cannot be fitted with {option} (its quantiles do not merge"
+            + (" and are not defined for frequency weights" if option == "--weight" else "") + ")",
+            hint=f"use another method for it (--method-for '{name}=standard'), or drop {option}",
+        )
 
 
 def _requested_text(table: TableSchema, name: str) -> str:
@@ -203,8 +259,8 @@ def fit_frame(
     schema = {name: str(dtype) for name, dtype in (schema or frame.schema).items()}
     table = TableSchema(schema, [])
     specs, skipped = select_columns(table, options)
-    result = summarize(reblock([frame], BLOCK_ROWS), specs)
-    fold = Fold(inputs=list(input_names), rows=result.rows)
+    result = summarize(reblock([frame], BLOCK_ROWS), specs, by=options.by, where=where)
+    fold = Fold(inputs=list(input_names), rows=result.rows, input_columns=table.names)
     for name in table.names:
         if name in skipped:
             fold.add_text(skipped[name])
@@ -212,4 +268,7 @@ def fit_frame(
             fold.add_numbers(name, result.columns[name])
     for name, values in result.values.items():
         fold.values[name] = [values]
+    if result.groups is not None:
+        for key, rows, columns in result.groups.items():
+            fold.add_group(key, rows, columns)
     return finish(fold, options, null_values, requested=options.columns or (), where=where)

@@ -8,6 +8,11 @@ taken around the block's own mean (well conditioned, so no second pass is ever n
 into exact :class:`~normcli.scaling.exact.Moments`. The result, a :class:`FragmentStats`, merges
 exactly with those of other fragments (:mod:`normcli.scaling.merge`).
 
+With ``--weight``, a column's spec names the weight column and the block sums are weighted
+(``Σw``, ``Σw(x − m)``, ``Σw(x − m)²`` around the block's weighted mean). With ``--by``, the
+fragment also returns per-group statistics (:mod:`normcli.scaling.groups`), an extra dimension
+of the same partials. A spec with ``bounds`` also counts the values outside them (``check``).
+
 This is the function a distributed engine ships to its workers: it depends on nothing but the
 fragment description and returns plain data.
 """
@@ -22,7 +27,9 @@ from typing import TYPE_CHECKING
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import ReadOptions
 from normcli.data.inputs import Source
+from normcli.errors import DataError
 from normcli.scaling.exact import Moments
+from normcli.scaling.groups import GroupAccumulator, GroupPartials
 from normcli.scaling.model import ColumnPartial
 
 if TYPE_CHECKING:
@@ -45,13 +52,16 @@ class ColumnSpec:
 
     ``unknown`` columns had no values in any input's first rows: they are read as text and decided
     by their values (numbers, words, or none at all). ``keep_values`` keeps every value (for
-    quantiles, which do not merge).
+    quantiles, which do not merge). ``weight`` names the column of frequency weights the
+    statistics are weighted by; ``bounds`` = (low, high) counts the values outside [low, high].
     """
 
     name: str
     dtype: str
     unknown: bool = False
     keep_values: bool = False
+    weight: str | None = None
+    bounds: tuple[float, float] | None = None
 
 
 @dataclass
@@ -64,6 +74,10 @@ class FragmentStats:
     """For ``unknown`` columns: how many non-missing values were not numbers."""
     values: dict[str, pl.Series] = field(default_factory=dict)
     """For ``keep_values`` columns: every value (NaN and nulls dropped)."""
+    outside: dict[str, int] = field(default_factory=dict)
+    """For columns with ``bounds``: how many values lie outside them."""
+    groups: GroupPartials | None = None
+    """With ``--by``: each group's partial statistics."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class Fragment:
     ``types`` is the full schema to read a text file with (so nothing is inferred again);
     ``absent`` are columns the input does not have (read as empty). ``rows`` = (offset, length)
     restricts a file to a range of rows, a multiple of :data:`BLOCK_ROWS` from its start.
+    ``by`` are the group columns of ``--by`` (read with their own types).
     """
 
     index: int
@@ -85,10 +100,11 @@ class Fragment:
     reader: StreamReader | None = field(default=None, compare=False)
     data: pl.DataFrame | None = field(default=None, compare=False)
     """Rows already in memory (a Parquet stream, a training split)."""
+    by: tuple[str, ...] = ()
 
     def read_types(self) -> dict[str, pl.DataType] | None:
-        """The schema to read with: numeric columns as Float64 in text formats, so a decimal far
-        below integer rows parses (a word is an error naming its line), ``unknown`` as text."""
+        """The schema to read with: numeric columns (and weights) as Float64 in text formats, so a
+        decimal far below integer rows parses (a word is an error naming its line), ``unknown`` as text."""
         import polars as pl
 
         if self.types is None:
@@ -97,11 +113,19 @@ class Fragment:
         types = dict(self.types)
         for name, spec in present.items():
             types[name] = pl.String if spec.unknown else pl.Float64
+            if spec.weight is not None:
+                types[spec.weight] = pl.Float64
         return types
 
-    def frames(self) -> Iterator[pl.DataFrame]:
-        """The fragment's rows (only the columns it summarizes), in frames of any size."""
+    def read_columns(self) -> list[str]:
+        """The columns read: those summarized, their weight column and the group columns."""
         present = [c.name for c in self.columns if c.name not in self.absent]
+        weights = [c.weight for c in self.columns if c.weight is not None]
+        return list(dict.fromkeys([*present, *weights, *self.by]))
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The fragment's rows (only the columns it reads), in frames of any size."""
+        present = self.read_columns()
         if self.reader is not None:
             yield from self.reader.frames(self.read_types() or {}, present)
             return
@@ -145,36 +169,60 @@ def reblock(frames: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]
 
 # --------------------------------------------------------------------------- the statistics
 
-_STATS_PER_COLUMN = 8
+
+def numbers(block: pl.DataFrame, spec: ColumnSpec) -> pl.Series:
+    """The column's values as Float64: NaN kept, missing values (and words of ``unknown``
+    columns) null."""
+    import polars as pl
+
+    return block[spec.name].cast(pl.Float64, strict=not spec.unknown)
 
 
-def _expressions(spec: ColumnSpec, dtype: pl.DataType) -> list[pl.Expr]:
-    """Per block: mean (the shift), count, nulls, NaNs, min, max, Σd, Σd² with d = x − mean."""
+def _values_expr(spec: ColumnSpec, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """(values, special): the numbers used (NaN made null) and the count of NaN values — or, for
+    ``unknown`` columns, of words."""
     import polars as pl
 
     raw = pl.col(spec.name)
     if spec.unknown:
         values = raw.cast(pl.Float64, strict=False)
         special = (raw.is_not_null() & values.is_null()).sum()  # words, not numbers
-        values = values.fill_nan(None)
-    elif dtype.is_float():
-        values = raw.cast(pl.Float64).fill_nan(None)
-        special = raw.is_nan().sum()
+        return values.fill_nan(None), special
+    if dtype.is_float():
+        return raw.cast(pl.Float64).fill_nan(None), raw.is_nan().sum()
+    return raw.cast(pl.Float64), pl.lit(0, dtype=pl.UInt32)
+
+
+def _expressions(spec: ColumnSpec, dtype: pl.DataType) -> list[tuple[str, pl.Expr]]:
+    """Per block: count, nulls, NaNs (or words), min, max, the shift m (the block's mean) and
+    Σd, Σd² with d = x − m — weighted by the spec's weight column if it has one (then also Σw,
+    and min/max over values of positive weight)."""
+    import polars as pl
+
+    values, special = _values_expr(spec, dtype)
+    stats = [("count", values.count()), ("nulls", pl.col(spec.name).null_count()), ("special", special)]
+    if spec.weight is None:
+        mean = values.mean()
+        deviation = values - mean
+        stats += [
+            ("mean", mean), ("min", values.min()), ("max", values.max()),
+            ("s1", deviation.sum()), ("s2", (deviation * deviation).sum()),
+        ]
     else:
-        values = raw.cast(pl.Float64)
-        special = pl.lit(0, dtype=pl.UInt32)
-    mean = values.mean()
-    deviation = values - mean
-    return [
-        mean,
-        values.count(),
-        raw.null_count(),
-        special,
-        values.min(),
-        values.max(),
-        deviation.sum(),
-        (deviation * deviation).sum(),
-    ]
+        w = pl.when(values.is_not_null()).then(pl.col(spec.weight).cast(pl.Float64))
+        total = w.sum()
+        mean = (w * values).sum() / total
+        deviation = values - mean
+        positive = values.filter(w > 0)
+        stats += [
+            ("mean", mean), ("min", positive.min()), ("max", positive.max()),
+            ("s1", (w * deviation).sum()), ("s2", (w * deviation * deviation).sum()),
+            ("w", total), ("wmax", w.max()), ("amin", values.min()), ("amax", values.max()),
+        ]
+    if spec.bounds is not None:
+        low, high = spec.bounds
+        stats.append(("outside", ((values < low) | (values > high)).sum()))
+    return stats
 
 
 class _Accumulator:
@@ -182,31 +230,58 @@ class _Accumulator:
 
     def __init__(self, spec: ColumnSpec) -> None:
         self.spec = spec
-        self.count = self.nulls = self.special = self.infs = 0
+        self.count = self.nulls = self.special = self.infs = self.outside = 0
         self.min = math.inf
         self.max = -math.inf
         self.moments = Moments.empty()
         self.values: list[pl.Series] = []
 
-    def add(self, block: pl.DataFrame, row: Sequence) -> None:
-        mean, count, nulls, special, low, high, s1, s2 = row
-        self.nulls += nulls
-        self.special += special
+    def add(self, block: pl.DataFrame, row: dict) -> None:
+        count = row["count"]
+        self.nulls += row["nulls"]
+        self.special += row["special"]
+        self.outside += row.get("outside") or 0
         if not count:
             return
         self.count += count
-        self.min = min(self.min, low)
-        self.max = max(self.max, high)
-        if math.isinf(low) or math.isinf(high):
+        low, high = row["min"], row["max"]
+        weighted = self.spec.weight is not None
+        if weighted:  # infinities are looked for among all values, whatever their weight
+            if math.isinf(row["amin"]) or math.isinf(row["amax"]):
+                self.infs += _count_infinite(block, self.spec)
+                return
+        elif math.isinf(low) or math.isinf(high):
             self.infs += _count_infinite(block, self.spec)
             return
         if self.infs:
             return  # the fit will fail: no need for moments
-        magnitude = max(abs(low), abs(high))
-        if magnitude > SAFE_MAX or 0.0 < magnitude < SAFE_MIN or not math.isfinite(s2):
-            self.moments = self.moments.combine(_scaled_block_moments(block, self.spec, magnitude))
-        else:
-            self.moments = self.moments.combine(Moments.of_block(count, mean, s1, s2))
+        if low is not None:  # None: every value of the block has weight 0
+            self.min = min(self.min, low)
+            self.max = max(self.max, high)
+        self.moments = self.moments.combine(self._block_moments(block, row))
+
+    def _block_moments(self, block: pl.DataFrame, row: dict) -> Moments:
+        count, s2 = row["count"], row["s2"]
+        if self.spec.weight is None:
+            magnitude = max(abs(row["min"]), abs(row["max"]))
+            if magnitude > SAFE_MAX or 0.0 < magnitude < SAFE_MIN or not math.isfinite(s2):
+                return _scaled_block_moments(block, self.spec, magnitude)
+            return Moments.of_block(count, row["mean"], row["s1"], s2)
+        total, top = row["w"], row["wmax"]
+        if total == 0.0:  # every weight 0: the values count, but weigh nothing
+            return Moments.of_block(count, row["amin"], 0.0, 0.0, weight=0.0)
+        magnitude = max(abs(row["amin"]), abs(row["amax"]))
+        if (
+            magnitude > SAFE_MAX or 0.0 < magnitude < SAFE_MIN or top > SAFE_MAX or top < SAFE_MIN
+            or not (math.isfinite(s2) and math.isfinite(total) and math.isfinite(row["mean"]))
+        ):
+            from normcli.scaling.groups import exact_block_moments
+
+            values = numbers(block, self.spec).fill_nan(None)
+            mask = values.is_not_null().to_numpy()
+            weights = block[self.spec.weight].cast(values.dtype).to_numpy()[mask]
+            return exact_block_moments(values.drop_nulls().to_numpy(), weights)
+        return Moments.of_block(count, row["mean"], row["s1"], s2, weight=total)
 
     def partial(self, absent_rows: int) -> ColumnPartial:
         return ColumnPartial(
@@ -215,18 +290,15 @@ class _Accumulator:
             null_count=self.nulls + absent_rows,
             nan_count=0 if self.spec.unknown else self.special,
             inf_count=self.infs,
-            min=self.min if self.count else 0.0,
-            max=self.max if self.count else 0.0,
+            min=self.min if self.min <= self.max else 0.0,
+            max=self.max if self.min <= self.max else 0.0,
             moments=self.moments,
         )
 
 
 def _values(block: pl.DataFrame, spec: ColumnSpec) -> pl.Series:
-    import polars as pl
-
-    column = block[spec.name]
-    values = column.cast(pl.Float64, strict=False)
-    return values.fill_nan(None).drop_nulls() if values.dtype.is_float() else values.drop_nulls()
+    values = numbers(block, spec)
+    return values.fill_nan(None).drop_nulls()
 
 
 def _count_infinite(block: pl.DataFrame, spec: ColumnSpec) -> int:
@@ -245,34 +317,74 @@ def _scaled_block_moments(block: pl.DataFrame, spec: ColumnSpec, magnitude: floa
     return Moments.of_block(values.len(), shift, deviation.sum(), (deviation * deviation).sum(), power)
 
 
+def _check_weights(block: pl.DataFrame, weights: Sequence[str], where: str, first_row: int) -> None:
+    """Weights must be finite and non-negative: the first bad one is an error naming its row."""
+    import polars as pl
+
+    for name in weights:
+        w = block[name].cast(pl.Float64)
+        bad = (w.is_null() | w.is_nan() | w.is_infinite() | (w < 0)).fill_null(True)
+        if bad.any():
+            index = int(bad.arg_max())
+            value = w[index]
+            what = "no value" if value is None else f"the value {value!r}"
+            raise DataError(
+                f"{where}: weight column '{name}' has {what} in data row {first_row + index + 1}",
+                hint="weights are frequencies: they must be finite and non-negative (fix or drop that row)",
+            )
+
+
 def fragment_stats(fragment: Fragment) -> FragmentStats:
     """The partial statistics of one fragment: the function every engine runs, locally or remotely."""
-    return summarize(fragment.blocks(), fragment.columns, fragment.absent)
+    first_row = fragment.rows[0] if fragment.rows is not None else 0
+    return summarize(
+        fragment.blocks(), fragment.columns, fragment.absent,
+        by=fragment.by, where=fragment.source.display, first_row=first_row,
+    )
 
 
-def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absent: Sequence[str] = ()) -> FragmentStats:
-    """Partial statistics of ``specs`` over ``blocks`` (see the module docstring)."""
+def summarize(
+    blocks: Iterable[pl.DataFrame],
+    specs: Sequence[ColumnSpec],
+    absent: Sequence[str] = (),
+    *,
+    by: Sequence[str] = (),
+    where: str = "data",
+    first_row: int = 0,
+) -> FragmentStats:
+    """Partial statistics of ``specs`` over ``blocks`` (see the module docstring); per group too
+    when ``by`` names group columns. ``where`` and ``first_row`` locate rows in error messages."""
     present = [s for s in specs if s.name not in absent]
+    weights = list(dict.fromkeys(s.weight for s in present if s.weight is not None))
     accumulators = {s.name: _Accumulator(s) for s in specs}
+    groups = GroupAccumulator(by, present) if by else None
     rows = 0
     exprs: list[pl.Expr] | None = None
+    layout: list[tuple[ColumnSpec, list[str]]] = []
     for block in blocks:
         if exprs is None:
             schema = block.schema
-            exprs = [
-                expr.alias(f"{index}\x00{k}")  # any column name may occur, so aliases are positional
-                for index, spec in enumerate(present)
-                for k, expr in enumerate(_expressions(spec, schema[spec.name]))
-            ]
+            exprs = []
+            for index, spec in enumerate(present):
+                stats = _expressions(spec, schema[spec.name])
+                layout.append((spec, [key for key, _ in stats]))
+                # any column name may occur, so aliases are positional
+                exprs += [expr.alias(f"{index}\x00{key}") for key, expr in stats]
+        if weights:
+            _check_weights(block, weights, where, first_row + rows)
         rows += block.height
         if not present:
             continue
         row = block.select(exprs).row(0)
-        for index, spec in enumerate(present):
+        offset = 0
+        for spec, keys in layout:
             accumulator = accumulators[spec.name]
-            accumulator.add(block, row[index * _STATS_PER_COLUMN : (index + 1) * _STATS_PER_COLUMN])
+            accumulator.add(block, dict(zip(keys, row[offset : offset + len(keys)], strict=True)))
+            offset += len(keys)
             if spec.keep_values:
                 accumulator.values.append(_values(block, spec))
+        if groups is not None:
+            groups.add(block)
     result = FragmentStats(rows=rows)
     for spec in specs:
         accumulator = accumulators[spec.name]
@@ -283,4 +395,8 @@ def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absen
             import polars as pl
 
             result.values[spec.name] = pl.concat(accumulator.values)
+        if spec.bounds is not None:
+            result.outside[spec.name] = accumulator.outside
+    if groups is not None:
+        result.groups = groups.result([s for s in specs if s.name in absent])
     return result

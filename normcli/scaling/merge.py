@@ -3,22 +3,47 @@
 ``fit`` folds the statistics of its fragments; ``merge`` folds those of stats files. Both end in
 :func:`finish`, and the fold is exact (counts, extremes and :class:`Moments` combine without
 rounding), so ``merge`` of the fits of shards equals the fit of their union byte for byte when
-the shards are given in the same order.
+the shards are given in the same order. Groups (``--by``) fold the same way, key by key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from normcli.data.schema import NULL
 from normcli.errors import DataError
-from normcli.scaling.methods import METHODS
-from normcli.scaling.model import NO_VALUES, ColumnPartial, FitOptions, SkippedColumn, Stats
+from normcli.scaling.methods import METHODS, unfittable
+from normcli.scaling.model import (
+    NO_VALUES,
+    ColumnPartial,
+    ColumnStats,
+    FitOptions,
+    GroupColumn,
+    GroupKey,
+    GroupTable,
+    SkippedColumn,
+    Stats,
+)
 
 if TYPE_CHECKING:
     import polars as pl
+
+
+@dataclass
+class GroupFold:
+    """One group's rows and its columns' partial statistics so far."""
+
+    rows: int = 0
+    columns: dict[str, ColumnPartial] = field(default_factory=dict)
+
+    def add(self, rows: int, columns: Mapping[str, ColumnPartial]) -> None:
+        self.rows += rows
+        for name, partial in columns.items():
+            mine = self.columns.get(name)
+            self.columns[name] = partial if mine is None else mine.merge(partial)
 
 
 @dataclass
@@ -27,7 +52,7 @@ class Fold:
 
     ``columns`` are the numeric (or not yet known) columns, ``skipped`` the others; ``order`` is
     the order in which columns were first seen. ``values`` holds every value of columns whose
-    method needs them (quantiles).
+    method needs them (quantiles). ``groups`` holds each ``--by`` group's partials, by key.
     """
 
     inputs: list[str] = field(default_factory=list)
@@ -37,6 +62,8 @@ class Fold:
     skipped: dict[str, SkippedColumn] = field(default_factory=dict)
     words: dict[str, int] = field(default_factory=dict)
     values: dict[str, list[pl.Series]] = field(default_factory=dict)
+    groups: dict[GroupKey, GroupFold] = field(default_factory=dict)
+    input_columns: list[str] = field(default_factory=list)
 
     def _see(self, name: str) -> None:
         if name not in self.columns and name not in self.skipped:
@@ -61,6 +88,18 @@ class Fold:
         if mine is None:
             self._see(column.name)
         self.skipped.setdefault(column.name, column)
+
+    def add_group(self, key: GroupKey, rows: int, columns: Mapping[str, ColumnPartial]) -> None:
+        """Merge one group's partials in (exact, like the pooled columns)."""
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = GroupFold()
+        group.add(rows, columns)
+
+    def see_columns(self, names: Sequence[str]) -> None:
+        """Record the inputs' columns, in order (new names go at the end)."""
+        known = set(self.input_columns)
+        self.input_columns.extend(name for name in names if name not in known)
 
 
 def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, requested: Sequence[str] = (), where: str = "data") -> Stats:
@@ -94,11 +133,7 @@ def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, reque
         quantiles = None
         if method.keeps_values:
             values = pl.concat(fold.values[name]) if len(fold.values.get(name, [])) > 1 else fold.values[name][0]
-            quantiles = {
-                "q1": float(values.quantile(0.25, interpolation="linear")),
-                "median": float(values.median()),
-                "q3": float(values.quantile(0.75, interpolation="linear")),
-            }
+            quantiles = method.quantiles(values, options)
         if partial.dtype == NULL:  # an unknown column that turned out to hold numbers
             partial = replace(partial, dtype="Float64")
         column, notes = method.finish(name, partial, options, quantiles)
@@ -114,6 +149,7 @@ def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, reque
     non_numeric = [s.name for s in skipped_list if s.reason.startswith("non-numeric")]
     if non_numeric:
         warnings.insert(0, f"skipped non-numeric columns: {', '.join(non_numeric)}")
+    groups = _finish_groups(fold, fitted, options, warnings) if options.by else None
     return Stats(
         inputs=tuple(fold.inputs),
         row_count=fold.rows,
@@ -124,7 +160,108 @@ def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, reque
         columns=tuple(fitted),
         skipped=tuple(skipped_list),
         warnings=tuple(warnings),
+        by=options.by,
+        weight=options.weight,
+        quantile_range=options.quantile_range,
+        unit_variance=options.unit_variance,
+        groups=groups,
+        input_columns=tuple(fold.input_columns),
     )
+
+
+def group_order(key: GroupKey) -> tuple:
+    """The order of groups in a stats file: by key, the missing value (null) first."""
+    return tuple((value is not None, type(value).__name__, value) if value is not None else (False, "", 0) for value in key)
+
+
+def describe_key(by: Sequence[str], key: GroupKey) -> str:
+    """``store=7, region=north``: a group as messages name it."""
+    return ", ".join(f"{name}={'null' if value is None else value}" for name, value in zip(by, key, strict=True))
+
+
+def _finish_groups(fold: Fold, fitted: Sequence[ColumnStats], options: FitOptions, warnings: list[str]) -> GroupTable:
+    """Each group's parameters for the columns the pooled fit has, as arrays ordered by key; what
+    cannot be fitted in a group falls back to the pooled statistics, counted in one warning per
+    column. The same exact computation as the pooled columns, group by group."""
+    import numpy as np
+
+    keys = sorted(fold.groups, key=group_order)
+    folds = [fold.groups[key] for key in keys]
+    columns = {}
+    for pooled in fitted:
+        method = METHODS[pooled.method]
+        partials = []
+        for group in folds:
+            partial = group.columns.get(pooled.name)
+            if partial is None:
+                partial = ColumnPartial(pooled.dtype, null_count=group.rows)
+            partials.append(partial)
+        numbers: dict[str, list[float]] = {k: [] for k in ("mean", "m2", "std", "center", "center_lo", "scale")}
+        extra: dict[str, list] = {}
+        fitted_flags, constant, missing = [], [], []
+        for key, partial in zip(keys, partials, strict=True):
+            if unfittable(partial, options.ddof) is not None:
+                fitted_flags.append(False)
+                missing.append(key)
+                for values in numbers.values():
+                    values.append(math.nan)
+                for values in extra.values():
+                    values.append(math.nan)
+                continue
+            p = method.parameters(partial, options)
+            fitted_flags.append(True)
+            if p.constant:
+                constant.append(key)
+            for name, value in (("mean", p.mean), ("m2", p.m2), ("std", p.std), ("center", p.center), ("center_lo", p.center_lo), ("scale", p.scale)):
+                numbers[name].append(math.nan if value is None else value)
+            for name, value in (p.extra or {}).items():
+                extra.setdefault(name, [math.nan] * (len(fitted_flags) - 1)).append(value)
+        weighted = options.weight is not None
+        columns[pooled.name] = GroupColumn(
+            count=np.array([p.count for p in partials], dtype=np.int64),
+            null_count=np.array([p.null_count for p in partials], dtype=np.int64),
+            nan_count=np.array([p.nan_count for p in partials], dtype=np.int64),
+            min=np.array([p.min for p in partials], dtype=np.float64),
+            max=np.array([p.max for p in partials], dtype=np.float64),
+            fitted=np.array(fitted_flags, dtype=bool),
+            moments=tuple(p.moments for p in partials),
+            weight_sum=np.array([float(p.moments.total()) for p in partials]) if weighted else None,
+            extra=_group_extra(extra, pooled),
+            **{name: np.array(values, dtype=np.float64) for name, values in numbers.items()},
+        )
+        if constant:
+            warnings.append(f"column '{pooled.name}' is constant in {_some_groups(options.by, constant, len(keys))}; scale set to 1 there")
+        if missing:
+            warnings.append(
+                f"column '{pooled.name}' has too few values (or none of positive weight) in "
+                f"{_some_groups(options.by, missing, len(keys))}; rows there get the pooled statistics "
+                "(or what --unknown-group says)"
+            )
+    return GroupTable(
+        by=options.by,
+        keys=tuple(keys),
+        row_count=np.array([group.rows for group in folds], dtype=np.int64),
+        columns=columns,
+    )
+
+
+def _group_extra(extra: dict[str, list], pooled: ColumnStats) -> dict:
+    """A method's own fields per group: arrays of numbers; ``feature_range`` is one pair for all."""
+    import numpy as np
+
+    result: dict = {}
+    for name in METHODS[pooled.method].fields:
+        if name == "feature_range":
+            result[name] = pooled.feature_range
+        else:
+            result[name] = np.array(extra.get(name, []), dtype=np.float64)
+    return result
+
+
+def _some_groups(by: Sequence[str], keys: Sequence[GroupKey], total: int) -> str:
+    shown = "; ".join(describe_key(by, key) for key in keys[:3])
+    more = ", …" if len(keys) > 3 else ""
+    return f"{len(keys)} of {total} groups ({shown}{more})"
 
 
 # --------------------------------------------------------------------------- merging stats files
@@ -142,7 +279,8 @@ def merge_stats(
     Columns fitted in one shard and without values in another take the other's rows as missing;
     a column numeric in one shard and text in another is refused, as are robust columns (quantiles
     do not merge), different options, and shards that list the same input file (unless
-    ``allow_overlap``: then the rows count twice, as they would in a fit of both).
+    ``allow_overlap``: then the rows count twice, as they would in a fit of both). Groups merge
+    key by key, exactly like the pooled columns.
     """
     names = list(names or [f"shard {i + 1}" for i in range(len(shards))])
     where = "cannot merge these stats"
@@ -152,6 +290,17 @@ def merge_stats(
             raise DataError(f"{where}: {name} was fitted with different --ddof or --feature-range than {names[0]}")
         if shard.null_values != first.null_values:
             raise DataError(f"{where}: {name} was fitted with different --null-values than {names[0]}")
+        if shard.by != first.by:
+            raise DataError(
+                f"{where}: {name} was fitted with --by {','.join(shard.by) or '(none)'} but {names[0]} "
+                f"with --by {','.join(first.by) or '(none)'}",
+                hint="merge fits of the same groups",
+            )
+        if shard.weight != first.weight:
+            raise DataError(
+                f"{where}: {name} was fitted with --weight {shard.weight or '(none)'} but {names[0]} "
+                f"with --weight {first.weight or '(none)'}",
+            )
     methods: dict[str, str] = {}
     for shard, name in zip(shards, names, strict=True):
         for column in shard.columns:
@@ -172,6 +321,10 @@ def merge_stats(
         method_for={k: v for k, v in methods.items() if v != first.default_method},
         ddof=first.ddof,
         feature_range=first.feature_range,
+        by=first.by,
+        weight=first.weight,
+        quantile_range=first.quantile_range,
+        unit_variance=first.unit_variance,
     )
     return finish(fold, options, first.null_values, where=where)
 
@@ -207,6 +360,18 @@ def _add_shard(fold: Fold, shard: Stats, name: str, allow_missing_columns: bool)
                 f"cannot merge these stats: {name} has no column '{column}'",
                 hint="merge shards with the same columns, or pass --allow-missing-columns",
             )
+    if shard.groups is not None:
+        table = shard.groups
+        numeric = list(fold.columns)
+        for index, key in enumerate(table.keys):
+            rows = int(table.row_count[index])
+            columns = {
+                name: table.columns[name].partial(index, fitted[name].dtype)
+                if name in table.columns else ColumnPartial(NULL, null_count=rows)
+                for name in numeric
+            }
+            fold.add_group(key, rows, columns)
+    fold.see_columns(shard.all_columns)
     fold.inputs.extend(shard.inputs)
     fold.rows += shard.row_count
 

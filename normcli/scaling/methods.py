@@ -12,6 +12,10 @@ of disjoint shards merge exactly, and which fields of its own the stats file car
 A spread of zero, or one so small that it is float noise — below ``10·ε·max(|min|, |max|)``,
 scikit-learn's rule — gives ``scale = 1`` and a warning, as scikit-learn does; for minmax that
 maps the column to the low end of the range.
+
+With ``--weight`` the statistics are frequency-weighted: a row of weight ``w`` counts as ``w``
+rows, so ``n = Σw``, ``mean = Σw·x / Σw`` and ``std = √(Σw(x − mean)² / (Σw − ddof))``; min and max
+are over the values of positive weight.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from normcli.errors import DataError
-from normcli.scaling.exact import sqrt_correctly_rounded
+from normcli.scaling.exact import Dyadic, Moments, Ratio
 from normcli.scaling.model import ColumnPartial, ColumnStats, FitOptions
 
 if TYPE_CHECKING:
@@ -38,20 +42,55 @@ NEAR_CONSTANT = 10 * EPSILON
 class Fitted:
     """What a method makes of a column: the exact centre, the scale, and its own fields."""
 
-    center: Fraction
+    center: Fraction | Ratio
     scale: float
     constant: bool = False
     extra: dict[str, Any] | None = None
 
 
-def split(value: Fraction) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Summary:
+    """A column's exact moments, computed once: ``mean``, ``m2`` = Σw(x − mean)², ``std``."""
+
+    mean: Ratio
+    m2: Ratio
+    std: float
+
+    @staticmethod
+    def of(partial: ColumnPartial, ddof: int) -> Summary:
+        if partial.min == partial.max:  # constant: exactly zero spread, whatever rounding says
+            low = Fraction(partial.min)
+            return Summary(Ratio(low.numerator, low.denominator), Ratio(0, 1), 0.0)
+        rounded = partial.moments.rounded(ddof)
+        return Summary(rounded.mean, rounded.m2, rounded.std)
+
+
+def split(value: Fraction | Ratio) -> tuple[float, float]:
     """(hi, lo): hi is ``value`` rounded to float64, lo the rounded remainder."""
-    hi = float(value)
-    return hi, float(value - Fraction(hi))
+    if isinstance(value, Fraction):
+        value = Ratio(value.numerator, value.denominator)
+    return value.split()
 
 
 def near_zero(spread: float, magnitude: float) -> bool:
     return spread <= NEAR_CONSTANT * magnitude or spread == 0.0
+
+
+def unfittable(partial: ColumnPartial, ddof: int) -> str | None:
+    """Why ``partial`` cannot be fitted (no values, all of weight 0, too few for ``ddof``), or None."""
+    n = partial.count
+    if n == 0:
+        return "has no values"
+    weight = partial.moments.weight
+    if weight is None:
+        if n - ddof <= 0:
+            return f"has {n} value; the standard deviation with --ddof {ddof} needs at least {ddof + 1}"
+        return None
+    if weight.mantissa <= 0:
+        return "has only values of weight 0"
+    if (weight - Dyadic(ddof, 0)).mantissa <= 0:
+        return f"has a total weight of {float(weight):g}; the standard deviation with --ddof {ddof} needs more than {ddof}"
+    return None
 
 
 class Method:
@@ -64,12 +103,18 @@ class Method:
     """Whether fitting needs every value (quantiles) rather than mergeable partial statistics."""
     fields: ClassVar[tuple[str, ...]] = ()
     """The method's own fields in the stats file, besides the common ones."""
+    bounded: ClassVar[bool] = False
+    """Whether the method maps the fitted data into a fixed range (which ``--clip`` enforces)."""
 
-    def fit(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
+    def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         raise NotImplementedError
 
     def clip_range(self, column: ColumnStats) -> tuple[float, float] | None:
         """The output range ``--clip`` clamps to, if the method has one."""
+        return None
+
+    def quantiles(self, values: pl.Series, options: FitOptions) -> dict[str, float] | None:
+        """What a method that keeps every value (``keeps_values``) needs of them."""
         return None
 
     # ------------------------------------------------------------------ application
@@ -102,46 +147,71 @@ class Method:
 
     def finish(self, name: str, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None = None) -> tuple[ColumnStats, list[str]]:
         """The fitted column of ``partial`` and its warnings (constant, NaN, big integers)."""
-        n, moments = partial.count, partial.moments
-        if n - options.ddof <= 0:
-            raise DataError(
-                f"column '{name}' has {n} value; the standard deviation with --ddof {options.ddof} needs at least 2",
-                hint="use --ddof 0 or more rows",
-            )
-        if partial.min == partial.max:  # constant: exactly zero spread, whatever rounding says
-            mean, m2 = Fraction(partial.min), Fraction(0)
-        else:
-            mean, m2 = moments.mean(), moments.m2()
-        std = sqrt_correctly_rounded(m2 / (n - options.ddof))
-        m2_float = _finite_or_none(m2)
-        fitted = self.fit(partial, options, quantiles)
-        center, center_lo = split(fitted.center)
+        problem = unfittable(partial, options.ddof)
+        if problem is not None:
+            hint = "use --ddof 0 or more rows" if "--ddof" in problem else "check the --weight column"
+            raise DataError(f"column '{name}' {problem}", hint=hint)
+        column, fitted = self.fit_column(name, partial, options, quantiles)
+        return column, _warnings(column, partial, fitted.constant)
+
+    def fit_column(self, name: str, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None = None) -> tuple[ColumnStats, Parameters]:
+        """The fitted column of a fittable ``partial`` (see :func:`unfittable`), and its parameters."""
+        p = self.parameters(partial, options, quantiles)
+        moments: Moments = partial.moments
         column = ColumnStats(
             name=name,
             dtype=partial.dtype,
             method=self.name,
-            count=n,
+            count=partial.count,
             null_count=partial.null_count,
             nan_count=partial.nan_count,
-            mean=min(max(float(mean), partial.min), partial.max),
-            m2=m2_float,
-            std=std,
+            mean=p.mean,
+            m2=p.m2,
+            std=p.std,
             min=partial.min,
             max=partial.max,
+            center=p.center,
+            center_lo=p.center_lo,
+            scale=p.scale,
+            moments=moments,
+            weight_sum=float(moments.total()) if moments.weighted else None,
+            **(p.extra or {}),
+        )
+        return column, p
+
+    def parameters(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None = None) -> Parameters:
+        """The rounded statistics and parameters of a fittable ``partial``: exact, rounded once."""
+        summary = Summary.of(partial, options.ddof)
+        fitted = self.fit(partial, summary, options, quantiles)
+        center, center_lo = split(fitted.center)
+        return Parameters(
+            mean=min(max(float(summary.mean), partial.min), partial.max),
+            m2=_finite_or_none(summary.m2),
+            std=summary.std,
             center=center,
             center_lo=center_lo,
             scale=fitted.scale,
-            moments=moments,
-            **(fitted.extra or {}),
+            constant=fitted.constant,
+            extra=fitted.extra,
         )
-        return column, _warnings(column, partial, fitted.constant)
 
 
-def _finite_or_none(value: Fraction) -> float | None:
-    try:
-        result = float(value)
-    except OverflowError:
-        return None
+@dataclass(frozen=True)
+class Parameters:
+    """A column's rounded statistics and the parameters of ``y = ((x − center) − center_lo) / scale``."""
+
+    mean: float
+    m2: float | None
+    std: float
+    center: float
+    center_lo: float
+    scale: float
+    constant: bool = False
+    extra: dict[str, Any] | None = None
+
+
+def _finite_or_none(value: Ratio) -> float | None:
+    result = float(value)
     return result if result != float("inf") else None
 
 
@@ -174,14 +244,12 @@ class Standard(Method):
 
     name = "standard"
 
-    def fit(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
+    def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         if partial.min == partial.max:
             return Fitted(Fraction(partial.min), 1.0, constant=True)
-        mean = partial.moments.mean()
-        std = sqrt_correctly_rounded(partial.moments.m2() / (partial.count - options.ddof))
-        if near_zero(std, _magnitude(partial)):
-            return Fitted(mean, 1.0, constant=True)
-        return Fitted(mean, std)
+        if near_zero(summary.std, _magnitude(partial)):
+            return Fitted(summary.mean, 1.0, constant=True)
+        return Fitted(summary.mean, summary.std)
 
 
 class MinMax(Method):
@@ -189,8 +257,9 @@ class MinMax(Method):
 
     name = "minmax"
     fields = ("feature_range",)
+    bounded = True
 
-    def fit(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
+    def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         low, high = options.feature_range
         span = Fraction(partial.max) - Fraction(partial.min)
         constant = near_zero(float(span), _magnitude(partial))
@@ -212,31 +281,62 @@ class MinMax(Method):
 
 
 class Robust(Method):
-    """Centre the median, scale by the interquartile range (quantiles interpolated like numpy)."""
+    """Centre the median, scale by the spread between two percentiles (``--quantile-range``,
+    default 25,75: the interquartile range), interpolated linearly like numpy and scikit-learn.
+
+    With ``--unit-variance`` the spread is divided by that of a standard normal distribution
+    (``Φ⁻¹(high/100) − Φ⁻¹(low/100)``, 1.349 for the IQR), as ``RobustScaler(unit_variance=True)``
+    does, so normally distributed data end up with standard deviation 1. A zero spread gives
+    scale 1 (then divided too, as scikit-learn does).
+    """
 
     name = "robust"
     mergeable = False
     keeps_values = True
-    fields = ("median", "q1", "q3")
+    fields = ("median", "q_low", "q_high")
 
-    def fit(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
+    def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         assert quantiles is not None
-        q1, median, q3 = quantiles["q1"], quantiles["median"], quantiles["q3"]
-        iqr = q3 - q1
-        constant = near_zero(iqr, max(abs(q1), abs(q3)))
-        extra = {"median": median, "q1": q1, "q3": q3}
-        return Fitted(Fraction(median), 1.0 if constant else iqr, constant=constant, extra=extra)
+        low, median, high = quantiles["q_low"], quantiles["median"], quantiles["q_high"]
+        spread = high - low
+        constant = near_zero(spread, max(abs(low), abs(high)))
+        scale = 1.0 if constant else spread
+        if options.unit_variance:
+            scale = scale / normal_spread(options.quantile_range)
+        extra = {"median": median, "q_low": low, "q_high": high}
+        return Fitted(Fraction(median), scale, constant=constant, extra=extra)
+
+    def quantiles(self, values: pl.Series, options: FitOptions) -> dict[str, float] | None:
+        low, high = options.quantile_range
+        return {
+            "q_low": float(values.quantile(low / 100.0, interpolation="linear")),
+            "median": float(values.median()),
+            "q_high": float(values.quantile(high / 100.0, interpolation="linear")),
+        }
+
+
+def normal_spread(quantile_range: tuple[float, float]) -> float:
+    """``Φ⁻¹(high/100) − Φ⁻¹(low/100)``: the spread between the percentiles of N(0, 1)."""
+    from statistics import NormalDist
+
+    normal = NormalDist()
+    low, high = quantile_range
+    return normal.inv_cdf(high / 100.0) - normal.inv_cdf(low / 100.0)
 
 
 class MaxAbs(Method):
-    """Scale by the largest absolute value, no centring (keeps zeros and sparsity)."""
+    """Scale by the largest absolute value, no centring (keeps zeros and sparsity); maps into [-1, 1]."""
 
     name = "maxabs"
     fields = ("max_abs",)
+    bounded = True
 
-    def fit(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
+    def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         max_abs = _magnitude(partial)
         return Fitted(Fraction(0), max_abs or 1.0, constant=max_abs == 0.0, extra={"max_abs": max_abs})
+
+    def clip_range(self, column: ColumnStats) -> tuple[float, float] | None:
+        return (-1.0, 1.0)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (Standard(), MinMax(), Robust(), MaxAbs())}
@@ -245,4 +345,3 @@ METHODS: dict[str, Method] = {m.name: m for m in (Standard(), MinMax(), Robust()
 
 def method(name: str) -> Method:
     return METHODS[name]
-

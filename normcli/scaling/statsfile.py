@@ -1,10 +1,12 @@
-"""The stats file: written deterministically as JSON version 2; versions 1 and 2 read back, validated.
+"""The stats file: written deterministically as JSON version 3; versions 1 to 3 read back, validated.
 
 The format is the contract other tools read; docs/stats-format.md describes it and
-``normcli/scaling/schema/stats-v2.schema.json`` is its JSON Schema. Loading checks every field that
+``normcli/scaling/schema/stats-v3.schema.json`` is its JSON Schema. Loading checks every field that
 transform relies on and says which one is wrong, so a tampered or foreign file never turns into
-silently wrong output. Version 1 files (before exact sums) load too: their rounded sums merge as
-they always did, to about 1e-12.
+silently wrong output; a file of a newer version is refused, naming it. Version 3 added groups
+(``--by``), weights (``--weight``), robust's ``--quantile-range``/``--unit-variance`` and the
+inputs' column order; version 2 files load as fits without them, and version 1 files (before exact
+sums) load too: their rounded sums merge as they always did, to about 1e-12.
 """
 
 from __future__ import annotations
@@ -12,43 +14,52 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from normcli import __version__
 from normcli.data.outputs import write_text_output
 from normcli.errors import DataError
 from normcli.scaling.exact import Dyadic, Moments, expansion
 from normcli.scaling.methods import METHODS
-from normcli.scaling.model import ColumnStats, SkippedColumn, Stats
+from normcli.scaling.model import ColumnStats, GroupColumn, GroupTable, SkippedColumn, Stats
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FORMAT_NAME = "normcli-stats"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"stats-v{FORMAT_VERSION}.schema.json"
 
 
 def stats_to_dict(stats: Stats) -> dict[str, Any]:
     """The JSON document of ``stats``, as plain Python objects in a fixed key order."""
-    return {
+    doc: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "created_by": f"normcli {__version__}",
-        "inputs": {"files": list(stats.inputs), "row_count": stats.row_count},
+        "inputs": {"files": list(stats.inputs), "row_count": stats.row_count, "columns": stats.all_columns},
         "options": {
             "default_method": stats.default_method,
             "ddof": stats.ddof,
             "feature_range": list(stats.feature_range),
             "null_values": list(stats.null_values),
+            "quantile_range": list(stats.quantile_range),
+            "unit_variance": stats.unit_variance,
+            "by": list(stats.by),
+            "weight": stats.weight,
         },
         "skipped_columns": [{"name": s.name, "dtype": s.dtype, "reason": s.reason} for s in stats.skipped],
         "columns": [_column_to_dict(c) for c in stats.columns],
     }
+    if stats.groups is not None:
+        doc["groups"] = _groups_to_dict(stats)
+    return doc
 
 
-def _column_to_dict(column: ColumnStats) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": column.name,
-        "dtype": column.dtype,
-        "method": column.method,
+def _column_to_dict(column: ColumnStats, *, head: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": column.name, "dtype": column.dtype, "method": column.method} if head else {}
+    entry.update({
         "count": column.count,
         "null_count": column.null_count,
         "nan_count": column.nan_count,
@@ -58,7 +69,9 @@ def _column_to_dict(column: ColumnStats) -> dict[str, Any]:
         "min": column.min,
         "max": column.max,
         "sums": _sums_to_dict(column.moments),
-    }
+    })
+    if column.weight_sum is not None:
+        entry["weight_sum"] = column.weight_sum
     for name in METHODS[column.method].fields:
         value = getattr(column, name)
         entry[name] = list(value) if isinstance(value, tuple) else value
@@ -66,6 +79,56 @@ def _column_to_dict(column: ColumnStats) -> dict[str, Any]:
     entry["center_lo"] = column.center_lo
     entry["scale"] = column.scale
     return entry
+
+
+_GROUP_NUMBERS = ("mean", "m2", "std")
+_GROUP_PARAMETERS = ("center", "center_lo", "scale")
+
+
+def _groups_to_dict(stats: Stats) -> dict[str, Any]:
+    """The groups, column by column: arrays with one entry per group (null where not fitted)."""
+    table = stats.groups
+    assert table is not None
+    columns: dict[str, Any] = {}
+    for pooled in stats.columns:
+        group = table.columns[pooled.name]
+        fitted = group.fitted.tolist()
+
+        def values(array, fitted=fitted):  # noqa: ANN001, ANN202
+            return [v if f and v == v else None for v, f in zip(array.tolist(), fitted, strict=True)]
+
+        entry: dict[str, Any] = {
+            "count": group.count.tolist(),
+            "null_count": group.null_count.tolist(),
+            "nan_count": group.nan_count.tolist(),
+            "min": group.min.tolist(),
+            "max": group.max.tolist(),
+            **{name: values(getattr(group, name)) for name in _GROUP_NUMBERS},
+            "sums": _group_sums_to_dict(group.moments),
+        }
+        if group.weight_sum is not None:
+            entry["weight_sum"] = group.weight_sum.tolist()
+        for name in METHODS[pooled.method].fields:
+            value = group.extra[name]
+            entry[name] = list(value) if isinstance(value, tuple) else values(value)
+        for name in _GROUP_PARAMETERS:
+            entry[name] = values(getattr(group, name))
+        columns[pooled.name] = entry
+    return {"keys": [list(key) for key in table.keys], "row_count": table.row_count.tolist(), "columns": columns}
+
+
+def _group_sums_to_dict(moments: Sequence[Moments]) -> dict[str, Any]:
+    each = [_sums_to_dict(m) for m in moments]
+    sums: dict[str, Any] = {
+        "shift": [e["shift"] for e in each],
+        "s1": [e["s1"] for e in each],
+        "s2": [e["s2"] for e in each],
+    }
+    if any("w" in e for e in each):
+        sums["w"] = [e.get("w", [0.0]) for e in each]
+    if any("power" in e for e in each):
+        sums["power"] = [e.get("power", 0) for e in each]
+    return sums
 
 
 def _sums_to_dict(moments: Moments) -> dict[str, Any]:
@@ -76,14 +139,34 @@ def _sums_to_dict(moments: Moments) -> dict[str, Any]:
         "s1": moments.s1.scaled(-power).expansion(),
         "s2": moments.s2.scaled(-2 * power).expansion(),
     }
+    if moments.weight is not None:
+        sums["w"] = moments.weight.expansion()
     if power:
         sums["power"] = power
     return sums
 
 
 def dumps_stats(stats: Stats) -> str:
-    """Strict, deterministic JSON text of ``stats`` (shortest round-trip floats, no NaN/Infinity)."""
-    return json.dumps(stats_to_dict(stats), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """Strict, deterministic JSON text of ``stats`` (shortest round-trip floats, no NaN/Infinity).
+
+    Two-space indentation, one key per line — except the arrays of ``groups`` (one entry per
+    group), each written on one line, so a file with 10,000 groups stays compact and quick to read.
+    """
+    doc = stats_to_dict(stats)
+    groups = doc.pop("groups", None)
+    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+    if groups is None:
+        return text + "\n"
+    return text[: text.rindex("}")].rstrip() + ',\n  "groups": ' + _compact_leaves(groups, 1) + "\n}\n"
+
+
+def _compact_leaves(obj: Any, depth: int) -> str:
+    """JSON of nested objects, indented, with every non-object value on one line."""
+    if not isinstance(obj, dict):
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    pad = "  " * (depth + 1)
+    items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {_compact_leaves(v, depth + 1)}" for k, v in obj.items()]
+    return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
 
 
 def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None) -> None:
@@ -182,7 +265,7 @@ class _Reader:
 
 
 def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
-    """Validate a decoded stats document (version 1 or 2) and build :class:`Stats` from it."""
+    """Validate a decoded stats document (version 1, 2 or 3) and build :class:`Stats` from it."""
     read = _Reader(source)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise DataError(
@@ -213,6 +296,9 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
     null_values = read.get(options, "null_values", "options")
     if not isinstance(null_values, list) or not all(isinstance(v, str) for v in null_values):
         raise read.fail("options.null_values", "must be a list of strings")
+    v3: dict[str, Any] = {}
+    if version >= 3:
+        v3 = _options_v3(read, inputs, options)
     skipped_raw = read.get(doc, "skipped_columns", "$")
     if not isinstance(skipped_raw, list):
         raise read.fail("skipped_columns", "must be a list")
@@ -232,6 +318,15 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise read.fail("columns", f"name '{duplicates[0]}' more than once")
+    by = v3.get("by", ())
+    for name in (*by, *([v3["weight"]] if v3.get("weight") else [])):
+        if name in names:
+            raise read.fail("options", f"names the fitted column '{name}' in by or weight")
+    groups = None
+    if by:
+        groups = _groups_from_dict(read, read.get(doc, "groups", "$"), columns, by)
+    elif "groups" in doc:
+        raise read.fail("groups", "is present but options.by is empty")
     return Stats(
         inputs=tuple(files),
         row_count=row_count,
@@ -241,7 +336,194 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
         default_method=default_method,
         columns=columns,
         skipped=skipped,
+        groups=groups,
+        **v3,
     )
+
+
+def _options_v3(read: _Reader, inputs: Any, options: Any) -> dict[str, Any]:
+    """What version 3 added: the inputs' columns, robust's options, ``by`` and ``weight``."""
+    all_columns = read.get(inputs, "columns", "inputs")
+    if not isinstance(all_columns, list) or not all(isinstance(c, str) for c in all_columns):
+        raise read.fail("inputs.columns", "must be a list of strings")
+    low, high = read.pair(options, "quantile_range", "options")
+    if not (0 <= low and high <= 100):
+        raise read.fail("options.quantile_range", f"must be percentiles within [0, 100], not {[low, high]!r}")
+    unit_variance = read.get(options, "unit_variance", "options")
+    if not isinstance(unit_variance, bool):
+        raise read.fail("options.unit_variance", f"must be true or false, not {unit_variance!r}")
+    by = read.get(options, "by", "options")
+    if not isinstance(by, list) or not all(isinstance(b, str) and b for b in by) or len(set(by)) != len(by):
+        raise read.fail("options.by", f"must be a list of distinct column names, not {by!r}")
+    weight = read.get(options, "weight", "options")
+    if weight is not None and (not isinstance(weight, str) or not weight):
+        raise read.fail("options.weight", f"must be a column name or null, not {weight!r}")
+    return {
+        "input_columns": tuple(all_columns),
+        "quantile_range": (low, high),
+        "unit_variance": unit_variance,
+        "by": tuple(by),
+        "weight": weight,
+    }
+
+
+def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], by: tuple[str, ...]) -> GroupTable:
+    """Validate the columnar groups (vectorized: a file may hold 10,000 groups)."""
+    import numpy as np
+
+    if not isinstance(raw, dict):
+        raise read.fail("groups", "must be an object")
+    keys_raw = read.get(raw, "keys", "groups")
+    if not isinstance(keys_raw, list):
+        raise read.fail("groups.keys", "must be a list")
+    size = len(keys_raw)
+    keys = []
+    seen: set[tuple] = set()
+    for i, key in enumerate(keys_raw):
+        if not isinstance(key, list) or len(key) != len(by) or not all(v is None or isinstance(v, (str, int)) for v in key):
+            raise read.fail(f"groups.keys[{i}]", f"must be a list of {len(by)} strings, integers, booleans or nulls, not {key!r}")
+        typed = tuple((type(v), v) for v in key)
+        if typed in seen:
+            raise read.fail(f"groups.keys[{i}]", f"{key!r} occurs more than once")
+        seen.add(typed)
+        keys.append(tuple(key))
+    row_count = _int_array(read, raw, "row_count", "groups", size)
+    columns_raw = read.get(raw, "columns", "groups")
+    if not isinstance(columns_raw, dict):
+        raise read.fail("groups.columns", "must be an object")
+    columns: dict[str, GroupColumn] = {}
+    for column in pooled:
+        where = f"groups.columns['{column.name}']"
+        entry = read.get(columns_raw, column.name, "groups.columns")
+        numbers = {name: _float_array(read, entry, name, where, size, nullable=True) for name in (*_GROUP_NUMBERS, *_GROUP_PARAMETERS)}
+        fitted = ~np.isnan(numbers["scale"])
+        for name in ("mean", "std", "center", "center_lo"):
+            if (np.isnan(numbers[name]) & fitted).any():
+                index = int(np.argmax(np.isnan(numbers[name]) & fitted))
+                raise read.fail(f"{where}.{name}[{index}]", "is null where scale is not")
+        if (numbers["scale"][fitted] <= 0).any():
+            index = int(np.flatnonzero(fitted)[np.argmax(numbers["scale"][fitted] <= 0)])
+            raise read.fail(f"{where}.scale[{index}]", "must be positive")
+        for name in ("std", "m2"):
+            if (numbers[name] < 0).any():
+                raise read.fail(f"{where}.{name}[{int(np.argmax(numbers[name] < 0))}]", "must not be negative")
+        low, high = _float_array(read, entry, "min", where, size), _float_array(read, entry, "max", where, size)
+        if (low > high).any():
+            raise read.fail(f"{where}.min[{int(np.argmax(low > high))}]", "is greater than max")
+        count = _int_array(read, entry, "count", where, size)
+        weighted = "weight_sum" in entry
+        extra: dict[str, Any] = {}
+        for name in METHODS[column.method].fields:
+            extra[name] = read.pair(entry, name, where) if name == "feature_range" else _float_array(read, entry, name, where, size, nullable=True)
+        columns[column.name] = GroupColumn(
+            count=count,
+            null_count=_int_array(read, entry, "null_count", where, size),
+            nan_count=_int_array(read, entry, "nan_count", where, size),
+            min=low,
+            max=high,
+            fitted=fitted,
+            moments=_GroupSums(read, read.get(entry, "sums", where), f"{where}.sums", count, weighted),
+            weight_sum=_float_array(read, entry, "weight_sum", where, size) if weighted else None,
+            extra=extra,
+            **numbers,
+        )
+    return GroupTable(by=by, keys=tuple(keys), row_count=row_count, columns=columns)
+
+
+def _array(read: _Reader, obj: Any, key: str, where: str, size: int) -> list:
+    value = read.get(obj, key, where)
+    if not isinstance(value, list) or len(value) != size:
+        raise read.fail(f"{where}.{key}", f"must be a list of {size} entries (one per group)")
+    return value
+
+
+def _float_array(read: _Reader, obj: Any, key: str, where: str, size: int, *, nullable: bool = False) -> np.ndarray:
+    """Finite numbers (and nulls, as NaN, if ``nullable``), one per group."""
+    import numpy as np
+
+    value = _array(read, obj, key, where, size)
+    for index, v in enumerate(value):
+        if not ((v is None and nullable) or (type(v) in (int, float) and math.isfinite(v))):
+            raise read.fail(f"{where}.{key}[{index}]", f"must be a finite number{' or null' if nullable else ''}, not {v!r}")
+    return np.array([math.nan if v is None else v for v in value] if nullable else value, dtype=np.float64).reshape(size)
+
+
+def _int_array(read: _Reader, obj: Any, key: str, where: str, size: int) -> np.ndarray:
+    import numpy as np
+
+    value = _array(read, obj, key, where, size)
+    for index, v in enumerate(value):
+        if type(v) is not int or v < 0:
+            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer ≥ 0, not {v!r}")
+    return np.array(value, dtype=np.int64).reshape(size)
+
+
+class _GroupSums(Sequence):
+    """The exact sums of a column in every group, validated and converted when first needed
+    (merges need them; transform does not)."""
+
+    def __init__(self, read: _Reader, sums: Any, where: str, count: np.ndarray, weighted: bool) -> None:
+        if not isinstance(sums, dict):
+            raise read.fail(where, f"must be an object, not {sums!r}")
+        size = len(count)
+        self.read, self.where, self.count = read, where, count.tolist()
+        self.shift = _float_array(read, sums, "shift", where, size).tolist()
+        self.s1 = _array(read, sums, "s1", where, size)
+        self.s2 = _array(read, sums, "s2", where, size)
+        self.w = _array(read, sums, "w", where, size) if weighted else None
+        self.power = _array(read, sums, "power", where, size) if "power" in sums else None
+        self.cache: dict[int, Moments] = {}
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def __getitem__(self, index):  # noqa: ANN001, ANN204
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index in self.cache:
+            return self.cache[index]
+        read, where = self.read, self.where
+        power = 0
+        if self.power is not None:
+            power = self.power[index]
+            if type(power) is not int or abs(power) > 1100:
+                raise read.fail(f"{where}.power[{index}]", f"must be an integer between -1100 and 1100, not {power!r}")
+        entry = {"s1": self.s1[index], "s2": self.s2[index], **({"w": self.w[index]} if self.w is not None else {})}
+        weight = read.expansion(entry, "w", f"{where}[{index}]") if self.w is not None else None
+        if weight is not None and weight.mantissa < 0:
+            raise read.fail(f"{where}.w[{index}]", "must not be negative")
+        moments = Moments(
+            self.count[index],
+            self.shift[index],
+            read.expansion(entry, "s1", f"{where}[{index}]").scaled(power),
+            read.expansion(entry, "s2", f"{where}[{index}]").scaled(2 * power),
+            weight,
+        )
+        self.cache[index] = moments
+        return moments
+
+
+def _sums_from_dict(read: _Reader, entry: Any, where: str, count: int) -> Moments:
+    sums = read.get(entry, "sums", where)
+    if not isinstance(sums, dict):
+        raise read.fail(f"{where}.sums", f"must be an object, not {sums!r}")
+    power = read.integer(sums, "power", f"{where}.sums", minimum=-1100) if "power" in sums else 0
+    if abs(power) > 1100:
+        raise read.fail(f"{where}.sums.power", f"must be between -1100 and 1100, not {power}")
+    weight = read.expansion(sums, "w", f"{where}.sums") if "w" in sums else None
+    if weight is not None and weight.mantissa < 0:
+        raise read.fail(f"{where}.sums.w", "must not be negative")
+    return Moments(
+        count,
+        read.number(sums, "shift", f"{where}.sums"),
+        read.expansion(sums, "s1", f"{where}.sums").scaled(power),
+        read.expansion(sums, "s2", f"{where}.sums").scaled(2 * power),
+        weight,
+    )
+
+
+_FIELDS_BEFORE_V3 = {"q_low": "q1", "q_high": "q3"}
+"""Robust's percentile fields had these names before ``--quantile-range`` (version 3)."""
 
 
 def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> ColumnStats:
@@ -269,22 +551,13 @@ def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> Co
         moments = _moments_v1(read, entry, where, count, m2)
         center_lo = 0.0
     else:
-        sums = read.get(entry, "sums", where)
-        if not isinstance(sums, dict):
-            raise read.fail(f"{where}.sums", f"must be an object, not {sums!r}")
-        power = read.integer(sums, "power", f"{where}.sums", minimum=-1100) if "power" in sums else 0
-        if abs(power) > 1100:
-            raise read.fail(f"{where}.sums.power", f"must be between -1100 and 1100, not {power}")
-        moments = Moments(
-            count,
-            read.number(sums, "shift", f"{where}.sums"),
-            read.expansion(sums, "s1", f"{where}.sums").scaled(power),
-            read.expansion(sums, "s2", f"{where}.sums").scaled(2 * power),
-        )
+        moments = _sums_from_dict(read, entry, where, count)
         center_lo = read.number(entry, "center_lo", where)
+    weight_sum = read.number(entry, "weight_sum", where) if moments.weighted else None
     extra: dict[str, Any] = {}
     for field in METHODS[method].fields:
-        extra[field] = read.pair(entry, field, where) if field == "feature_range" else read.number(entry, field, where)
+        key = field if version >= 3 else _FIELDS_BEFORE_V3.get(field, field)
+        extra[field] = read.pair(entry, key, where) if field == "feature_range" else read.number(entry, key, where)
     return ColumnStats(
         name=name,
         dtype=read.string(entry, "dtype", where),
@@ -301,6 +574,7 @@ def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> Co
         center_lo=center_lo,
         scale=scale,
         moments=moments,
+        weight_sum=weight_sum,
         **extra,
     )
 
