@@ -26,6 +26,24 @@ NullValues = Annotated[
     ),
 ]
 Inputs = Annotated[list[str] | None, typer.Argument(help="Input files or globs; '-' or nothing for stdin.", show_default=False)]
+Clip = Annotated[
+    bool, typer.Option("--clip", help="Clamp bounded columns to their range: minmax to --feature-range, maxabs to [-1, 1].")
+]
+Impute = Annotated[
+    str,
+    typer.Option(
+        "--impute",
+        help="Fill missing values (null, NaN) after scaling: keep, mean (what the fitted mean becomes), zero, "
+        "median (robust columns), constant=V.",
+    ),
+]
+UnknownGroup = Annotated[
+    str,
+    typer.Option(
+        "--unknown-group",
+        help="Rows of a group the stats lack (--by): pooled (the pooled statistics, with a note), null, or error.",
+    ),
+]
 
 
 def _split_list(text: str | None) -> list[str] | None:

@@ -8,8 +8,11 @@ import typer
 
 from normcli.cli.app import app
 from normcli.cli.options import (
+    Clip,
     Debug,
     Format,
+    Impute,
+    UnknownGroup,
     Inputs,
     NullValues,
     Quiet,
@@ -39,6 +42,10 @@ def fit(
     exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (comma-separated, repeatable).")] = None,
     ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
     feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
+    quantile_range: Annotated[str, typer.Option("--quantile-range", help="LOW,HIGH percentiles whose spread scales robust columns (scikit-learn's quantile_range).")] = "25,75",
+    unit_variance: Annotated[bool, typer.Option("--unit-variance", help="Robust: divide the spread by that of a normal distribution, as RobustScaler(unit_variance=True).")] = False,
+    by: Annotated[list[str] | None, typer.Option("--by", help="Also fit per group of these columns (comma-separated): each group's statistics, plus the pooled ones.")] = None,
+    weight: Annotated[str | None, typer.Option("--weight", help="Column of frequency weights: a row of weight w counts as w rows (n = sum of weights).")] = None,
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
     null_values: NullValues = None,
     format: Format = None,
@@ -50,11 +57,15 @@ def fit(
 
     All numeric columns are fitted unless --columns/--exclude say otherwise; other columns are
     skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values.
+    With --by, every column is also fitted within each group (transform then applies each row's
+    group); with --weight, statistics are frequency-weighted.
 
     Example:
 
     \b
         normcli fit train.csv -o stats.json --method-for income=robust
+        normcli fit sales.parquet --by store -o per-store.json
+        normcli fit survey.csv --weight freq --ddof 1
         cat part-*.csv | normcli fit - --format csv -o - | jq .columns
     """
 
@@ -77,6 +88,10 @@ def fit(
                 exclude=_split_names(exclude) or (),
                 ddof=ddof,
                 feature_range=_parse_pair(feature_range, "--feature-range"),
+                quantile_range=_parse_pair(quantile_range, "--quantile-range"),
+                unit_variance=unit_variance,
+                by=_split_names(by) or (),
+                weight=weight,
                 null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,
                 format=format,
                 separator=separator,
@@ -86,13 +101,14 @@ def fit(
             )
         for warning in stats.warnings:
             env.warn(warning)
+        groups = f" in {len(stats.groups)} groups" if stats.groups is not None else ""
         if output == "-":
             from normcli.scaling.statsfile import dumps_stats
 
             env.write_text(dumps_stats(stats))
         else:
             save_stats(stats, output)
-            env.note(f"fitted {len(stats.columns)} columns over {stats.row_count} rows → {output}")
+            env.note(f"fitted {len(stats.columns)} columns over {stats.row_count} rows{groups} → {output}")
 
     _run(body, quiet)
 
@@ -106,7 +122,9 @@ def transform(
     stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit.")] = ...,  # type: ignore[assignment]
     output: Annotated[str, typer.Option("--output", "-o", help="Output file ('-' for stdout).")] = "-",
     inverse: Annotated[bool, typer.Option("--inverse", help="Undo the scaling: x = y · scale + center.")] = False,
-    clip: Annotated[bool, typer.Option("--clip", help="Clip minmax columns to their feature range.")] = False,
+    clip: Clip = False,
+    impute: Impute = "keep",
+    unknown_group: UnknownGroup = "pooled",
     float32: Annotated[bool, typer.Option("--float32", help="Write scaled columns as float32.")] = False,
     format: Format = None,
     output_format: Annotated[
@@ -119,14 +137,16 @@ def transform(
 ) -> None:
     """Apply fitted statistics to files or a pipe; other columns pass through unchanged.
 
-    Each fitted column becomes (x - center) / scale; nulls stay null and NaN stays NaN. The output is
-    written to a temporary file and renamed into place only on success.
+    Each fitted column becomes (x - center) / scale; nulls stay null and NaN stays NaN (unless
+    --impute). With stats fitted --by groups, each row gets its group's center and scale. The output
+    is written to a temporary file and renamed into place only on success.
 
     Example:
 
     \b
         normcli transform new.csv --stats stats.json -o new-scaled.parquet
         normcli transform --stats stats.json < new.csv > scaled.csv
+        normcli transform new.csv -s per-store.json --unknown-group error --impute zero -o out.csv
     """
 
     def body(env: Env) -> None:
@@ -140,6 +160,8 @@ def transform(
                 inverse=inverse,
                 clip=clip,
                 float32=float32,
+                impute=impute,
+                unknown_group=unknown_group,
                 format=format,
                 output_format_name=output_format,
                 separator=separator,
@@ -148,6 +170,8 @@ def transform(
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,
             )
+        for warning in report.warnings:
+            env.warn(warning)
         for note in report.notes:
             env.note(note)
         if output != "-":

@@ -123,14 +123,16 @@ class Format:
 
     # ------------------------------------------------------------------ writing
 
-    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None) -> None:
-        """Stream ``frame`` into ``target`` (a path or a binary stream)."""
+    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None, *, lazy: bool = False) -> Any:
+        """Stream ``frame`` into ``target`` (a path or a binary stream). ``lazy``: return the sink
+        as a LazyFrame instead, to run together with other queries (``pl.collect_all``)."""
         if self.name == "parquet":
-            frame.sink_parquet(target)
-        elif self.name == "ndjson":
-            frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False)
-        else:
-            frame.sink_csv(target, separator=self.separator or ",", compression=compression or "uncompressed", check_extension=False)
+            return frame.sink_parquet(target, lazy=lazy)
+        if self.name == "ndjson":
+            return frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False, lazy=lazy)
+        return frame.sink_csv(
+            target, separator=self.separator or ",", compression=compression or "uncompressed", check_extension=False, lazy=lazy
+        )
 
     def batch_writer(self, stream: IO[bytes], compression: str | None = None) -> BatchWriter:
         """A writer of frames one after another onto an open binary stream (for streamed output)."""

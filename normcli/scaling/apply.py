@@ -8,11 +8,12 @@ stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streami
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import Format, ReadOptions
@@ -21,30 +22,337 @@ from normcli.data.outputs import atomic_path, check_output_target, output_format
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
 from normcli.errors import DataError, UsageError
 from normcli.scaling.methods import METHODS
-from normcli.scaling.model import Stats
+from normcli.scaling.model import ColumnStats, Stats
 from normcli.scaling.statsfile import load_stats
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
     from normcli.data.streams import StreamReader
 
 
-def scaling_expressions(stats: Stats, *, inverse: bool = False, clip: bool = False, float32: bool = False) -> list[pl.Expr]:
-    """One expression per fitted column applying its parameters, named like the column."""
-    import polars as pl
+UNKNOWN_GROUP = ("pooled", "null", "error")
+"""What transform does with a row whose group the stats do not have (``--unknown-group``)."""
 
-    if inverse and clip:
-        raise UsageError("--clip and --inverse cannot be combined", hint="clip applies to the forward transform")
-    exprs = []
-    for column in stats.columns:
+_KNOWN = "\x00known"
+
+
+def _helper(kind: str, index: int) -> str:
+    """Names of the columns the group join adds (no input column can have them)."""
+    return f"\x00{kind}{index}"
+
+
+@dataclass(frozen=True)
+class Impute:
+    """How transform fills a missing value (null or NaN) of a fitted column after scaling.
+
+    ``keep`` leaves it missing; ``mean`` writes what the column's (group's) mean transforms to (0
+    for standard columns); ``zero`` writes 0; ``median`` what the median transforms to (robust
+    columns only: the others do not keep a median); ``constant`` writes ``value``.
+    """
+
+    kind: str = "keep"
+    value: float = 0.0
+
+    KINDS = ("keep", "mean", "zero", "median", "constant=V")
+
+    @staticmethod
+    def parse(text: str) -> Impute:
+        kind, sep, value = text.partition("=")
+        if kind == "constant" and sep:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                raise UsageError(f"--impute constant= takes a finite number, not '{value}'", hint="e.g. --impute constant=0")
+            return Impute("constant", number)
+        if sep or kind not in ("keep", "mean", "zero", "median"):
+            raise UsageError(f"unknown --impute '{text}'", hint=f"choose one of: {', '.join(Impute.KINDS)}")
+        return Impute(kind)
+
+    @property
+    def label(self) -> str:
+        return f"constant {self.value:g}" if self.kind == "constant" else self.kind
+
+    def check(self, stats: Stats) -> None:
+        """``median`` needs a median, which only robust columns keep."""
+        if self.kind == "median":
+            others = [c.name for c in stats.columns if c.median is None]
+            if others:
+                raise UsageError(
+                    f"--impute median needs each column's median, which only robust columns keep; "
+                    f"not: {', '.join(others[:5])}{' …' if len(others) > 5 else ''}",
+                    hint="use --impute mean, or fit those columns with --method robust",
+                )
+
+    def fill(self, column: ColumnStats) -> float | None:
+        """The output value of a missing cell of ``column`` (pooled), or None to keep it missing."""
+        if self.kind == "keep":
+            return None
+        if self.kind == "zero":
+            return 0.0
+        if self.kind == "constant":
+            return self.value
+        if self.kind == "mean":
+            return METHODS[column.method].transformed_mean(column)
+        assert column.median is not None
+        return column.apply(column.median)
+
+
+def scaling_expressions(stats: Stats, *, inverse: bool = False, clip: bool = False, float32: bool = False) -> list[pl.Expr]:
+    """One expression per fitted column applying its pooled parameters, named like the column."""
+    return Scaling(stats, inverse=inverse, clip=clip, float32=float32, pooled_only=True).expressions()
+
+
+class Scaling:
+    """``stats`` applied with Polars: each fitted column scaled by its method, through a join with
+    the table of per-group parameters when the stats have groups, then clipped, imputed and cast.
+
+    With groups, a row takes its group's ``center``, ``center_lo`` and ``scale``; a row whose group
+    the stats do not have (or have no parameters for that column) takes the pooled ones, a null, or
+    is an error, as ``unknown_group`` says. Division is by a column, never by a literal: Polars
+    turns division by a scalar into multiplication by its reciprocal (off by one ulp at times).
+    """
+
+    def __init__(
+        self,
+        stats: Stats,
+        *,
+        inverse: bool = False,
+        clip: bool = False,
+        float32: bool = False,
+        impute: Impute | None = None,
+        unknown_group: str = "pooled",
+        pooled_only: bool = False,
+    ) -> None:
+        impute = impute or Impute()
+        if inverse and clip:
+            raise UsageError("--clip and --inverse cannot be combined", hint="clip applies to the forward transform")
+        if inverse and impute.kind != "keep":
+            raise UsageError("--impute and --inverse cannot be combined", hint="imputation applies to the forward transform")
+        if unknown_group not in UNKNOWN_GROUP:
+            raise UsageError(f"unknown --unknown-group '{unknown_group}'", hint=f"choose one of: {', '.join(UNKNOWN_GROUP)}")
+        impute.check(stats)
+        self.stats = stats
+        self.inverse, self.clip, self.float32 = inverse, clip, float32
+        self.impute = impute
+        self.unknown_group = unknown_group
+        self.grouped = stats.groups is not None and not pooled_only
+        self.warnings: list[str] = []
+        if clip and not any(METHODS[c.method].bounded for c in stats.columns):
+            bounded = ", ".join(name for name, m in METHODS.items() if m.bounded)
+            self.warnings.append(f"--clip does nothing here: no fitted column uses a bounded method ({bounded})")
+
+    # ------------------------------------------------------------------ the group join
+
+    def key_names(self) -> list[str]:
+        return [_helper("k", i) for i in range(len(self.stats.by))]
+
+    def helper_names(self) -> list[str]:
+        if not self.grouped:
+            return []
+        names = [*self.key_names(), _KNOWN]
+        for i in range(len(self.stats.columns)):
+            names += [_helper(kind, i) for kind in ("c", "l", "s", "f")]
+        return names
+
+    def parameters(self, schema: pl.Schema | Mapping) -> pl.DataFrame:
+        """The table of per-group parameters, keyed like the data's normalized key columns."""
+        import numpy as np
+        import polars as pl
+
+        from normcli.scaling.groups import key_expressions
+
+        table = self.stats.groups
+        assert table is not None
+        data_keys = pl.DataFrame(schema={n: schema[n] for n in self.stats.by}).select(key_expressions(self.stats.by, schema))
+        keys: dict[str, pl.Series] = {}
+        valid = np.ones(len(table), dtype=bool)
+        for i, name in enumerate(self.stats.by):
+            values = pl.Series(_helper("k", i), [key[i] for key in table.keys], dtype=_key_dtype(self.stats.by_dtype(name)), strict=False)
+            cast = values.cast(data_keys.schema[name], strict=False)
+            valid &= ~(cast.is_null() & values.is_not_null()).to_numpy()  # keys the data's type cannot hold
+            keys[_helper("k", i)] = cast
+        columns: dict[str, np.ndarray] = {}
+        for i, column in enumerate(self.stats.columns):
+            group = table.columns[column.name]
+            columns[_helper("c", i)] = group.center
+            columns[_helper("l", i)] = group.center_lo
+            columns[_helper("s", i)] = group.scale
+            fill = self._group_fill(column, group)
+            columns[_helper("f", i)] = fill if fill is not None else np.full(len(table), np.nan)
+        frame = pl.DataFrame({**keys, _KNOWN: np.ones(len(table), dtype=bool), **columns})
+        frame = frame.with_columns(pl.col(list(columns)).fill_nan(None)).filter(pl.Series(valid))
+        if frame.select(self.key_names()).is_duplicated().any():
+            raise DataError(
+                f"the stats' groups collide once cast to the data's types of {', '.join(self.stats.by)}",
+                hint="give the group columns the types they had when fitted",
+            )
+        return frame
+
+    def _group_fill(self, column: ColumnStats, group) -> np.ndarray | None:  # noqa: ANN001
+        """Per group: the output value of a missing cell (NaN: the pooled one), or None for keep."""
+        import numpy as np
+
+        if self.impute.kind in ("keep", "zero", "constant"):
+            return None
+        # median is refused for group stats (robust does not fit per group)
+        return METHODS[column.method].transformed_means(group)
+
+    def prepare(self, frame):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
+        """``frame`` joined with the per-group parameters (a left join keeping the row order)."""
+        if not self.grouped:
+            return frame
+        import polars as pl
+
+        from normcli.scaling.groups import key_expressions
+
+        schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+        missing = [name for name in self.stats.by if name not in schema]
+        if missing:
+            raise DataError(
+                f"group column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} of the stats (--by) not found",
+                hint="transform data that has the group columns",
+            )
+        params = self.parameters(schema)
+        if isinstance(frame, pl.LazyFrame):
+            params = params.lazy()
+        keyed = frame.with_columns(
+            expr.alias(name) for expr, name in zip(key_expressions(self.stats.by, schema), self.key_names(), strict=True)
+        )
+        return keyed.join(params, on=self.key_names(), how="left", nulls_equal=True, maintain_order="left")
+
+    # ------------------------------------------------------------------ the expressions
+
+    def expressions(self) -> list[pl.Expr]:
+        """The scaled columns (clipped, imputed, cast), named like the columns."""
+        return [self._finished(i, column, self._scaled(i, column)) for i, column in enumerate(self.stats.columns)]
+
+    def _scaled(self, index: int, column: ColumnStats) -> pl.Expr:
+        import polars as pl
+
         method = METHODS[column.method]
-        y = method.expression(column, inverse=inverse)
-        bounds = method.clip_range(column) if clip else None
+        if not self.grouped:
+            return method.expression(column, inverse=self.inverse)
+        table = self.stats.groups
+        center, center_lo, scale = (pl.col(_helper(kind, index)) for kind in ("c", "l", "s"))
+        if self.unknown_group != "null":  # error: the rows were checked first; what remains is pooled
+            center = center.fill_null(column.center)
+            center_lo = center_lo.fill_null(column.center_lo)
+            scale = scale.fill_null(column.scale)
+        tiny = column.scale < 2.0**-1000 or bool((table.columns[column.name].scale < 2.0**-1000).any())
+        return method.affine(pl.col(column.name).cast(pl.Float64), center, center_lo, scale, inverse=self.inverse, tiny=tiny)
+
+    def _finished(self, index: int, column: ColumnStats, y: pl.Expr) -> pl.Expr:
+        import polars as pl
+
+        bounds = METHODS[column.method].clip_range(column) if self.clip else None
         if bounds is not None:
             y = y.clip(*bounds)
-        exprs.append((y.cast(pl.Float32) if float32 else y).alias(column.name))
-    return exprs
+        fill = self.impute.fill(column)
+        if fill is not None:
+            value = pl.lit(fill)
+            if self.grouped and self.impute.kind == "mean":
+                value = pl.col(_helper("f", index)).fill_null(fill)
+            y = pl.when(y.is_null() | y.is_nan()).then(value).otherwise(y)
+        return (y.cast(pl.Float32) if self.float32 else y).alias(column.name)
+
+    def apply(self, frame):  # noqa: ANN001, ANN201
+        """``frame`` with the fitted columns scaled (lazy or eager, as given), helpers dropped."""
+        return self.prepare(frame).with_columns(self.expressions()).drop(self.helper_names())
+
+    # ------------------------------------------------------------------ what happened
+
+    def counters(self) -> list[pl.Expr]:
+        """Aggregations over a prepared frame for the notes: imputed cells, unseen groups, and
+        rows of known groups without parameters for a column."""
+        import polars as pl
+
+        counts = []
+        if self.impute.kind != "keep":
+            for i, column in enumerate(self.stats.columns):
+                y = self._scaled(i, column)
+                counts.append((y.is_null() | y.is_nan()).sum().alias(_helper("imputed", i)))
+        if self.grouped:
+            unseen = pl.col(_KNOWN).is_null()
+            counts.append(unseen.sum().alias("\x00unseen"))
+            counts.append(pl.struct(self.key_names()).filter(unseen).unique().implode().alias("\x00unseen_keys"))
+            for i in range(len(self.stats.columns)):
+                counts.append((~unseen & pl.col(_helper("c", i)).is_null()).sum().alias(_helper("nogroup", i)))
+        return counts
+
+    def notes(self, totals: Mapping[str, Any], unseen_keys: set) -> list[str]:
+        """The notes of a transform from summed counters (see :meth:`counters`)."""
+        from normcli.scaling.merge import describe_key
+
+        notes = []
+        names = self.stats.names
+        if self.grouped and totals.get("\x00unseen"):
+            rows = totals["\x00unseen"]
+            shown = "; ".join(describe_key(self.stats.by, key) for key in sorted(unseen_keys, key=_sort_key)[:3])
+            what = "the pooled statistics" if self.unknown_group == "pooled" else "nulls"
+            notes.append(
+                f"{rows} row{'s' if rows != 1 else ''} in {len(unseen_keys)} group{'s' if len(unseen_keys) != 1 else ''} "
+                f"not in the stats ({shown}{', …' if len(unseen_keys) > 3 else ''}) got {what} (--unknown-group)"
+            )
+        if self.grouped:
+            for i, name in enumerate(names):
+                rows = totals.get(_helper("nogroup", i), 0)
+                if rows:
+                    what = "the pooled statistics" if self.unknown_group != "null" else "nulls"
+                    notes.append(f"column '{name}': {rows} rows of groups fitted without it got {what}")
+        if self.impute.kind != "keep":
+            imputed = {name: totals.get(_helper("imputed", i), 0) for i, name in enumerate(names)}
+            total = sum(imputed.values())
+            detail = ", ".join(f"{name}: {count}" for name, count in imputed.items() if count)
+            notes.append(f"imputed {total} missing value{'s' if total != 1 else ''} with {self.impute.label}" + (f" ({detail})" if detail else ""))
+        return notes
+
+    def check_groups(self, prepared: pl.DataFrame, where: str, first_row: int = 0) -> None:
+        """With ``--unknown-group error``: the first row whose group the stats lack (or lack
+        parameters for a column) is an error naming it."""
+        import polars as pl
+
+        from normcli.scaling.merge import describe_key
+
+        if not self.grouped or self.unknown_group != "error":
+            return
+        lacking = [pl.col(_helper("c", i)).is_null() for i in range(len(self.stats.columns))]
+        bad = pl.any_horizontal(pl.col(_KNOWN).is_null(), *lacking)
+        index, any_bad = prepared.select(bad.arg_max().alias("index"), bad.any().alias("any")).row(0)
+        if not any_bad:
+            return
+        row = prepared.row(index, named=True)
+        key = tuple(row[name] for name in self.key_names())
+        group = describe_key(self.stats.by, key)
+        if row[_KNOWN] is None:
+            problem = f"has the group {group}, which the stats do not have"
+        else:
+            column = next(c.name for i, c in enumerate(self.stats.columns) if row[_helper("c", i)] is None)
+            problem = f"is in the group {group}, which has no statistics for column '{column}' (too few values when fitted)"
+        raise DataError(
+            f"{where}: data row {first_row + index + 1} {problem}",
+            hint="use --unknown-group pooled (the pooled statistics) or null, or fit again with these groups",
+        )
+
+
+def _key_dtype(dtype: str) -> pl.DataType:
+    """The Polars type of a group key column as the stats file writes it."""
+    import polars as pl
+
+    if dtype == "Boolean":
+        return pl.Boolean
+    if dtype.startswith(("Int", "UInt")):
+        return pl.Int64
+    return pl.String
+
+
+def _sort_key(key: tuple) -> tuple:
+    from normcli.scaling.merge import group_order
+
+    return group_order(key)
 
 
 def check_columns(schema: pl.Schema | dict, stats: Stats, source: str = "input") -> None:
@@ -71,18 +379,27 @@ def apply_stats(
     inverse: bool = False,
     clip: bool = False,
     float32: bool = False,
+    impute: Impute | str = "keep",
+    unknown_group: str = "pooled",
     source: str = "input",
 ) -> pl.LazyFrame:
-    """``frame`` with the fitted columns scaled (lazy); checks that each one is present and numeric."""
+    """``frame`` with the fitted columns scaled (lazy); checks that each one is present and numeric.
+
+    With group stats (``--by``), each row takes its group's parameters (``unknown_group`` says what
+    rows of unseen groups get; ``error`` is not checked here: use :func:`transform`).
+    """
     check_columns(frame.collect_schema(), stats, source)
-    return frame.with_columns(scaling_expressions(stats, inverse=inverse, clip=clip, float32=float32))
+    impute = Impute.parse(impute) if isinstance(impute, str) else impute
+    scaling = Scaling(stats, inverse=inverse, clip=clip, float32=float32, impute=impute, unknown_group=unknown_group)
+    return scaling.apply(frame)
 
 
 @dataclass
 class TransformReport:
-    """What a transform did, for the command's notes."""
+    """What a transform did, for the command's notes and warnings."""
 
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def transform(
@@ -93,6 +410,8 @@ def transform(
     inverse: bool = False,
     clip: bool = False,
     float32: bool = False,
+    impute: Impute | str = "keep",
+    unknown_group: str = "pooled",
     format: str | None = None,
     output_format_name: str | None = None,
     separator: str | None = None,
@@ -105,6 +424,9 @@ def transform(
 
     ``output`` ``-`` streams to ``stdout`` (CSV unless ``output_format_name``); a path is written via
     a temporary file renamed into place on success. Missing-value tokens default to those of the fit.
+    ``impute`` fills missing values after scaling (``keep``, ``mean``, ``zero``, ``median`` or
+    ``constant=V``); ``unknown_group`` says what rows of groups the stats lack get (``pooled``,
+    ``null`` or ``error``).
 
     Example::
 
@@ -113,29 +435,28 @@ def transform(
     stats_file = None if isinstance(stats, Stats) else Path(stats)
     if stats_file is not None:
         stats = load_stats(stats_file)
-    if inverse and clip:
-        raise UsageError("--clip and --inverse cannot be combined", hint="clip applies to the forward transform")
+    impute = Impute.parse(impute) if isinstance(impute, str) else impute
+    scaling = Scaling(stats, inverse=inverse, clip=clip, float32=float32, impute=impute, unknown_group=unknown_group)
     read = ReadOptions(
         format=format,
         null_values=tuple(null_values) if null_values is not None else stats.null_values,
         separator=separator,
     )
     out_format, compression = output_format(output, output_format_name)
-    report = TransformReport()
+    report = TransformReport(warnings=list(scaling.warnings))
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         read_files = [*(s.path for s in sources if s.path), *([str(stats_file)] if stats_file else [])]
         target = None if output == "-" else check_output_target(output, read_files)
         if all(has_no_data_rows(s) for s in sources):
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
-        exprs = scaling_expressions(stats, inverse=inverse, clip=clip, float32=float32)
         stream = stdout if stdout is not None else sys.stdout.buffer
         if target is None:
             with writing("the output"):
-                _write(plan, exprs, out_format, compression, stream, read)
+                _write(plan, scaling, out_format, compression, stream, read, report)
         else:
             with atomic_path(target) as temp:
-                _write(plan, exprs, out_format, compression, temp, read)
+                _write(plan, scaling, out_format, compression, temp, read, report)
     return report
 
 
@@ -198,24 +519,44 @@ def _frames(part: _Part, read: ReadOptions) -> Iterator[pl.DataFrame]:
         yield from source.format.scan(source.path, read, part.types).collect_batches()
 
 
-def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compression: str | None, target, read: ReadOptions) -> None:
-    """Files only: one lazy query sunk by Polars. With a stream: frame by frame, flushed as it goes."""
+def _write(parts: list[_Part], scaling: Scaling, out_format: Format, compression: str | None, target, read: ReadOptions, report: TransformReport) -> None:
+    """Files only: one lazy query sunk by Polars (its counters collected alongside). With a stream:
+    frame by frame, flushed as it goes."""
     import polars as pl
 
     sources = [p.schema.source for p in parts]
+    counters = scaling.counters()
+    totals: dict[str, Any] = {}
+    unseen: set = set()
     if not any(p.reader for p in parts):
         scans = [p.schema.source.format.scan(p.schema.source.path, read, p.types) for p in parts]
         frame = scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")
+        if scaling.grouped and scaling.unknown_group == "error":
+            _check_groups_first(frame, scaling, sources, read)
+        prepared = scaling.prepare(frame)
+        output = prepared.with_columns(scaling.expressions()).drop(scaling.helper_names())
         with polars_errors(sources, read):
-            out_format.sink(frame.with_columns(exprs), target, compression)
+            if counters:
+                sink = out_format.sink(output, target, compression, lazy=True)
+                _, counts = pl.collect_all([sink, prepared.select(counters)])
+                _add_counts(totals, unseen, counts)
+            else:
+                out_format.sink(output, target, compression)
+        report.notes.extend(scaling.notes(totals, unseen))
         return
     opened = open(target, "wb") if isinstance(target, Path) else None  # noqa: SIM115
     try:
         writer = out_format.batch_writer(opened or target, compression)
         wrote = False
         for part in parts:
+            first_row = 0
             for frame in _frames(part, read):
-                writer.write(frame.with_columns(exprs))
+                prepared = scaling.prepare(frame)
+                scaling.check_groups(prepared, part.schema.source.display, first_row)
+                if counters:
+                    _add_counts(totals, unseen, prepared.select(counters))
+                writer.write(prepared.with_columns(scaling.expressions()).drop(scaling.helper_names()))
+                first_row += frame.height
                 wrote = True
         if not wrote:
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
@@ -223,3 +564,21 @@ def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compres
     finally:
         if opened is not None:
             opened.close()
+    report.notes.extend(scaling.notes(totals, unseen))
+
+
+def _add_counts(totals: dict[str, Any], unseen: set, counts: pl.DataFrame) -> None:
+    for name, value in counts.row(0, named=True).items():
+        if name == "\x00unseen_keys":
+            unseen.update(tuple(key.values()) for key in value)
+        else:
+            totals[name] = totals.get(name, 0) + value
+
+
+def _check_groups_first(frame: pl.LazyFrame, scaling: Scaling, sources: Sequence[Source], read: ReadOptions) -> None:
+    """``--unknown-group error`` on files: a first pass over the group columns alone, so that
+    nothing is written when a row's group is unseen."""
+    with polars_errors(list(sources), read):
+        keys = scaling.prepare(frame.select(scaling.stats.by)).collect(engine="streaming")
+    where = sources[0].display if len(sources) == 1 else describe(sources)
+    scaling.check_groups(keys, where)

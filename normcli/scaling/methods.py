@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from normcli.errors import DataError
 from normcli.scaling.exact import Dyadic, Moments, Ratio
-from normcli.scaling.model import ColumnPartial, ColumnStats, FitOptions
+from normcli.scaling.model import ColumnPartial, ColumnStats, FitOptions, GroupColumn
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,22 +120,38 @@ class Method:
     # ------------------------------------------------------------------ application
 
     def expression(self, column: ColumnStats, *, inverse: bool = False) -> pl.Expr:
-        """The Polars expression applying ``column`` to the column of that name (as Float64).
-
-        Division is by a materialized column: Polars turns division by a scalar into
-        multiplication by its reciprocal, which is off by one ulp in a third of the rows.
-        """
+        """The Polars expression applying ``column`` to the column of that name (as Float64)."""
         import polars as pl
 
         x = pl.col(column.name).cast(pl.Float64)
-        if inverse:
-            return (x * column.scale + column.center_lo) + column.center
         # a column equal to ``scale`` everywhere, which the optimizer cannot fold into a constant
         divisor = x.is_null().cast(pl.Float64) * 0.0 + column.scale
-        centred = (x - column.center) - column.center_lo
-        if column.scale < 2.0**-1000:  # x/subnormal may overflow where the exact quotient does not
-            return (centred * 2.0**100) / (divisor * 2.0**100)
-        return centred / divisor
+        tiny = column.scale < 2.0**-1000
+        return self.affine(x, pl.lit(column.center), pl.lit(column.center_lo), divisor, inverse=inverse, tiny=tiny)
+
+    @staticmethod
+    def affine(x: pl.Expr, center: pl.Expr, center_lo: pl.Expr, scale: pl.Expr, *, inverse: bool = False, tiny: bool = False) -> pl.Expr:
+        """``((x − center) − center_lo) / scale`` (or the inverse) with parameters as expressions.
+
+        ``scale`` must be a column, not a literal: Polars turns division by a scalar into
+        multiplication by its reciprocal, which is off by one ulp in a third of the rows.
+        ``tiny``: some scale is below 2^-1000, where x/scale may overflow though the exact
+        quotient does not; both sides are then multiplied by 2^100 (exactly) first.
+        """
+        if inverse:
+            return (x * scale + center_lo) + center
+        centred = (x - center) - center_lo
+        if tiny:
+            return (centred * 2.0**100) / (scale * 2.0**100)
+        return centred / scale
+
+    def transformed_mean(self, column: ColumnStats) -> float:
+        """What the column's mean becomes (``--impute mean``): the transform of the mean."""
+        return column.apply(column.mean)
+
+    def transformed_means(self, group: GroupColumn) -> np.ndarray:
+        """The same for each group (NaN where the group has no parameters)."""
+        return ((group.mean - group.center) - group.center_lo) / group.scale
 
     def apply_numpy(self, x: np.ndarray, column: ColumnStats, *, inverse: bool = False) -> np.ndarray:
         """The same formula on a numpy array (NaN stays NaN)."""
@@ -243,6 +259,14 @@ class Standard(Method):
     """z-score: centre the mean, scale by the standard deviation (with ``--ddof``)."""
 
     name = "standard"
+
+    def transformed_mean(self, column: ColumnStats) -> float:
+        return 0.0  # the centre is the exact mean (the float mean alone would give ±lo/scale)
+
+    def transformed_means(self, group: GroupColumn) -> np.ndarray:
+        import numpy as np
+
+        return np.where(group.fitted, 0.0, np.nan)
 
     def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         if partial.min == partial.max:
