@@ -141,3 +141,60 @@ def epoch_line(row: dict, epochs: int) -> str:
         if row.get(key) is not None:
             parts.append(f"{key} {row[key]:.4f}")
     return "  ".join(parts)
+
+
+def check_table(report, full_numbers: bool = False) -> str:  # noqa: ANN001 - a normcli.scaling.check.CheckReport
+    """The table of ``normcli check``: one row per fitted column, its numbers then and now.
+
+    ``full_numbers`` (stdout is not a terminal): nothing cut to a width.
+    """
+    import math
+
+    from rich.table import Table
+
+    t = report.thresholds
+    status = "OK" if report.ok else ("ALREADY TRANSFORMED" if report.transformed else "FAILED")
+    caption = [
+        f"thresholds: |mean shift| <= {t.max_shift:g} SD, std ratio within {1 / t.max_std_ratio:.3g}..{t.max_std_ratio:g}, "
+        f"missing share change <= {t.max_null_rate_change:g}, outside [min, max] <= {t.max_out_of_range:g}",
+    ]
+    if report.new_columns:
+        caption.append(f"new columns: {', '.join(report.new_columns)}")
+    if report.groups is not None:
+        unseen = report.groups["unseen"]
+        caption.append(
+            f"groups ({', '.join(report.groups['by'])}): {report.groups['then']} fitted, {report.groups['now']} now, "
+            f"{unseen['groups']} unseen ({unseen['rows']} rows)"
+        )
+    from rich.markup import escape
+
+    table = Table(
+        title=escape(f"{status}: {', '.join(report.inputs)} ({report.rows_now} rows) against {report.stats} ({report.rows_then} rows)"),
+        caption=escape("; ".join(caption)),
+    )
+    headers = ["column", "type", "values", "missing then", "missing now", "mean shift (SD)", "std ratio", "outside", "status"]
+    if report.groups is not None:
+        headers.insert(-1, "worst group shift")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("column", "type", "status", "worst group shift") else "right")
+
+    def share(value: float | None) -> str:
+        return "" if value is None else f"{value:.2%}"
+
+    def number(value: float | None) -> str:
+        if value is None:
+            return ""
+        return f"{value:+.3g}" if math.isfinite(value) else ("+inf" if value > 0 else "-inf")
+
+    for c in report.columns:
+        dtype = c.dtype_then if c.dtype_now in (None, c.dtype_then) else f"{c.dtype_then} → {c.dtype_now}"
+        cells = [
+            c.name, dtype, str(c.count_now), share(c.missing_then), share(c.missing_now), number(c.shift),
+            "" if c.std_ratio is None else (f"{c.std_ratio:.3g}" if math.isfinite(c.std_ratio) else "inf"),
+            share(c.outside_share),
+        ]
+        if report.groups is not None:
+            cells.append("" if c.worst_group is None else f"{c.worst_group[0]}: {number(c.worst_group[1])}")
+        cells.append("ok" if c.ok else "; ".join(c.problems))
+        table.add_row(*(escape(cell) for cell in cells))
+    return _plain(table) if full_numbers else _render(table)

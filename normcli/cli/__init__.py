@@ -7,6 +7,7 @@ imported inside commands so that ``normcli --help`` stays fast.
 """
 
 from normcli.cli import scaling  # noqa: F401  (registers fit, transform, inspect, merge)
+from normcli.cli import production  # noqa: F401,I001  (then check, export)
 from normcli.cli import learn  # noqa: F401,I001  (then train, predict: the order of --help)
 from normcli.cli.app import app, main
 

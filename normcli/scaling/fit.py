@@ -8,6 +8,7 @@ fixed blocks, and :mod:`normcli.scaling.merge` folds them in input order and fit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
@@ -89,12 +90,45 @@ def fit_sources(
     engine: Engine | None = None,
 ) -> Stats:
     """Fit ``options`` over resolved ``sources`` (see :func:`fit`)."""
-    schemas, readers, frames = _schemas(sources, read)
-    table = unify(schemas, allow_missing_columns)
+    scanned = scan_inputs(sources, read, allow_missing_columns)
+    table = scanned.table
     specs, skipped = select_columns(table, options)
     if not specs:
         fold = Fold(order=list(skipped), skipped=skipped, input_columns=table.names)
         return finish(fold, options, read.null_values, where=describe(sources))
+    fold = fold_fragments(scanned, specs, skipped, by=options.by, engine=engine)
+    return finish(fold, options, read.null_values, requested=options.columns or (), where=describe(sources))
+
+
+@dataclass
+class Scanned:
+    """Resolved inputs ready for the fragment engine: each one's schema (a text stream with its
+    reader, a Parquet stream read into memory) and the one unified schema."""
+
+    sources: Sequence[Source]
+    read: ReadOptions
+    schemas: list[SourceSchema]
+    readers: dict[int, StreamReader]
+    frames: dict[int, pl.DataFrame]
+    table: TableSchema
+
+
+def scan_inputs(sources: Sequence[Source], read: ReadOptions, allow_missing_columns: bool = False) -> Scanned:
+    """Each input's schema and the unified schema (the rule of :mod:`normcli.data.schema`)."""
+    schemas, readers, frames = _schemas(sources, read)
+    return Scanned(sources, read, schemas, readers, frames, unify(schemas, allow_missing_columns))
+
+
+def fold_fragments(
+    scanned: Scanned,
+    specs: Sequence[ColumnSpec],
+    skipped: Mapping[str, SkippedColumn],
+    *,
+    by: Sequence[str] = (),
+    engine: Engine | None = None,
+) -> Fold:
+    """The exact, ordered merge of the fragment statistics of ``specs`` over every input."""
+    sources, read, table = scanned.sources, scanned.read, scanned.table
     fragments = [
         Fragment(
             index=index,
@@ -103,11 +137,11 @@ def fit_sources(
             columns=tuple(specs),
             types=dict(schema.types) if schema.source.format.text else None,
             absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
-            reader=readers.get(index),
-            data=frames.get(index),
-            by=options.by,
+            reader=scanned.readers.get(index),
+            data=scanned.frames.get(index),
+            by=tuple(by),
         )
-        for index, schema in enumerate(schemas)
+        for index, schema in enumerate(scanned.schemas)
     ]
     results = (engine or LocalEngine()).map(fragments)
     fold = Fold(inputs=[s.display for s in sources], input_columns=table.names)
@@ -125,13 +159,14 @@ def fit_sources(
             fold.words[name] = fold.words.get(name, 0) + count
         for name, values in result.values.items():
             fold.values.setdefault(name, []).append(values)
+        for name, count in result.outside.items():
+            fold.outside[name] = fold.outside.get(name, 0) + count
         if result.groups is not None:
             for key, rows, columns in result.groups.items():
                 fold.add_group(key, rows, columns)
-    where = describe(sources)
     if fold.rows == 0:
-        raise _no_rows(sources, read, where)
-    return finish(fold, options, read.null_values, requested=options.columns or (), where=where)
+        raise _no_rows(sources, read, describe(sources))
+    return fold
 
 
 def _schemas(

@@ -64,6 +64,8 @@ class Fold:
     values: dict[str, list[pl.Series]] = field(default_factory=dict)
     groups: dict[GroupKey, GroupFold] = field(default_factory=dict)
     input_columns: list[str] = field(default_factory=list)
+    outside: dict[str, int] = field(default_factory=dict)
+    """Values outside the bounds of a column's spec (``check``)."""
 
     def _see(self, name: str) -> None:
         if name not in self.columns and name not in self.skipped:
