@@ -36,6 +36,8 @@ def stats_table(stats: Stats, source: str = "") -> str:
         caption=(
             f"inputs: {', '.join(stats.inputs) or '-'}; ddof={stats.ddof}; "
             f"y = (x - center) / scale"
+            + (f"; weighted by {stats.weight}" if stats.weight else "")
+            + (f"; {len(stats.groups)} groups by {', '.join(stats.by)} (pooled statistics shown)" if stats.groups is not None else "")
             + (f"; skipped: {', '.join(s.name for s in stats.skipped)}" if stats.skipped else "")
         ),
     )

@@ -641,5 +641,12 @@ def _imputation_notes(train: Encoded, val: Encoded | None, feedback: Feedback, n
 
 
 def load_given_stats(path: str | None) -> Stats | None:
-    """The ``--stats`` file, loaded and validated (None without one)."""
-    return load_stats(path) if path else None
+    """The ``--stats`` file, loaded and validated (None without one). Per-group stats (``--by``)
+    are refused: a model normalizes every row alike."""
+    stats = load_stats(path) if path else None
+    if stats is not None and stats.groups is not None:
+        raise UsageError(
+            f"{path}: stats fitted per group (--by {','.join(stats.by)}) cannot normalize a model's features",
+            hint="fit the stats without --by, or train without --stats",
+        )
+    return stats

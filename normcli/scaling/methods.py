@@ -88,6 +88,8 @@ def unfittable(partial: ColumnPartial, ddof: int) -> str | None:
         return None
     if weight.mantissa <= 0:
         return "has only values of weight 0"
+    if weight.magnitude() > 1000:
+        return "has a total weight beyond float64's range"
     if (weight - Dyadic(ddof, 0)).mantissa <= 0:
         return f"has a total weight of {float(weight):g}; the standard deviation with --ddof {ddof} needs more than {ddof}"
     return None
