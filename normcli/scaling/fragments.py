@@ -270,7 +270,7 @@ class _Accumulator:
         total, top = row["w"], row["wmax"]
         if total == 0.0:  # every weight 0: the values count, but weigh nothing
             return Moments.of_block(count, row["amin"], 0.0, 0.0, weight=0.0)
-        magnitude = max(abs(row["amin"]), abs(row["amax"]))
+        magnitude = max(abs(row["min"]), abs(row["max"]))  # over the values of positive weight
         if (
             magnitude > SAFE_MAX or 0.0 < magnitude < SAFE_MIN or top > SAFE_MAX or top < SAFE_MIN
             or not (math.isfinite(s2) and math.isfinite(total) and math.isfinite(row["mean"]))

@@ -2,20 +2,20 @@
 
 A fragment's blocks (the fixed 65,536-row blocks of :mod:`normcli.scaling.fragments`) are split
 by group key. For each group and column, every block contributes float sums of the deviations
-from one *group shift* — the (weighted) mean of the group's values in the first block where it
-has any — summed in row order with ``numpy.bincount``, so they depend on the block's rows alone.
-These block sums are then added up **exactly**: each group keeps its running sums as a short
-non-overlapping expansion of floats (Shewchuk's grow-expansion, done for all groups at once with
-numpy; a component that does not fit is moved into an exact :class:`~normcli.scaling.exact.Dyadic`),
-so the statistics of a fragment do not depend on how its rows were cut into fragments at block
-boundaries, and fragments merge exactly like the pooled statistics.
+from the block's own (weighted) mean of the group, summed in row order with ``numpy.bincount``,
+so they depend on the block's rows alone — exactly as the pooled statistics do. They are then
+added up **exactly**: converted with error-free products into raw sums (``Σw·x``, ``Σw·x²``),
+and kept per group as short non-overlapping expansions of floats (Shewchuk's grow-expansion, done
+for all groups at once with numpy; a component that does not fit moves into an exact
+:class:`~normcli.scaling.exact.Dyadic`). So the statistics of a fragment do not depend on how its
+rows were cut into fragments at block boundaries, and fragments merge exactly like the pooled ones.
 
-Cost: per block, a hash join of the block's keys with the keys seen so far and a few vectorized
-passes per column, whatever the number of groups; memory: a few floats per group and column, so
-it grows with the number of groups, never with the number of rows.
+Cost: per block, a hash join of the block's keys with the keys seen so far and a fixed number of
+vectorized passes per column, whatever the number of groups; memory: a few floats per group and
+column, so it grows with the number of groups, never with the number of rows.
 
-Groups whose values are near float64's limits (beyond 2^500, or all below 2^-400), or whose
-weights are, take an exact path of their own, block by block (values scaled by a power of two).
+Groups whose values (or weights) are near float64's limits — beyond 2^250, or all below 2^-250 —
+take an exact path of their own, block by block.
 
 Keys are normalized so that CSV and Parquet inputs agree: text stays text, integers and booleans
 stay as they are, dates, datetimes and categories become their ISO/text form.
@@ -38,11 +38,8 @@ if TYPE_CHECKING:
 
     from normcli.scaling.fragments import ColumnSpec
 
-EXPANSION_TERMS = 4
-"""Floats kept per running sum; sums that need more bits move their smallest part to a Dyadic."""
-
-SAFE_MAX = 2.0**500
-SAFE_MIN = 2.0**-400
+LEVELS = 6
+"""Floats per running sum (see :class:`ExactSums`); what the last cannot hold goes to a Dyadic."""
 
 _GID = "\x00gid"
 
@@ -123,60 +120,73 @@ class KeyIndex:
         return [tuple(row) for row in self.known.select(self.by).rows()]
 
 
+def two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p, e) with p = fl(a·b) and p + e = a·b exactly (Dekker), elementwise — exact unless a
+    product is below about 2^-970 or an operand beyond 2^995 (callers rule those out)."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c = 134217729.0 * a  # 2^27 + 1
+    high = c - (c - a)
+    return high, a - high
+
+
+def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth), elementwise."""
+    s = a + b
+    virtual = s - a
+    return s, (a - (s - virtual)) + (b - virtual)
+
+
 class ExactSums:
     """Exact running sums of floats, one per (quantity, group), vectorized over all of them.
 
-    Each sum is a non-overlapping expansion of :data:`EXPANSION_TERMS` floats, smallest first;
-    adding a float is Shewchuk's grow-expansion (error-free ``TwoSum`` steps), after which one zero
-    component is dropped — or, if there is none, the smallest moves into an exact Dyadic.
+    Each sum is held as :data:`LEVELS` floats whose exact total it is. Adding a float is a cascade
+    of error-free ``TwoSum`` steps: level 0 takes the float, level 1 the rounding error of that,
+    and so on (each level's errors are far smaller than its values); an error the last level cannot
+    take moves into an exact Dyadic. Every step is exact, so the total always is.
     """
 
     def __init__(self, quantities: int) -> None:
         import numpy as np
 
-        self.terms = np.zeros((EXPANSION_TERMS, quantities, 0))
+        self.levels = np.zeros((LEVELS, quantities, 0))
         self.spilled: dict[tuple[int, int], Dyadic] = {}
 
     def grow(self, groups: int) -> None:
         import numpy as np
 
-        have = self.terms.shape[2]
+        have = self.levels.shape[2]
         if groups > have:
             size = max(groups, 2 * have)
-            bigger = np.zeros((EXPANSION_TERMS, self.terms.shape[1], size))
-            bigger[:, :, :have] = self.terms
-            self.terms = bigger
+            bigger = np.zeros((LEVELS, self.levels.shape[1], size))
+            bigger[:, :, :have] = self.levels
+            self.levels = bigger
 
     def add(self, values: np.ndarray) -> None:
         """Add ``values[q, g]`` to sum (q, g) for the first ``values.shape[1]`` groups (exact)."""
         import numpy as np
 
         width = values.shape[1]
-        terms = self.terms[:, :, :width]
-        parts = []
         carry = values
-        for i in range(EXPANSION_TERMS):  # grow-expansion: (carry, h_i) = TwoSum(carry, e_i)
-            total = carry + terms[i]
-            virtual = total - carry
-            parts.append((carry - (total - virtual)) + (terms[i] - virtual))
-            carry = total
-        parts.append(carry)
-        # drop the first zero component; where none is zero, spill the smallest
-        zero = np.stack([p == 0.0 for p in parts])
-        first_zero = np.where(zero.any(axis=0), zero.argmax(axis=0), 0)
-        spill = ~zero.any(axis=0)
-        if spill.any():
-            for q, g in zip(*np.nonzero(spill), strict=True):
-                key = (int(q), int(g))
-                self.spilled[key] = self.spilled.get(key, ZERO) + Dyadic.of(float(parts[0][q, g]))
-        for j in range(EXPANSION_TERMS):
-            terms[j] = np.where(j < first_zero, parts[j], parts[j + 1])
+        for level in self.levels[:, :, :width]:
+            level[...], carry = two_sum(level, carry)
+            if not carry.any():
+                return
+        for q, g in zip(*np.nonzero(carry), strict=True):
+            key = (int(q), int(g))
+            self.spilled[key] = self.spilled.get(key, ZERO) + Dyadic.of(float(carry[q, g]))
 
     def totals(self, q: int, groups: int) -> list[Dyadic]:
         """The exact sums (q, g) of the first ``groups`` groups."""
         import numpy as np
 
-        terms = self.terms[:, q, :groups]
+        terms = self.levels[:, q, :groups]
         fractions, exponents = np.frexp(terms)
         mantissas = (fractions * 2.0**53).astype(np.int64)  # exact: 53-bit integers
         exponents = exponents.astype(np.int64) - 53
@@ -193,23 +203,42 @@ class ExactSums:
         return result
 
 
-class _Column:
-    """One column's per-group state in a fragment: counts, extremes, shifts and exact sums."""
+FAST_MAX = 2.0**200
+FAST_MIN = 2.0**-200
+"""Values (and block weight totals) within these magnitudes take the vectorized path."""
+SNAP = 2.0**-300
+"""A block mean closer to 0 than this is taken as 0 (any shift near the mean will do)."""
+PRODUCT_MIN = 2.0**-900
+"""Products of the conversion below this magnitude could lose bits: those blocks go the exact way."""
+ROUNDS = 17
+"""Floats per sum and block that the exact conversion produces (see :meth:`_Column.add`)."""
 
-    def __init__(self, spec: ColumnSpec) -> None:
+
+class _Column:
+    """One column's per-group state in a fragment: counts, extremes, shifts and exact sums.
+
+    Per block and group, the sums are taken around the block's own (weighted) mean ``m``:
+    ``W``, ``s1 = Σw(x − m)``, ``s2 = Σw(x − m)²`` (floats, in row order: they depend on the block
+    alone, as the pooled statistics do). They are moved exactly — with error-free differences and
+    products — to the group's shift ``S`` (the mean of its first block): with ``d = m − S``,
+    ``Σw(x − S) = s1 + W·d`` and ``Σw(x − S)² = s2 + 2d·s1 + W·d²``, which add up exactly.
+    """
+
+    def __init__(self, spec: ColumnSpec, offset: int) -> None:
         import numpy as np
 
         self.spec = spec
         self.weighted = spec.weight is not None
+        self.offset = offset  # its quantities in the shared ExactSums: Σw(x − S), Σw(x − S)² (, Σw)
+        self.quantities = 3 if self.weighted else 2
         self.count = np.zeros(0, dtype=np.int64)  # values used (not null, not NaN)
-        self.fast = np.zeros(0, dtype=np.int64)  # ... of which summed on the fast path
+        self.fast = np.zeros(0, dtype=np.int64)  # ... of which summed on the vectorized path
         self.nulls = np.zeros(0, dtype=np.int64)
         self.nans = np.zeros(0, dtype=np.int64)
         self.low = np.zeros(0)
         self.high = np.zeros(0)
-        self.shift = np.zeros(0)
-        self.sums = ExactSums(3 if self.weighted else 2)  # s1, s2 (, Σw)
-        self.exact: dict[int, Moments] = {}  # groups summed on the exact path
+        self.shift = np.zeros(0)  # the first block's mean: NaN until the group has values
+        self.exact: dict[int, Moments] = {}  # blocks summed on the exact path
 
     def grow(self, groups: int) -> None:
         import numpy as np
@@ -218,17 +247,17 @@ class _Column:
         if groups <= have:
             return
         extra = groups - have
-        self.count = np.concatenate([self.count, np.zeros(extra, dtype=np.int64)])
-        self.fast = np.concatenate([self.fast, np.zeros(extra, dtype=np.int64)])
-        self.nulls = np.concatenate([self.nulls, np.zeros(extra, dtype=np.int64)])
-        self.nans = np.concatenate([self.nans, np.zeros(extra, dtype=np.int64)])
+        zeros = np.zeros(extra, dtype=np.int64)
+        self.count, self.fast = np.concatenate([self.count, zeros]), np.concatenate([self.fast, zeros])
+        self.nulls, self.nans = np.concatenate([self.nulls, zeros]), np.concatenate([self.nans, zeros])
         self.low = np.concatenate([self.low, np.full(extra, np.inf)])
         self.high = np.concatenate([self.high, np.full(extra, -np.inf)])
         self.shift = np.concatenate([self.shift, np.full(extra, np.nan)])
-        self.sums.grow(groups)
 
-    def add(self, gid: np.ndarray, groups: int, x: np.ndarray, null: np.ndarray, w: np.ndarray | None) -> None:
-        """One block: ``x`` the values (NaN where null or NaN), ``null`` where missing, ``w`` weights."""
+    def add(self, gid: np.ndarray, groups: int, x: np.ndarray, null: np.ndarray, w: np.ndarray | None) -> list[np.ndarray]:
+        """One block: ``x`` the values (NaN where null or NaN), ``null`` where missing, ``w`` the
+        weights. Returns the floats to add exactly to this column's sums, round by round, each of
+        shape (quantities, groups)."""
         import numpy as np
 
         self.grow(groups)
@@ -237,69 +266,91 @@ class _Column:
         self.nans[:groups] += np.bincount(gid[nan], minlength=groups)
         used = ~np.isnan(x)
         g, v = gid[used], x[used]
-        if not len(v):
-            return
-        if np.isinf(v).any():  # the pooled statistics report infinities as an error
-            return
+        if not len(v) or np.isinf(v).any():  # infinities: the pooled statistics report the error
+            return []
         wv = w[used] if w is not None else None
-        self.count[:groups] += np.bincount(g, minlength=groups)
+        counts = np.bincount(g, minlength=groups)
+        self.count[:groups] += counts
+        present = counts > 0
         positive = g if wv is None else g[wv > 0]
         values = v if wv is None else v[wv > 0]
         np.minimum.at(self.low, positive, values)
         np.maximum.at(self.high, positive, values)
-        # groups near float64's limits take the exact path
-        top = np.zeros(groups)
-        np.maximum.at(top, g, np.abs(v))
-        unsafe = (top > SAFE_MAX) | ((top > 0) & (top < SAFE_MIN))
-        if wv is not None:
-            wtop = np.zeros(groups)
-            np.maximum.at(wtop, g, wv)
-            unsafe |= (wtop > SAFE_MAX) | ((wtop > 0) & (wtop < SAFE_MIN))
-        # a new group's shift: its (weighted) mean in this block
-        present = np.bincount(g, minlength=groups) > 0
-        new = present & np.isnan(self.shift[:groups]) & ~unsafe
-        if new.any():
-            plain = np.bincount(g, weights=v, minlength=groups) / np.maximum(np.bincount(g, minlength=groups), 1)
+        # the block's sums per group, around its own mean
+        total = counts.astype(np.float64) if wv is None else np.bincount(g, weights=wv, minlength=groups)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+            plain = np.bincount(g, weights=v, minlength=groups) / np.maximum(counts, 1)
+            mean = plain
             if wv is not None:
-                wsum = np.bincount(g, weights=wv, minlength=groups)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    weighted = np.bincount(g, weights=wv * v, minlength=groups) / wsum
-                plain = np.where(wsum > 0, weighted, plain)
-            self.shift[:groups] = np.where(new, plain, self.shift[:groups])
-        fast_rows = ~unsafe[g]
-        gf, vf = g[fast_rows], v[fast_rows]
-        d = vf - self.shift[gf]
-        if wv is None:
-            s1 = np.bincount(gf, weights=d, minlength=groups)
-            s2 = np.bincount(gf, weights=d * d, minlength=groups)
-            sums = np.stack([s1, s2])
-        else:
-            wf = wv[fast_rows]
-            wd = wf * d
-            sums = np.stack([
-                np.bincount(gf, weights=wd, minlength=groups),
-                np.bincount(gf, weights=wd * d, minlength=groups),
-                np.bincount(gf, weights=wf, minlength=groups),
-            ])
-        overflow = ~np.isfinite(sums).all(axis=0)
-        if overflow.any():  # squares beyond float64 range: those groups take the exact path too
-            unsafe |= overflow
-            sums[:, overflow] = 0.0
-            fast_rows = ~unsafe[g]
-        self.fast[:groups] += np.bincount(g[fast_rows], minlength=groups)
-        self.sums.add(sums)
+                mean = np.where(total > 0, np.bincount(g, weights=wv * v, minlength=groups) / total, plain)
+            mean = np.where(np.abs(mean) < SNAP, 0.0, mean)
+            d = v - mean[g]
+            wd = d if wv is None else wv * d
+            s1 = np.bincount(g, weights=wd, minlength=groups)
+            s2 = np.bincount(g, weights=wd * d, minlength=groups)
+            first = present & np.isnan(self.shift[:groups])
+            self.shift[:groups] = np.where(first, mean, self.shift[:groups])
+            shift = self.shift[:groups]
+            # which groups the vectorized conversion handles exactly; the others go the exact way
+            unsafe = ~(np.isfinite(mean) & np.isfinite(s1) & np.isfinite(s2) & np.isfinite(total))
+            magnitude = np.abs(v)
+            if (magnitude > FAST_MAX).any() or ((magnitude > 0) & (magnitude < FAST_MIN)).any():
+                top = np.zeros(groups)
+                np.maximum.at(top, g, magnitude)
+                unsafe |= (top > FAST_MAX) | ((top > 0) & (top < FAST_MIN))
+            if wv is not None:
+                unsafe |= (total > FAST_MAX) | ((total > 0) & (total < FAST_MIN))
+            keep = present & ~unsafe
+            m, n, r1, r2, base = (np.where(keep, a, 0.0) for a in (mean, total, s1, s2, shift))
+            high, low = two_sum(m, -base)  # d = high + low, exactly
+            square, square_e = two_product(high, high)
+            cross, cross_e = two_product(high, low)
+            tiny, tiny_e = two_product(low, low)
+            products = [
+                two_product(n, high), two_product(n, low),  # W·d
+                two_product(high, r1), two_product(low, r1),  # d·s1
+                two_product(n, square), two_product(n, square_e),  # W·d²
+                two_product(n, cross), two_product(n, cross_e),
+                two_product(n, tiny), two_product(n, tiny_e),
+            ]
+            for p in (square, square_e, cross, cross_e, tiny, tiny_e, *(p for p, _ in products)):
+                unsafe |= (p != 0) & (np.abs(p) < PRODUCT_MIN)
+        keep = present & ~unsafe
+        (nh, nh_e), (nl, nl_e), (hs, hs_e), (ls, ls_e), (nq, nq_e), (nqe, nqe_e), (nc, nc_e), (nce, nce_e), (nt, nt_e), (nte, nte_e) = (
+            (a * keep, b * keep) for a, b in products
+        )
+        zero = np.zeros(groups)
+        first_sums = [r1 * keep, nh, nh_e, nl, nl_e]
+        second_sums = [
+            r2 * keep, 2.0 * hs, 2.0 * hs_e, 2.0 * ls, 2.0 * ls_e, nq, nq_e, nqe, nqe_e,
+            2.0 * nc, 2.0 * nc_e, 2.0 * nce, 2.0 * nce_e, nt, nt_e, nte, nte_e,
+        ]
+        rounds = []
+        for i in range(ROUNDS):
+            row = [first_sums[i] if i < len(first_sums) else zero, second_sums[i]]
+            if wv is not None:
+                row.append(n * keep if i == 0 else zero)
+            rounds.append(np.stack(row))
+        self.fast[:groups] += counts * keep
         for group in np.nonzero(unsafe & present)[0].tolist():
-            rows = g == group
-            moments = exact_block_moments(v[rows], None if wv is None else wv[rows])
+            if np.isfinite([mean[group], s1[group], s2[group], total[group]]).all():
+                weight = None if wv is None else Dyadic.of(float(total[group]))
+                moments = Moments(int(counts[group]), float(mean[group]), Dyadic.of(float(s1[group])), Dyadic.of(float(s2[group])), weight)
+            else:
+                rows = g == group
+                moments = exact_block_moments(v[rows], None if wv is None else wv[rows])
+                if first[group]:
+                    self.shift[group] = moments.shift
             mine = self.exact.get(group)
             self.exact[group] = moments if mine is None else mine.combine(moments)
+        return rounds
 
-    def partials(self, groups: int) -> list[ColumnPartial]:
+    def partials(self, groups: int, sums: ExactSums) -> list[ColumnPartial]:
         self.grow(groups)
         count, fast, nulls, nans = (a.tolist() for a in (self.count, self.fast, self.nulls, self.nans))
         low, high, shift = self.low.tolist(), self.high.tolist(), self.shift.tolist()
-        s1, s2 = self.sums.totals(0, groups), self.sums.totals(1, groups)
-        w = self.sums.totals(2, groups) if self.weighted else None
+        raw1, raw2 = sums.totals(self.offset, groups), sums.totals(self.offset + 1, groups)
+        w = sums.totals(self.offset + 2, groups) if self.weighted else None
         result = []
         for g in range(groups):
             if not count[g]:
@@ -307,8 +358,8 @@ class _Column:
                 continue
             moments = Moments.empty()
             if fast[g]:
-                moments = Moments(fast[g], shift[g], s1[g], s2[g], None if w is None else w[g])
-            if g in self.exact:
+                moments = Moments(fast[g], shift[g], raw1[g], raw2[g], None if w is None else w[g])
+            if g in self.exact:  # recentred to the shift of the fast part (the group's shift)
                 moments = moments.combine(self.exact[g])
             if self.weighted and moments.weight is None:
                 moments = Moments(moments.count, moments.shift, moments.s1, moments.s2, ZERO)
@@ -327,7 +378,8 @@ def exact_block_moments(values: np.ndarray, weights: np.ndarray | None) -> Momen
     neither their squares nor the weighted products overflow or underflow (exact scaling)."""
     import numpy as np
 
-    magnitude = float(np.abs(values).max())
+    weighed = values if weights is None or not (weights > 0).any() else values[weights > 0]
+    magnitude = float(np.abs(weighed).max())  # values of weight 0 do not count
     power = 0 if magnitude == 0.0 else max(min(-math.frexp(magnitude)[1], 1000), -1000)
     scaled = values * 2.0**power
     if weights is None:
@@ -353,7 +405,12 @@ class GroupAccumulator:
         self.by = list(by)
         self.specs = list(specs)
         self.index = KeyIndex(by)
-        self.columns = {spec.name: _Column(spec) for spec in specs}
+        self.columns: dict[str, _Column] = {}
+        offset = 0
+        for spec in specs:
+            column = self.columns[spec.name] = _Column(spec, offset)
+            offset += column.quantities
+        self.sums = ExactSums(offset)
         self.rows = None
 
     def add(self, block: pl.DataFrame) -> None:
@@ -370,23 +427,31 @@ class GroupAccumulator:
         else:
             self.rows = np.concatenate([self.rows, np.zeros(groups - len(self.rows), dtype=np.int64)]) + rows
         weights: dict[str, np.ndarray] = {}
+        per_column = []
         for spec in self.specs:
             values = numbers(block, spec)
             null = values.is_null().to_numpy()
-            x = values.fill_null(float("nan")).to_numpy()
+            x = values.to_numpy()  # nulls become NaN
             w = None
             if spec.weight is not None:
                 if spec.weight not in weights:
                     weights[spec.weight] = block[spec.weight].cast(pl.Float64).to_numpy()
                 w = weights[spec.weight]
-            self.columns[spec.name].add(gid, groups, x, null, w)
+            column = self.columns[spec.name]
+            per_column.append((column, column.add(gid, groups, x, null, w)))
+        self.sums.grow(groups)
+        for i in range(ROUNDS):  # columns without values in this block add zeros
+            values = np.concatenate([terms[i] if terms else np.zeros((c.quantities, groups)) for c, terms in per_column])
+            if values.any():
+                self.sums.add(values)
 
     def result(self, absent: Sequence[ColumnSpec]) -> GroupPartials:
         groups = len(self.index)
         rows = [] if self.rows is None else self.rows.tolist()
         result = GroupPartials(keys=self.index.keys(), rows=rows)
+        self.sums.grow(groups)
         for spec in self.specs:
-            result.columns[spec.name] = self.columns[spec.name].partials(groups)
+            result.columns[spec.name] = self.columns[spec.name].partials(groups, self.sums)
         for spec in absent:
             result.columns[spec.name] = [ColumnPartial(spec.dtype, null_count=n) for n in rows]
         return result
