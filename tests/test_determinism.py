@@ -5,7 +5,9 @@ order, of per-fragment statistics computed in fixed blocks of rows (docs/stats-f
 "Determinism"), so the file is byte-identical run to run, across Polars thread counts, whether the
 rows come from a file or a pipe, as CSV or as Parquet, and when shard fits are merged instead of
 fitting the shards together. One file versus the same rows split into several files differs only in
-how rows fall into blocks: the numbers agree to 1e-15 of the column's spread.
+how rows fall into blocks: the numbers agree to 1e-15 of the column's spread — and split at block
+boundaries (multiples of 65,536 rows) they are byte-identical. All of this holds for per-group
+(``--by``) and weighted (``--weight``) statistics too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import pytest
 from conftest import NORMCLI
 
 ROWS = 2_000_000
-OPTIONS = ["--method-for", "c=robust", "--method-for", "d=minmax"]
+OPTIONS = ["--method-for", "c=robust", "--method-for", "d=minmax", "--exclude", "g,w"]
+GROUPED = ["--by", "g", "--weight", "w", "--method-for", "d=minmax"]
+BLOCK_CUTS = [(0, 10 * 65_536), (10 * 65_536, 17 * 65_536), (17 * 65_536, ROWS)]
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +44,16 @@ def data(tmp_path_factory: pytest.TempPathFactory):
             "d": d,
             "e": 1e12 + rng.normal(size=ROWS),
             "f": np.full(ROWS, 5.0) + rng.normal(size=ROWS) * 1e-3,
+            "g": rng.integers(0, 100, ROWS),
+            "w": rng.integers(0, 5, ROWS),
         }
     )
     frame.write_csv(folder / "all.csv")
     frame.write_parquet(folder / "all.parquet")
     for index, (start, stop) in enumerate([(0, 700_000), (700_000, 1_300_001), (1_300_001, ROWS)]):
         frame[start:stop].write_csv(folder / f"part-{index}.csv")
+    for index, (start, stop) in enumerate(BLOCK_CUTS):
+        frame[start:stop].write_parquet(folder / f"block-{index}.parquet")
     yield folder
     shutil.rmtree(folder)
 
@@ -122,3 +130,33 @@ def test_split_files_agree_with_one_file_within_1e_15(data: Path) -> None:
             assert abs(a[key] - b[key]) <= 1e-15 * spread, (a["name"], key, a[key], b[key])
         for key in ("std", "m2", "scale"):
             assert abs(a[key] - b[key]) <= 1e-15 * abs(a[key]), (a["name"], key, a[key], b[key])
+
+
+# --------------------------------------------------------------------------- groups and weights
+
+
+def test_grouped_weighted_stats_are_byte_identical_across_threads_and_pipes(data: Path) -> None:
+    def grouped(*inputs: str, threads: int | None = None, stdin: Path | None = None) -> bytes:
+        return run(data, "fit", *inputs, *GROUPED, "-o", "-", threads=threads, stdin=stdin)
+
+    one = grouped("all.parquet", threads=1)
+    assert grouped("all.parquet", threads=2) == one
+    csv = numbers(grouped("all.csv", threads=1))
+    assert numbers(grouped("all.csv", threads=2)) == csv
+    assert numbers(grouped("-", stdin=data / "all.csv")) == csv
+
+
+def test_files_split_at_block_boundaries_give_the_bytes_of_one_file(data: Path) -> None:
+    """What lets an engine cut a file into row ranges (fragments) without changing a bit."""
+    parts = [f"block-{i}.parquet" for i in range(len(BLOCK_CUTS))]
+    for options in (["--method-for", "d=minmax", "--exclude", "g,w"], GROUPED):
+        whole = numbers(run(data, "fit", "all.parquet", *options, "-o", "-"))
+        assert numbers(run(data, "fit", *parts, *options, "-o", "-")) == whole
+
+
+def test_merge_of_grouped_weighted_shards_is_the_fit_of_the_shards(data: Path) -> None:
+    parts = ["part-0.csv", "part-1.csv", "part-2.csv"]
+    for index, part in enumerate(parts):
+        (data / f"gshard-{index}.json").write_bytes(run(data, "fit", part, *GROUPED, "-o", "-"))
+    merged = run(data, "merge", *[f"gshard-{i}.json" for i in range(3)], "-o", "-")
+    assert merged == run(data, "fit", *parts, *GROUPED, "-o", "-")
