@@ -314,3 +314,21 @@ def test_merging_shard_fits_equals_fitting_everything(tmp_path: Path, mixed_csv)
     assert dumps_stats(merge_stats(reloaded)) == dumps_stats(both)
     with pytest.raises(DataError, match="quantiles do not merge"):
         merge_stats([fit([str(tmp_path / "a.csv")], method="robust"), fit([str(tmp_path / "b.csv")], method="robust")])
+
+
+def test_the_documented_example_is_what_fit_writes(tmp_path: Path) -> None:
+    """docs/stats-format.md's example, fitted for real (all but created_by)."""
+    import re
+
+    doc_text = (Path(__file__).parent.parent / "docs" / "stats-format.md").read_text()
+    example = json.loads(re.search(r"## Example\n\n```json\n(.*?)```", doc_text, re.DOTALL).group(1))
+    (tmp_path / "sales.csv").write_text("store,price\na,2\na,3\na,4\nb,5\nb,6\n")
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        written = json.loads(dumps_stats(fit(["sales.csv"], by=["store"])))
+    finally:
+        os.chdir(cwd)
+    assert written == example
