@@ -137,6 +137,9 @@ def test_sqlite_runs_the_sql_bit_for_bit(data: Path, variant: str) -> None:
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
+    import os
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))  # pgserver's platformdirs
     import pgserver
 
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")

@@ -262,6 +262,24 @@ class Standard(Method):
 
     name = "standard"
 
+    def parameters(self, partial: ColumnPartial, options: FitOptions, quantiles: dict[str, float] | None = None) -> Parameters:
+        """As :meth:`Method.parameters`, with the exact mean and std used directly (no
+        intermediate objects: per-group fits call this once per group and column)."""
+        if partial.min == partial.max:
+            return super().parameters(partial, options, quantiles)
+        rounded = partial.moments.rounded(options.ddof)
+        center, center_lo = rounded.mean.split()  # center: the mean rounded once
+        constant = near_zero(rounded.std, _magnitude(partial))
+        return Parameters(
+            mean=min(max(center, partial.min), partial.max),
+            m2=_finite_or_none(rounded.m2),
+            std=rounded.std,
+            center=center,
+            center_lo=center_lo,
+            scale=1.0 if constant else rounded.std,
+            constant=constant,
+        )
+
     def transformed_mean(self, column: ColumnStats) -> float:
         return 0.0  # the centre is the exact mean (the float mean alone would give ±lo/scale)
 
