@@ -168,14 +168,25 @@ class ExactSums:
             bigger[:, :, :have] = self.levels
             self.levels = bigger
 
-    def add(self, values: np.ndarray) -> None:
-        """Add ``values[q, g]`` to sum (q, g) for the first ``values.shape[1]`` groups (exact)."""
+    def add(self, values: np.ndarray, start: int = 0) -> None:
+        """Add ``values[q, g]`` to sum (q, g) for the first ``values.shape[1]`` groups (exact).
+
+        ``start``: the level to add them at. Any level keeps the total exact; small values (the
+        rounding errors of products) start lower, where their magnitude is, saving steps."""
         import numpy as np
 
         width = values.shape[1]
-        carry = values
-        for level in self.levels[:, :, :width]:
-            level[...], carry = two_sum(level, carry)
+        carry = np.array(values, dtype=np.float64)  # a copy: the steps below work in place
+        total, virtual, low = (np.empty_like(carry) for _ in range(3))
+        for level in self.levels[start:, :, :width]:
+            # TwoSum(level, carry) in place: level ← fl(level + carry), carry ← its rounding error
+            np.add(level, carry, out=total)
+            np.subtract(total, level, out=virtual)
+            np.subtract(total, virtual, out=low)
+            np.subtract(level, low, out=low)
+            np.subtract(carry, virtual, out=carry)
+            np.add(low, carry, out=carry)
+            level[...] = total
             if not carry.any():
                 return
         for q, g in zip(*np.nonzero(carry), strict=True):
@@ -210,8 +221,10 @@ SNAP = 2.0**-300
 """A block mean closer to 0 than this is taken as 0 (any shift near the mean will do)."""
 PRODUCT_MIN = 2.0**-900
 """Products of the conversion below this magnitude could lose bits: those blocks go the exact way."""
-ROUNDS = 17
-"""Floats per sum and block that the exact conversion produces (see :meth:`_Column.add`)."""
+ROUND_LEVELS = (0, 0, 0, 1, 1, 1, 1, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2)
+"""The level (:class:`ExactSums`) each round of the exact conversion (:meth:`_Column.add`) starts
+at: the block sums and the main products at 0, their rounding errors lower."""
+ROUNDS = len(ROUND_LEVELS)
 
 
 class _Column:
@@ -254,10 +267,10 @@ class _Column:
         self.high = np.concatenate([self.high, np.full(extra, -np.inf)])
         self.shift = np.concatenate([self.shift, np.full(extra, np.nan)])
 
-    def add(self, gid: np.ndarray, groups: int, x: np.ndarray, null: np.ndarray, w: np.ndarray | None) -> list[np.ndarray]:
+    def add(self, gid: np.ndarray, groups: int, x: np.ndarray, null: np.ndarray, w: np.ndarray | None) -> list[np.ndarray | None]:
         """One block: ``x`` the values (NaN where null or NaN), ``null`` where missing, ``w`` the
         weights. Returns the floats to add exactly to this column's sums, round by round, each of
-        shape (quantities, groups)."""
+        shape (quantities, groups) or None where all zero."""
         import numpy as np
 
         self.grow(groups)
@@ -304,32 +317,45 @@ class _Column:
             m, n, r1, r2, base = (np.where(keep, a, 0.0) for a in (mean, total, s1, s2, shift))
             high, low = two_sum(m, -base)  # d = high + low, exactly
             square, square_e = two_product(high, high)
-            cross, cross_e = two_product(high, low)
-            tiny, tiny_e = two_product(low, low)
-            products = [
-                two_product(n, high), two_product(n, low),  # W·d
-                two_product(high, r1), two_product(low, r1),  # d·s1
-                two_product(n, square), two_product(n, square_e),  # W·d²
-                two_product(n, cross), two_product(n, cross_e),
-                two_product(n, tiny), two_product(n, tiny_e),
-            ]
-            for p in (square, square_e, cross, cross_e, tiny, tiny_e, *(p for p, _ in products)):
+            parts = {"nh": two_product(n, high), "hs": two_product(high, r1), "nq": two_product(n, square), "nqe": two_product(n, square_e)}
+            checked = [square, square_e]
+            if low.any():  # d is exact as one float unless the means differ in sign or by 2x and more
+                cross, cross_e = two_product(high, low)
+                tiny, tiny_e = two_product(low, low)
+                parts.update(
+                    nl=two_product(n, low), ls=two_product(low, r1), nc=two_product(n, cross),
+                    nce=two_product(n, cross_e), nt=two_product(n, tiny), nte=two_product(n, tiny_e),
+                )
+                checked += [cross, cross_e, tiny, tiny_e]
+            for p in (*checked, *(p for p, _ in parts.values())):
                 unsafe |= (p != 0) & (np.abs(p) < PRODUCT_MIN)
         keep = present & ~unsafe
-        (nh, nh_e), (nl, nl_e), (hs, hs_e), (ls, ls_e), (nq, nq_e), (nqe, nqe_e), (nc, nc_e), (nce, nce_e), (nt, nt_e), (nte, nte_e) = (
-            (a * keep, b * keep) for a, b in products
-        )
-        zero = np.zeros(groups)
-        first_sums = [r1 * keep, nh, nh_e, nl, nl_e]
-        second_sums = [
-            r2 * keep, 2.0 * hs, 2.0 * hs_e, 2.0 * ls, 2.0 * ls_e, nq, nq_e, nqe, nqe_e,
-            2.0 * nc, 2.0 * nc_e, 2.0 * nce, 2.0 * nce_e, nt, nt_e, nte, nte_e,
+        if (unsafe & present & (m != 0)).any():  # groups found unsafe by their products: drop their terms
+            parts = {k: (a * keep, b * keep) for k, (a, b) in parts.items()}
+            r1, r2, n = r1 * keep, r2 * keep, n * keep
+
+        def term(name: str, error: bool = False, factor: float = 1.0):  # noqa: ANN202
+            pair = parts.get(name)
+            return None if pair is None else factor * pair[1 if error else 0]
+
+        # (Σw(x − S) term, Σw(x − S)² term) per round, by magnitude (see ROUND_LEVELS); None: zero
+        pairs = [
+            (r1, r2), (term("nh"), term("nq")), (term("nl"), term("hs", factor=2.0)),
+            (term("nh", True), term("nq", True)), (term("nl", True), term("ls", factor=2.0)),
+            (None, term("hs", True, 2.0)), (None, term("ls", True, 2.0)), (None, term("nqe")), (None, term("nqe", True)),
+            (None, term("nc", factor=2.0)), (None, term("nc", True, 2.0)), (None, term("nce", factor=2.0)),
+            (None, term("nce", True, 2.0)), (None, term("nt")), (None, term("nt", True)), (None, term("nte")),
+            (None, term("nte", True)),
         ]
-        rounds = []
-        for i in range(ROUNDS):
-            row = [first_sums[i] if i < len(first_sums) else zero, second_sums[i]]
+        zero = np.zeros(groups)
+        rounds: list[np.ndarray | None] = []
+        for i, (first_term, second_term) in enumerate(pairs):
+            if first_term is None and second_term is None and not (i == 0 and wv is not None):
+                rounds.append(None)
+                continue
+            row = [zero if first_term is None else first_term, zero if second_term is None else second_term]
             if wv is not None:
-                row.append(n * keep if i == 0 else zero)
+                row.append(n if i == 0 else zero)
             rounds.append(np.stack(row))
         self.fast[:groups] += counts * keep
         for group in np.nonzero(unsafe & present)[0].tolist():
@@ -440,10 +466,14 @@ class GroupAccumulator:
             column = self.columns[spec.name]
             per_column.append((column, column.add(gid, groups, x, null, w)))
         self.sums.grow(groups)
-        for i in range(ROUNDS):  # columns without values in this block add zeros
-            values = np.concatenate([terms[i] if terms else np.zeros((c.quantities, groups)) for c, terms in per_column])
+        for i, level in enumerate(ROUND_LEVELS):  # columns without such terms add zeros
+            if all(not terms or terms[i] is None for _, terms in per_column):
+                continue
+            values = np.concatenate(
+                [terms[i] if terms and terms[i] is not None else np.zeros((c.quantities, groups)) for c, terms in per_column]
+            )
             if values.any():
-                self.sums.add(values)
+                self.sums.add(values, level)
 
     def result(self, absent: Sequence[ColumnSpec]) -> GroupPartials:
         groups = len(self.index)
