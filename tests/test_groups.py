@@ -363,3 +363,16 @@ def test_dyadic_totals_of_sums_are_exact_against_fractions() -> None:
     for v in values:
         sums.add(np.array([[v]]))
     assert sums.totals(0, 1)[0] == Dyadic.from_expansion([4.0, 2.0**-60])
+
+
+def test_keys_read_as_text_find_the_integer_groups_they_were_fitted_as(tmp_path: Path, monkeypatch) -> None:
+    """CSV to CSV passes other columns through as text: '007' must still find the group 7."""
+    monkeypatch.chdir(tmp_path)
+    Path("k.csv").write_text("k,x\n007,1\n007,3\n8,10\n8,14\n")
+    Path("new.csv").write_text("k,x\n007,2\n8,12\nabc,5\n")
+    assert runner.invoke(app, ["fit", "k.csv", "--by", "k", "-o", "k.json", "-q"]).exit_code == 0
+    assert parse_stats(Path("k.json").read_text()).groups.keys == ((7,), (8,))
+    result = runner.invoke(app, ["transform", "new.csv", "-s", "k.json"])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[:3] == ["k,x", "007,0.0", "8,0.0"]  # the key passes through as written
+    assert "1 row in 1 group not in the stats (k=abc)" in result.stderr

@@ -153,28 +153,22 @@ class Scaling:
     def helper_names(self) -> list[str]:
         if not self.grouped:
             return []
-        names = [*self.key_names(), _KNOWN]
+        names = [*self.join_names(), _KNOWN]
         for i in range(len(self.stats.columns)):
             names += [_helper(kind, i) for kind in ("c", "l", "s", "f")]
         return names
 
-    def parameters(self, schema: pl.Schema | Mapping) -> pl.DataFrame:
-        """The table of per-group parameters, keyed like the data's normalized key columns."""
+    def parameters(self) -> pl.DataFrame:
+        """The table of per-group parameters, keyed by the group keys in the stats' types."""
         import numpy as np
         import polars as pl
 
-        from normcli.scaling.groups import key_expressions
-
         table = self.stats.groups
         assert table is not None
-        data_keys = pl.DataFrame(schema={n: schema[n] for n in self.stats.by}).select(key_expressions(self.stats.by, schema))
-        keys: dict[str, pl.Series] = {}
-        valid = np.ones(len(table), dtype=bool)
-        for i, name in enumerate(self.stats.by):
-            values = pl.Series(_helper("k", i), [key[i] for key in table.keys], dtype=_key_dtype(self.stats.by_dtype(name)), strict=False)
-            cast = values.cast(data_keys.schema[name], strict=False)
-            valid &= ~(cast.is_null() & values.is_not_null()).to_numpy()  # keys the data's type cannot hold
-            keys[_helper("k", i)] = cast
+        keys = {
+            _helper("k", i): pl.Series([key[i] for key in table.keys], dtype=_key_dtype(self.stats.by_dtype(name)))
+            for i, name in enumerate(self.stats.by)
+        }
         columns: dict[str, np.ndarray] = {}
         for i, column in enumerate(self.stats.columns):
             group = table.columns[column.name]
@@ -184,13 +178,27 @@ class Scaling:
             fill = self._group_fill(column, group)
             columns[_helper("f", i)] = fill if fill is not None else np.full(len(table), np.nan)
         frame = pl.DataFrame({**keys, _KNOWN: np.ones(len(table), dtype=bool), **columns})
-        frame = frame.with_columns(pl.col(list(columns)).fill_nan(None)).filter(pl.Series(valid))
-        if frame.select(self.key_names()).is_duplicated().any():
-            raise DataError(
-                f"the stats' groups collide once cast to the data's types of {', '.join(self.stats.by)}",
-                hint="give the group columns the types they had when fitted",
-            )
-        return frame
+        frame = frame.with_columns(pl.col(list(columns)).fill_nan(None))
+        return frame.with_columns(pl.lit(True).alias(_helper("ok", i)) for i in range(len(self.stats.by)))
+
+    def key_expressions(self, schema: pl.Schema | Mapping) -> list[pl.Expr]:
+        """The data's group columns as the stats' keys: normalized (dates as text), then read as
+        the type the keys had when fitted — so text read from a CSV ("007") finds an integer key
+        (7) — with a flag per column that is false where a value is not of that type (such rows
+        match no group)."""
+        import polars as pl
+
+        from normcli.scaling.groups import key_expressions
+
+        exprs = []
+        for i, (name, expr) in enumerate(zip(self.stats.by, key_expressions(self.stats.by, schema), strict=True)):
+            target = _key_dtype(self.stats.by_dtype(name))
+            if target == pl.Boolean and schema[name] == pl.String:
+                key = expr.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
+            else:
+                key = expr.cast(target, strict=False)
+            exprs += [key.alias(_helper("k", i)), (expr.is_null() | key.is_not_null()).alias(_helper("ok", i))]
+        return exprs
 
     def _group_fill(self, column: ColumnStats, group) -> np.ndarray | None:  # noqa: ANN001
         """Per group: the output value of a missing cell (NaN: the pooled one), or None for keep."""
@@ -207,8 +215,6 @@ class Scaling:
             return frame
         import polars as pl
 
-        from normcli.scaling.groups import key_expressions
-
         schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
         missing = [name for name in self.stats.by if name not in schema]
         if missing:
@@ -216,13 +222,14 @@ class Scaling:
                 f"group column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} of the stats (--by) not found",
                 hint="transform data that has the group columns",
             )
-        params = self.parameters(schema)
+        params = self.parameters()
         if isinstance(frame, pl.LazyFrame):
             params = params.lazy()
-        keyed = frame.with_columns(
-            expr.alias(name) for expr, name in zip(key_expressions(self.stats.by, schema), self.key_names(), strict=True)
-        )
-        return keyed.join(params, on=self.key_names(), how="left", nulls_equal=True, maintain_order="left")
+        keyed = frame.with_columns(self.key_expressions(schema))
+        return keyed.join(params, on=self.join_names(), how="left", nulls_equal=True, maintain_order="left")
+
+    def join_names(self) -> list[str]:
+        return [*self.key_names(), *(_helper("ok", i) for i in range(len(self.stats.by)))]
 
     # ------------------------------------------------------------------ the expressions
 
@@ -278,7 +285,7 @@ class Scaling:
         if self.grouped:
             unseen = pl.col(_KNOWN).is_null()
             counts.append(unseen.sum().alias("\x00unseen"))
-            counts.append(pl.struct(self.key_names()).filter(unseen).unique().implode().alias("\x00unseen_keys"))
+            counts.append(pl.struct(list(self.stats.by)).filter(unseen).unique().implode().alias("\x00unseen_keys"))
             for i in range(len(self.stats.columns)):
                 counts.append((~unseen & pl.col(_helper("c", i)).is_null()).sum().alias(_helper("nogroup", i)))
         return counts
@@ -325,7 +332,7 @@ class Scaling:
         if not any_bad:
             return
         row = prepared.row(index, named=True)
-        key = tuple(row[name] for name in self.key_names())
+        key = tuple(row[name] for name in self.stats.by)
         group = describe_key(self.stats.by, key)
         if row[_KNOWN] is None:
             problem = f"has the group {group}, which the stats do not have"
