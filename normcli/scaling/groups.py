@@ -69,12 +69,8 @@ def key_expressions(by: Sequence[str], schema: pl.Schema | dict) -> list[pl.Expr
     exprs = []
     for name in by:
         dtype = schema[name]
-        if dtype == pl.String or dtype == pl.Boolean or dtype.is_integer():
-            exprs.append(pl.col(name))
-        elif dtype == pl.Null:
-            exprs.append(pl.col(name).cast(pl.String))
-        else:
-            exprs.append(pl.col(name).cast(pl.String))
+        keep = dtype == pl.String or dtype == pl.Boolean or dtype.is_integer()
+        exprs.append(pl.col(name) if keep else pl.col(name).cast(pl.String))
     return exprs
 
 
@@ -224,7 +220,6 @@ PRODUCT_MIN = 2.0**-900
 ROUND_LEVELS = (0, 0, 0, 1, 1, 1, 1, 1, 2, 1, 2, 2, 2, 2, 2, 2, 2)
 """The level (:class:`ExactSums`) each round of the exact conversion (:meth:`_Column.add`) starts
 at: the block sums and the main products at 0, their rounding errors lower."""
-ROUNDS = len(ROUND_LEVELS)
 
 
 class _Column:
@@ -274,14 +269,18 @@ class _Column:
         import numpy as np
 
         self.grow(groups)
-        nan = np.isnan(x) & ~null
-        self.nulls[:groups] += np.bincount(gid[null], minlength=groups)
-        self.nans[:groups] += np.bincount(gid[nan], minlength=groups)
-        used = ~np.isnan(x)
-        g, v = gid[used], x[used]
+        missing = np.isnan(x)
+        if missing.any():
+            nan = missing & ~null
+            self.nulls[:groups] += np.bincount(gid[null], minlength=groups)
+            self.nans[:groups] += np.bincount(gid[nan], minlength=groups)
+            used = ~missing
+            g, v = gid[used], x[used]
+            wv = w[used] if w is not None else None
+        else:
+            g, v, wv = gid, x, w
         if not len(v) or np.isinf(v).any():  # infinities: the pooled statistics report the error
             return []
-        wv = w[used] if w is not None else None
         counts = np.bincount(g, minlength=groups)
         self.count[:groups] += counts
         present = counts > 0
@@ -307,7 +306,7 @@ class _Column:
             # which groups the vectorized conversion handles exactly; the others go the exact way
             unsafe = ~(np.isfinite(mean) & np.isfinite(s1) & np.isfinite(s2) & np.isfinite(total))
             magnitude = np.abs(v)
-            if (magnitude > FAST_MAX).any() or ((magnitude > 0) & (magnitude < FAST_MIN)).any():
+            if magnitude.max() > FAST_MAX or (magnitude < FAST_MIN).sum() > (magnitude == 0).sum():
                 top = np.zeros(groups)
                 np.maximum.at(top, g, magnitude)
                 unsafe |= (top > FAST_MAX) | ((top > 0) & (top < FAST_MIN))
