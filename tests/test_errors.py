@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -382,6 +383,101 @@ def test_08_no_input_and_stdin_is_a_terminal(workdir: Path, command: list[str]) 
         os.close(secondary)
     assert_clean_error(result.returncode, result.stdout, result.stderr, 2, ("stdin is a terminal", "pipe data in"))
     assert snapshot(workdir) == before
+
+
+# --------------------------------------------------------------------------- the process: signals, pipes, closed streams
+
+
+HOLD_IMPORT = """
+import os, sys, time
+
+class HoldTyper:
+    \"\"\"Stops the import of typer (normcli's start-up) until a signal comes.\"\"\"
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer" and "normcli" in " ".join(sys.argv + sys.orig_argv):
+            os.write(int(os.environ["NORMCLI_TEST_READY_FD"]), b"importing")
+            time.sleep(60)
+        return None
+
+sys.meta_path.insert(0, HoldTyper())
+"""
+
+
+def test_10_11_ctrl_c_during_start_up_imports(tmp_path: Path) -> None:
+    """SIGINT while the command line is still being imported: the same one line and death by
+    SIGINT as later on, not a KeyboardInterrupt traceback. A sitecustomize holds the import of
+    typer until the test has sent the signal (a readiness signal, not a guess about timing)."""
+    (tmp_path / "sitecustomize.py").write_text(HOLD_IMPORT)
+    read, write = os.pipe()
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}", "NORMCLI_TEST_READY_FD": str(write)}
+    process = subprocess.Popen(
+        [*NORMCLI, "fit", "x.csv"], cwd=tmp_path, env=env, pass_fds=(write,),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    os.close(write)
+    try:
+        assert os.read(read, 100) == b"importing"
+    finally:
+        os.close(read)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT
+    assert (stdout, stderr) == ("", "normcli: interrupted\n")
+
+
+def run_into_closed_pipe(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run normcli with stdout a pipe whose reader is already gone (``normcli ... | true``, but
+    without the race of ``true`` ending before or after normcli writes)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([*NORMCLI, *args], cwd=cwd, stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["-h"], ["--version"], ["fit", "--help"], ["transform", "-h"], ["fit", "ok.csv", "-o", "-"],
+     ["inspect", "stats.json"], ["transform", "ok.csv", "-s", "stats.json"]],
+    ids=lambda args: " ".join(args),
+)
+def test_10_11_a_closed_pipe_is_not_an_error(workdir: Path, args: list[str]) -> None:
+    before = snapshot(workdir)
+    result = run_into_closed_pipe(args, workdir)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert snapshot(workdir) == before
+
+
+def test_10_11_an_error_into_a_closed_pipe_keeps_its_code(workdir: Path) -> None:
+    result = run_into_closed_pipe(["fit", "missing.csv", "-o", "-"], workdir)
+    assert_clean_error(result.returncode, "", result.stderr, 1, ("missing.csv", "no such file"))
+
+
+@pytest.mark.parametrize(
+    ("args", "output"),
+    [(["fit", "const.csv", "-o", "-"], None), (["fit", "const.csv", "-o", "out.json"], "out.json"),
+     (["transform", "blank.csv", "-s", "stats.json"], None)],
+    ids=["fit-to-stdout", "fit-to-file", "transform-to-stdout"],
+)
+def test_10_12_with_stderr_closed_messages_never_reach_stdout(workdir: Path, args: list[str], output: str | None) -> None:
+    """``2>&-``: Python would print warnings and notes (``print(file=None)``) on stdout, into the data."""
+    (workdir / "const.csv").write_text("a,b\n1,5\n2,5\n4,5\n")  # b is constant: a warning
+    (workdir / "blank.csv").write_text("a,b\n,5\n,6\n")  # a has no values: a note
+    with_stderr = subprocess.run([*NORMCLI, *args, *(["-o", "ref.json"] if output else [])], cwd=workdir, capture_output=True, text=True)
+    assert with_stderr.returncode == 0 and "normcli: " in with_stderr.stderr  # there is something to say
+    closed = subprocess.run([*NORMCLI, *args], cwd=workdir, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
+    assert closed.returncode == 0
+    if output is None:
+        assert closed.stdout == with_stderr.stdout and "normcli:" not in closed.stdout
+    else:
+        assert closed.stdout == "" and (workdir / output).read_text() == (workdir / "ref.json").read_text()
+
+
+def test_10_12_with_stderr_closed_errors_keep_their_exit_code(workdir: Path) -> None:
+    closed = subprocess.run([*NORMCLI, "fit", "missing.csv", "-o", "-"], cwd=workdir, capture_output=True, text=True,
+                            preexec_fn=lambda: os.close(2))
+    assert (closed.returncode, closed.stdout) == (1, "")
 
 
 # --------------------------------------------------------------------------- cases that succeed
