@@ -98,7 +98,7 @@ def _feedback(env: Env, inputs: list[str] | None) -> Any:
 def train(
     inputs: Inputs = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
-    stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize numeric features with this stats file (default: fit standard stats on the training split).")] = None,
+    stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize numeric features with this stats file ('-': stdin; default: fit standard stats on the training split).")] = None,
     features: Annotated[list[str] | None, typer.Option("--features", help="Feature columns (comma-separated; default: all but the target, id-like and unusable columns).")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Columns that are not features.")] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="One-hot encode these columns (default: text, boolean and integer columns with at most 10 values).")] = None,

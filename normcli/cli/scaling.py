@@ -103,7 +103,7 @@ def fit(
 @app.command()
 def transform(
     inputs: Inputs = None,
-    stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit.")] = ...,  # type: ignore[assignment]
+    stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit ('-': stdin, when the data are files).")] = ...,  # type: ignore[assignment]
     output: Annotated[str, typer.Option("--output", "-o", help="Output file ('-' for stdout).")] = "-",
     inverse: Annotated[bool, typer.Option("--inverse", help="Undo the scaling: x = y · scale + center.")] = False,
     clip: Annotated[bool, typer.Option("--clip", help="Clip minmax columns to their feature range.")] = False,
@@ -161,7 +161,7 @@ def transform(
 
 @app.command()
 def inspect(
-    stats: Annotated[str, typer.Argument(help="Stats file to show.", show_default=False)],
+    stats: Annotated[str, typer.Argument(help="Stats file to show ('-' for stdin).", show_default=False)],
     json_output: Annotated[bool, typer.Option("--json", help="Print the validated JSON instead of a table.")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -176,15 +176,16 @@ def inspect(
     """
 
     def body(env: Env) -> None:
+        from normcli.data.inputs import STDIN
         from normcli.scaling.statsfile import dumps_stats, load_stats
 
-        loaded = load_stats(stats)
+        loaded = load_stats(stats, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal)
         if json_output:
             env.write_text(dumps_stats(loaded))
             return
         from normcli.report import stats_table
 
-        env.write_text(stats_table(loaded, source=stats))
+        env.write_text(stats_table(loaded, source=STDIN if stats == "-" else stats))
 
     _run(body, quiet)
 
@@ -194,7 +195,7 @@ def inspect(
 
 @app.command()
 def merge(
-    stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards.", show_default=False)],
+    stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards (one may be '-', stdin).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Merged stats file ('-' for stdout).")] = "stats.json",
     allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Merge shards that list the same input file (its rows count twice).")] = False,
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from a shard counts as empty there.")] = False,
@@ -213,17 +214,21 @@ def merge(
     """
 
     def body(env: Env) -> None:
+        from normcli.data.inputs import STDIN
         from normcli.scaling.merge import merge_stats
         from normcli.scaling.statsfile import dumps_stats, load_stats, save_stats
 
         if len(stats_files) < 2:
             raise UsageError("merge needs at least two stats files")
+        if stats_files.count("-") > 1:
+            raise UsageError("stdin ('-') can be read only once", hint="name it once among the stats files")
         if output != "-":
             from normcli.data.outputs import check_output_target
 
             check_output_target(output, stats_files)
         merged = merge_stats(
-            [load_stats(path) for path in stats_files], names=stats_files,
+            [load_stats(path, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal) for path in stats_files],
+            names=[STDIN if path == "-" else path for path in stats_files],
             allow_overlap=allow_overlap, allow_missing_columns=allow_missing_columns,
         )
         for warning in merged.warnings:

@@ -171,6 +171,50 @@ def open_sources(
             os.close(fd)
 
 
+def reads_stdin(patterns: Sequence[str], stdin: IO[bytes] | None = None) -> bool:
+    """Whether these input arguments read stdin: none at all, ``-``, or a path that is stdin's own
+    pipe or device (``/dev/stdin``)."""
+    if not patterns or "-" in patterns:
+        return True
+    try:
+        fd = (stdin if stdin is not None else sys.stdin.buffer).fileno()
+        own = os.fstat(fd)
+    except (AttributeError, OSError, ValueError):
+        return False
+    if stat.S_ISREG(own.st_mode):
+        return False
+    for name in patterns:
+        with contextlib.suppress(OSError):
+            info = os.stat(name)
+            if (info.st_dev, info.st_ino) == (own.st_dev, own.st_ino):
+                return True
+    return False
+
+
+def read_stdin_text(
+    stdin: IO[bytes] | None, stdin_is_terminal: bool, data: Sequence[str] | None, what: str
+) -> str:
+    """All of stdin as UTF-8 text, for a small document named ``-`` (a stats file).
+
+    Refused when the command's data (``data``) read stdin too, or stdin is a terminal.
+    """
+    if data is not None and reads_stdin(data, stdin):
+        raise UsageError(
+            f"stdin ('-') cannot carry both the data and the {what}",
+            hint=f"name the data files, or give the {what} as a file",
+        )
+    if stdin_is_terminal:
+        raise UsageError(
+            f"the {what} should come from stdin ('-'), but stdin is a terminal",
+            hint="pipe them in (normcli fit data.csv -o - | normcli ...), or name a file",
+        )
+    raw = (stdin if stdin is not None else sys.stdin.buffer).read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{STDIN}: the {what} are not UTF-8 text") from None
+
+
 def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: str | None = None) -> Source:
     """A stream's source: the format from ``--format`` (or the name), compression from its first bytes."""
     if options.format is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from normcli.errors import DataError, UsageError
 from normcli.learn._seam import (
@@ -640,6 +640,11 @@ def _imputation_notes(train: Encoded, val: Encoded | None, feedback: Feedback, n
         _say(feedback.note, notes, f"validation rows with categories not in the training split (encoded as all-zero): {shown}")
 
 
-def load_given_stats(path: str | None) -> Stats | None:
-    """The ``--stats`` file, loaded and validated (None without one)."""
-    return load_stats(path) if path else None
+def load_given_stats(
+    path: str | None, data: Sequence[str] = (), stdin: IO[bytes] | None = None, stdin_is_terminal: bool = False
+) -> Stats | None:
+    """The ``--stats`` file (``-``: stdin, when the ``data`` come from files), loaded and
+    validated; None without one."""
+    if not path:
+        return None
+    return load_stats(path, stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=data)

@@ -160,7 +160,7 @@ def train(
     network = network if network is not None else default_config(data.seed)
     if model_path is not None:
         check_output_target(model_path)
-    stats = load_given_stats(data.stats_path)
+    stats = load_given_stats(data.stats_path, paths, stdin, stdin_is_terminal)
     read = reading.options(stats.null_values if stats is not None else None)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         if model_path is not None:

@@ -101,7 +101,7 @@ def transform(
     stdout: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
 ) -> TransformReport:
-    """Apply ``stats`` (a :class:`Stats` or a stats file) to inputs and write ``output``.
+    """Apply ``stats`` (a :class:`Stats`, a stats file, or ``-`` for stdin) to inputs and write ``output``.
 
     ``output`` ``-`` streams to ``stdout`` (CSV unless ``output_format_name``); a path is written via
     a temporary file renamed into place on success. Missing-value tokens default to those of the fit.
@@ -110,9 +110,9 @@ def transform(
 
         normcli.transform(["new.csv"], stats="stats.json", output="new-scaled.parquet")
     """
-    stats_file = None if isinstance(stats, Stats) else Path(stats)
-    if stats_file is not None:
-        stats = load_stats(stats_file)
+    stats_file = None if isinstance(stats, Stats) or str(stats) == "-" else Path(stats)
+    if not isinstance(stats, Stats):
+        stats = load_stats(stats, stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
     if inverse and clip:
         raise UsageError("--clip and --inverse cannot be combined", hint="clip applies to the forward transform")
     read = ReadOptions(

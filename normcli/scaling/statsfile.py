@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from normcli import __version__
+from normcli.data.inputs import STDIN, read_stdin_text
 from normcli.data.outputs import write_text_output
 from normcli.errors import DataError
 from normcli.scaling.exact import Dyadic, Moments, expansion
@@ -94,9 +96,21 @@ def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None) -> None
 # --------------------------------------------------------------------------- loading
 
 
-def load_stats(path: str | Path) -> Stats:
-    """Read and validate a stats file; any problem is a :class:`DataError` naming the field."""
+def load_stats(
+    path: str | Path,
+    *,
+    stdin: IO[bytes] | None = None,
+    stdin_is_terminal: bool = False,
+    data: Sequence[str] | None = None,
+) -> Stats:
+    """Read and validate a stats file; any problem is a :class:`DataError` naming the field.
+
+    ``-`` reads the stats from ``stdin`` (``normcli fit a.csv -o - | normcli transform b.csv -s -``);
+    ``data``, the data inputs of the same command, must then not read stdin too.
+    """
     name = str(path)
+    if name == "-":
+        return parse_stats(read_stdin_text(stdin, stdin_is_terminal, data, what="stats"), STDIN)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
