@@ -244,7 +244,7 @@ def test_predict_keep_columns(colours: Path, colour_model: Path) -> None:
     some = pl.read_csv(invoke("predict", colours, "--model", colour_model, "--keep", "noise1,colour", "-q").stdout.encode())
     assert some.columns[:3] == ["noise1", "colour", "predicted_label"]
     bad = invoke("predict", colours, "--model", colour_model, "--keep", "nope")
-    assert bad.exit_code == 2 and "--keep names no column 'nope'" in bad.stderr
+    assert bad.exit_code == 2 and "--keep: no column named 'nope'" in bad.stderr
 
 
 def test_predict_counts_imputed_rows_and_can_refuse_them(colours: Path, colour_model: Path, tmp_path: Path) -> None:

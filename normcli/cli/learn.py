@@ -55,7 +55,7 @@ def _parse_keep(text: str | None) -> list[str] | str | None:
         return None
     if text.strip().lower() in ("all", "none"):
         return text.strip().lower()
-    names = _split_list(text)
+    names = _split_names([text], "--keep")
     if not names:
         raise UsageError("--keep takes column names, 'all' or 'none'")
     return names
@@ -99,7 +99,7 @@ def train(
     inputs: Inputs = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
     stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize numeric features with this stats file ('-': stdin; default: fit standard stats on the training split).")] = None,
-    features: Annotated[list[str] | None, typer.Option("--features", help="Feature columns (comma-separated; default: all but the target, id-like and unusable columns).")] = None,
+    features: Annotated[list[str] | None, typer.Option("--features", help="Feature columns: names, globs, re:REGEX, ranges, comma-separated (default: all but the target, id-like and unusable columns).")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Columns that are not features.")] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="One-hot encode these columns (default: text, boolean and integer columns with at most 10 values).")] = None,
     numeric: Annotated[list[str] | None, typer.Option("--numeric", help="Treat these integer columns as numbers, not categories.")] = None,
@@ -181,10 +181,10 @@ def train(
         reading = Reading(format=format, separator=separator, null_values=tuple(nulls) if nulls is not None else None)
         data = DataOptions(
             target=target,
-            features=tuple(_split_names(features)) if features else None,
-            exclude=tuple(_split_names(exclude) or ()),
-            categorical=tuple(_split_names(categorical) or ()),
-            numeric=tuple(_split_names(numeric) or ()),
+            features=tuple(_split_names(features, "--features") or ()) if features else None,
+            exclude=tuple(_split_names(exclude, "--exclude") or ()),
+            categorical=tuple(_split_names(categorical, "--categorical") or ()),
+            numeric=tuple(_split_names(numeric, "--numeric") or ()),
             max_categories=max_categories,
             task=task,
             val_split=val_split,
@@ -278,7 +278,7 @@ def predict(
     model: Annotated[str, typer.Option("--model", "-m", help="Model file written by normcli train.")] = ...,  # type: ignore[assignment]
     output: Annotated[str, typer.Option("--output", "-o", help="Predictions file ('-' for stdout).")] = "-",
     target: Annotated[str | None, typer.Option("--target", "-t", help="Column with true values: also print metrics.")] = None,
-    keep: Annotated[str | None, typer.Option("--keep", help="Input columns to write beside the predictions: names, 'all' or 'none' (default: id-like columns, else a 1-based row number).")] = None,
+    keep: Annotated[str | None, typer.Option("--keep", help="Input columns to write beside the predictions: names or patterns (as --features), 'all' or 'none' (default: id-like columns, else a 1-based row number).")] = None,
     missing: Annotated[str, typer.Option("--missing", help="Missing feature values: 'impute' (training mean; all-zero categories) or 'error'.")] = "impute",
     unknown: Annotated[str, typer.Option("--unknown", help="Categories not seen in training: 'zero' (all-zero one-hot) or 'error'.")] = "zero",
     output_format: Annotated[str | None, typer.Option("--output-format", help="csv, tsv, parquet, ndjson.")] = None,

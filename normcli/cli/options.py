@@ -34,10 +34,14 @@ def _split_list(text: str | None) -> list[str] | None:
     return [item for item in (part.strip() for part in text.split(",")) if item]
 
 
-def _split_names(values: list[str] | None) -> list[str] | None:
+def _split_names(values: list[str] | None, option: str) -> list[str] | None:
+    """Column-selection items of an option given one or more times (names, globs, ``re:``,
+    ranges; double quotes around a name with a comma), see :mod:`normcli.data.selection`."""
     if values is None:
         return None
-    return [name for value in values for name in (_split_list(value) or [])]
+    from normcli.data.selection import split_items
+
+    return [item for value in values for item in split_items(value, option)]
 
 
 def _parse_pair(text: str, option: str) -> tuple[float, float]:
@@ -55,6 +59,9 @@ def _parse_method_for(values: list[str] | None) -> dict[str, str]:
     result: dict[str, str] = {}
     for value in values or []:
         column, sep, method = value.rpartition("=")
+        column = column.strip()
+        if len(column) > 1 and column[0] == column[-1] == '"':
+            column = column[1:-1].replace('""', '"')
         if not sep or not column:
             raise UsageError(
                 f"--method-for takes COLUMN=METHOD, got '{value}'",

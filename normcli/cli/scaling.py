@@ -33,10 +33,10 @@ def fit(
     output: Annotated[str, typer.Option("--output", "-o", help="Stats file to write ('-' for stdout).")] = "stats.json",
     method: Annotated[str, typer.Option("--method", "-m", help="Default method: standard, minmax, robust, maxabs.")] = "standard",
     method_for: Annotated[
-        list[str] | None, typer.Option("--method-for", help="COLUMN=METHOD for one column (repeatable).")
+        list[str] | None, typer.Option("--method-for", help="COLUMN=METHOD for a column or a pattern of them (repeatable).")
     ] = None,
-    columns: Annotated[list[str] | None, typer.Option("--columns", "-c", help="Only these columns (comma-separated, repeatable).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (comma-separated, repeatable).")] = None,
+    columns: Annotated[list[str] | None, typer.Option("--columns", "-c", help="Only these columns: names, globs ('f_*'), re:REGEX, 1-based ranges (1-3); comma-separated, repeatable.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (same patterns as --columns).")] = None,
     ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
     feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
@@ -73,8 +73,8 @@ def fit(
                 inputs or [],
                 method=method,  # type: ignore[arg-type]
                 method_for=_parse_method_for(method_for),  # type: ignore[arg-type]
-                columns=_split_names(columns),
-                exclude=_split_names(exclude) or (),
+                columns=_split_names(columns, "--columns"),
+                exclude=_split_names(exclude, "--exclude") or (),
                 ddof=ddof,
                 feature_range=_parse_pair(feature_range, "--feature-range"),
                 null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
 from normcli.data.outputs import atomic_path, check_output_target, output_format
+from normcli.data.selection import named, select, shown_names
 from normcli.data.table import Inputs, open_inputs
 from normcli.scaling.fit import fit_frame
 from normcli.scaling.model import FitOptions, Stats
@@ -31,9 +32,12 @@ __all__ = [
     "fit_frame",
     "is_text_input",
     "load_stats",
+    "named",
     "open_inputs",
     "output_format",
     "polars_errors",
+    "select",
+    "shown_names",
     "sink",
     "stats_from_dict",
     "stats_to_dict",

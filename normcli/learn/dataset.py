@@ -22,7 +22,7 @@ Notes go to the caller's :class:`Feedback` as soon as they are known (before any
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from normcli.errors import DataError, UsageError
@@ -35,7 +35,10 @@ from normcli.learn._seam import (
     fit_frame,
     is_text_input,
     load_stats,
+    named,
     polars_errors,
+    select,
+    shown_names,
 )
 from normcli.learn.columns import MAX_INTEGER_CATEGORIES, column_kind, is_id_like, is_text
 from normcli.learn.features import (
@@ -295,19 +298,28 @@ def split_indices(y: np.ndarray, val_split: float, seed: int, stratify: bool) ->
 # --------------------------------------------------------------------------- choosing features
 
 
-def _check_names(schema: pl.Schema, options: DataOptions) -> None:
+def _resolve_names(schema: pl.Schema, options: DataOptions) -> DataOptions:
+    """``options`` with every column pattern resolved to the columns it selects (see
+    :mod:`normcli.data.selection`: an item matching nothing is an error), and the names checked."""
     names = schema.names()
-    available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
     if options.target not in schema:
-        raise UsageError(f"no target column named '{options.target}'", hint=f"columns are: {available}")
-    for name in [*(options.features or ()), *options.exclude, *options.categorical, *options.numeric]:
-        if name not in schema:
-            raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
-    if options.features is not None and options.target in options.features:
-        raise UsageError(f"'{options.target}' is both the target and a feature")
-    for name in options.numeric:
+        raise UsageError(f"no target column named '{options.target}'", hint=f"columns are: {shown_names(names)}")
+    features = None
+    if options.features is not None:
+        if options.target in named(options.features, names, "--features"):
+            raise UsageError(f"'{options.target}' is both the target and a feature")
+        features = tuple(n for n in select(options.features, names, "--features") if n != options.target)
+    resolved = replace(
+        options,
+        features=features,
+        exclude=tuple(select(options.exclude, names, "--exclude")),
+        categorical=tuple(select(options.categorical, names, "--categorical")),
+        numeric=tuple(select(options.numeric, names, "--numeric")),
+    )
+    for name in resolved.numeric:
         if not schema[name].is_numeric():
             raise UsageError(f"--numeric names '{name}', which is {schema[name]}, not numbers")
+    return resolved
 
 
 def _candidates(schema: pl.Schema, options: DataOptions, feedback: Feedback, notes: list[str]) -> list[str]:
@@ -480,7 +492,7 @@ def prepare(
     feedback = feedback or Feedback()
     notes: list[str] = []
     schema = inputs.schema()
-    _check_names(schema, options)
+    options = _resolve_names(schema, options)
     candidates = _candidates(schema, options, feedback, notes)
     where = inputs.describe()
     frame = read_frame(inputs, [*candidates, options.target], _float_overrides(inputs, schema, candidates), feedback)

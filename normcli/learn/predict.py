@@ -26,6 +26,7 @@ from normcli.learn._seam import (
     is_text_input,
     open_inputs,
     output_format,
+    select,
     sink,
     stats_from_dict,
 )
@@ -86,12 +87,7 @@ def _kept_columns(keep: Sequence[str] | str | None, schema: pl.Schema, meta: dic
         return names
     if keep == "none":
         return []
-    keep = list(keep)
-    absent = [n for n in keep if n not in schema]
-    if absent:
-        available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-        raise UsageError(f"--keep names no column '{absent[0]}'", hint=f"columns are: {available}")
-    return list(dict.fromkeys(keep))
+    return select(keep, names, "--keep")
 
 
 def _data_rows(mask: np.ndarray, limit: int = 3) -> str:

@@ -8,11 +8,13 @@ fixed blocks, and :mod:`normcli.scaling.merge` folds them in input order and fit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
 from normcli.data.inputs import Source, describe, open_sources
+from normcli.data.selection import named, select
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
@@ -78,7 +80,8 @@ def fit_sources(
     """Fit ``options`` over resolved ``sources`` (see :func:`fit`)."""
     schemas, readers, frames = _schemas(sources, read)
     table = unify(schemas, allow_missing_columns)
-    specs, skipped = select_columns(table, options)
+    choice = select_columns(table, options)
+    specs, skipped, options = choice.specs, choice.skipped, choice.options
     if not specs:
         return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
     fragments = [
@@ -113,7 +116,7 @@ def fit_sources(
     where = describe(sources)
     if fold.rows == 0:
         raise _no_rows(sources, read, where)
-    return finish(fold, options, read.null_values, requested=options.columns or (), where=where)
+    return finish(fold, options, read.null_values, requested=sorted(choice.by_name), where=where)
 
 
 def _schemas(
@@ -148,34 +151,56 @@ def _no_rows(sources: Sequence[Source], read: ReadOptions, where: str) -> DataEr
     return DataError(f"{where}: has no data rows", hint="expected at least one row below the header")
 
 
-def select_columns(table: TableSchema, options: FitOptions) -> tuple[list[ColumnSpec], dict[str, SkippedColumn]]:
-    """The columns to fit (in input order) and those skipped, checking every name the user gave."""
+@dataclass
+class ColumnChoice:
+    """What :func:`select_columns` decided: the columns to fit (in input order), those skipped,
+    the options with every column pattern resolved to names, and the columns named exactly in
+    ``--columns`` (which must be usable: numeric, with values)."""
+
+    specs: list[ColumnSpec]
+    skipped: dict[str, SkippedColumn]
+    options: FitOptions
+    by_name: set[str]
+
+
+def select_columns(table: TableSchema, options: FitOptions) -> ColumnChoice:
+    """Choose the columns to fit, resolving the column patterns (:mod:`normcli.data.selection`;
+    an item matching nothing is an error).
+
+    A column named exactly in ``--columns`` must be numeric; one that a glob, regex or range
+    selects is skipped (and named) if it is not.
+    """
     names = table.names
-    available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-    for name in [*(options.columns or ()), *options.exclude, *options.method_for]:
-        if name not in table.dtypes:
-            raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
-    requested = set(options.columns) if options.columns is not None else None
+    requested = None if options.columns is None else select(options.columns, names, "--columns")
+    by_name = named(options.columns or (), names, "--columns")
+    exclude = set(select(options.exclude, names, "--exclude"))
+    method_for: dict[str, str] = {}
+    for pattern, method in options.method_for.items():
+        method_for.update(dict.fromkeys(select([pattern], names, "--method-for"), method))
+    resolved = replace(
+        options, columns=tuple(requested) if requested is not None else None, exclude=tuple(exclude), method_for=method_for
+    )
+    wanted = set(requested) if requested is not None else None
     specs: list[ColumnSpec] = []
     skipped: dict[str, SkippedColumn] = {}
     for name in names:
-        if name in options.exclude or (requested is not None and name not in requested):
+        if name in exclude or (wanted is not None and name not in wanted):
             continue
         dtype = table.dtypes[name]
-        if dtype == "String" and requested is not None:
+        if dtype == "String" and name in by_name:
             dtype = _requested_text(table, name)
         if is_numeric_dtype(dtype) or dtype == NULL:
-            method = METHODS[options.method_of(name)]
+            method = METHODS[resolved.method_of(name)]
             specs.append(ColumnSpec(name, dtype, unknown=dtype == NULL, keep_values=method.keeps_values))
-        elif requested is not None:
+        elif name in by_name:
             raise DataError(f"column '{name}' is not numeric ({dtype})", hint="leave it out of --columns")
         else:
             skipped[name] = SkippedColumn(name, dtype, f"non-numeric ({dtype})")
     fitted = {s.name for s in specs}
-    for name in options.method_for:
+    for name in named(options.method_for, names, "--method-for"):
         if name not in fitted:
             raise UsageError(f"--method-for names '{name}', which is not fitted", hint="it is excluded or not numeric")
-    return specs, skipped
+    return ColumnChoice(specs, skipped, resolved, by_name)
 
 
 def _requested_text(table: TableSchema, name: str) -> str:
@@ -202,7 +227,8 @@ def fit_frame(
 
     schema = {name: str(dtype) for name, dtype in (schema or frame.schema).items()}
     table = TableSchema(schema, [])
-    specs, skipped = select_columns(table, options)
+    choice = select_columns(table, options)
+    specs, skipped, options = choice.specs, choice.skipped, choice.options
     result = summarize(reblock([frame], BLOCK_ROWS), specs)
     fold = Fold(inputs=list(input_names), rows=result.rows)
     for name in table.names:
@@ -212,4 +238,4 @@ def fit_frame(
             fold.add_numbers(name, result.columns[name])
     for name, values in result.values.items():
         fold.values[name] = [values]
-    return finish(fold, options, null_values, requested=options.columns or (), where=where)
+    return finish(fold, options, null_values, requested=sorted(choice.by_name), where=where)
