@@ -210,7 +210,7 @@ CASES = [
     Case("15-not-utf8", ("fit", "latin1-byte-line-3.csv", "-o", "out.json"), 1, ("not valid UTF-8", "iconv"), files=("latin1-byte-line-3.csv",), output="out.json"),
     Case("18-duplicate-column-names", ("fit", "duplicate-header.csv", "-o", "out.json"), 1, ("duplicate column name 'a'",), files=("duplicate-header.csv",), output="out.json"),
     Case("19-empty-column-name", ("fit", "empty-column-name.csv", "-o", "out.json"), 1, ("empty name",), files=("empty-column-name.csv",), output="out.json"),
-    Case("20-semicolon-separated", ("fit", "semicolon-separated.csv", "-o", "out.json"), 1, ("semicolon-separated", "--separator ';'"), files=("semicolon-separated.csv",), output="out.json"),
+    Case("20-semicolon-separated", ("fit", "semicolon-separated.csv", "-o", "out.json"), 1, ("semicolon-separated", "-d ';'"), files=("semicolon-separated.csv",), output="out.json"),
     Case("20-tab-separated-named-csv", ("fit", "t.csv", "-o", "out.json"), 1, ("tab-separated", "--format tsv"), make=text_file("t.csv", "a\tb\n1\t2\n"), output="out.json"),
     Case("21-stray-word-at-row-500000", ("fit", "stray.csv", "-o", "out.json"), 1, ("stray.csv", "'oops'", "line 500001", "not a number"), make=stray_word_at_row_500000, output="out.json"),
     Case("21-stray-word-at-row-500000-transform", ("transform", "stray.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("'oops'", "line 500001"), make=stray_word_at_row_500000, output="out.csv"),
@@ -258,7 +258,7 @@ CASES = [
     Case("42-columns-absent", ("fit", "ok.csv", "--columns", "zz", "-o", "out.json"), 2, ("'zz'", "columns are: a, b"), output="out.json"),
     Case("42-unknown-option", ("fit", "ok.csv", "--nope", "-o", "out.json"), 2, ("--nope", "--help"), output="out.json"),
     Case("42-unknown-format", ("fit", "ok.csv", "--format", "xlsx", "-o", "out.json"), 2, ("unknown format", "csv, tsv, parquet, ndjson"), output="out.json"),
-    Case("42-separator-two-characters", ("fit", "ok.csv", "--separator", ";;", "-o", "out.json"), 2, ("--separator", "single"), output="out.json"),
+    Case("42-separator-two-characters", ("fit", "ok.csv", "--separator", ";;", "-o", "out.json"), 2, ("--delimiter", "one character"), output="out.json"),
     Case("42-clip-with-inverse", ("transform", "ok.csv", "-s", "stats.json", "--clip", "--inverse", "-o", "out.csv"), 2, ("--clip", "--inverse"), output="out.csv"),
     Case("42-transform-without-stats", ("transform", "ok.csv", "-o", "out.csv"), 2, ("--stats",), output="out.csv"),
     # training data

@@ -10,7 +10,21 @@ from typing import Annotated, Any
 import typer
 
 from normcli.cli.app import app
-from normcli.cli.options import Debug, Format, Inputs, NullValues, Quiet, Separator, _run, _split_list, _split_names
+from normcli.cli.options import (
+    Debug,
+    Dtype,
+    Format,
+    Inputs,
+    NoHeaders,
+    NullValues,
+    Quiet,
+    Separator,
+    Text,
+    _reading,
+    _run,
+    _split_list,
+    _split_names,
+)
 from normcli.context import Env, _isatty
 from normcli.errors import UsageError
 
@@ -132,6 +146,9 @@ def train(
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -178,7 +195,7 @@ def train(
         if len(placements) != 1 and not compare:
             raise UsageError("several --bn-placement values need --compare", hint="e.g. --compare --bn-placement before,after")
         nulls = _split_list(null_values)
-        reading = Reading(format=format, separator=separator, null_values=tuple(nulls) if nulls is not None else None)
+        reading = Reading(format=format, null_values=tuple(nulls) if nulls is not None else None, **_reading(separator, no_headers, text, dtype))  # type: ignore[arg-type]
         data = DataOptions(
             target=target,
             features=tuple(_split_names(features, "--features") or ()) if features else None,
@@ -285,6 +302,9 @@ def predict(
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -309,7 +329,7 @@ def predict(
         nulls = _split_list(null_values)
         report = run_predict(
             inputs or [], model=model, output=output, target=target, output_format_name=output_format,
-            reading=Reading(format=format, separator=separator, null_values=tuple(nulls) if nulls is not None else None),
+            reading=Reading(format=format, null_values=tuple(nulls) if nulls is not None else None, **_reading(separator, no_headers, text, dtype)),  # type: ignore[arg-type]
             keep=_parse_keep(keep), missing=missing, unknown=unknown, feedback=_feedback(env, inputs),
             stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
         )

@@ -17,7 +17,24 @@ Format = Annotated[
     str | None,
     typer.Option("--format", help="Input format: csv, tsv, parquet, ndjson (default: by extension; csv for stdin)."),
 ]
-Separator = Annotated[str | None, typer.Option("--separator", help="CSV field separator (default ',' or tab for .tsv).")]
+Separator = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter", "-d", "--separator",
+        help="CSV field delimiter: ',' ';' '|' or tab ('\\t' or 'tab') (default ',', tab for .tsv).",
+    ),
+]  # fmt: skip
+NoHeaders = Annotated[
+    bool, typer.Option("--no-headers", help="CSV without a header line: the columns are column_1, column_2, ...")
+]
+Text = Annotated[
+    list[str] | None,
+    typer.Option("--text", help="Read these columns as text, never as numbers (zip codes such as 00501); patterns as --columns."),
+]
+Dtype = Annotated[
+    list[str] | None,
+    typer.Option("--dtype", help="COLUMN=TYPE: read a column (or pattern) as text, int, float, bool, date or datetime (repeatable)."),
+]
 NullValues = Annotated[
     str | None,
     typer.Option(
@@ -69,6 +86,18 @@ def _parse_method_for(values: list[str] | None) -> dict[str, str]:
             )
         result[column] = method
     return result
+
+
+def _reading(separator: str | None, no_headers: bool, text: list[str] | None, dtype: list[str] | None) -> dict[str, object]:
+    """The reading options every command shares, as keyword arguments of the library's functions."""
+    from normcli.data.formats import parse_dtype
+
+    return {
+        "separator": separator,
+        "has_header": not no_headers,
+        "text": tuple(_split_names(text, "--text") or ()),
+        "dtypes": tuple(parse_dtype(value) for value in dtype or ()),
+    }
 
 
 def _run(action: Callable[[Env], None], quiet: bool) -> None:

@@ -9,13 +9,17 @@ import typer
 from normcli.cli.app import app
 from normcli.cli.options import (
     Debug,
+    Dtype,
     Format,
     Inputs,
+    NoHeaders,
     NullValues,
     Quiet,
     Separator,
+    Text,
     _parse_method_for,
     _parse_pair,
+    _reading,
     _run,
     _split_list,
     _split_names,
@@ -43,6 +47,9 @@ def fit(
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -79,7 +86,7 @@ def fit(
                 feature_range=_parse_pair(feature_range, "--feature-range"),
                 null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,
                 format=format,
-                separator=separator,
+                **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
                 allow_missing_columns=allow_missing_columns,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
@@ -114,6 +121,9 @@ def transform(
     ] = None,
     null_values: NullValues = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -142,8 +152,8 @@ def transform(
                 float32=float32,
                 format=format,
                 output_format_name=output_format,
-                separator=separator,
                 null_values=_split_list(null_values),
+                **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
                 stdin=env.stdin,
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,

@@ -163,6 +163,7 @@ def open_sources(
                 sources.append(_stream_source(name, os.fdopen(fd, "rb", buffering=0, closefd=False), options, name))
                 continue
             fmt, compression = detect_format(name, options.format)
+            _check_header_option(name, fmt, options)
             _sniff_file(name, fmt, compression)
             sources.append(Source(name, name, fmt, compression))
         yield sources
@@ -226,12 +227,18 @@ def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: 
             fmt = FORMATS["csv"]
     else:
         fmt = FORMATS["csv"]
+    _check_header_option(display, fmt, options)
     wrapped = InputStream(stream)
     head = wrapped.peek(4)
     compression = sniff_compression(head)
     if head.startswith(PARQUET_MAGIC) and fmt.name != "parquet":
         raise DataError(f"{display}: is Parquet data, not {fmt.name.upper()}", hint="pass --format parquet")
     return Source(display, None, fmt, compression, wrapped)
+
+
+def _check_header_option(name: str, fmt: Format, options: ReadOptions) -> None:
+    if not options.has_header and fmt.name not in ("csv", "tsv"):
+        raise UsageError(f"{name}: --no-headers applies to CSV and TSV, not {fmt.name}", hint="drop --no-headers")
 
 
 def _check_readable(name: str) -> os.stat_result:
@@ -281,11 +288,13 @@ def _sniff_file(name: str, fmt: Format, compression: str | None) -> None:
         )
 
 
-def has_no_data_rows(source: Source) -> bool:
+def has_no_data_rows(source: Source, options: ReadOptions) -> bool:
     """Whether a plain text file holds a header and nothing else (a cheap look at its first bytes;
     other files and streams say so when read)."""
     if source.path is None or not source.format.text or source.compression is not None or source.format.name == "ndjson":
         return False
+    if not options.has_header:
+        return False  # an empty file was refused when opened
     with open(source.path, "rb") as handle:
         head = handle.read(1 << 16)
         if handle.read(1):

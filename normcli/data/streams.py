@@ -137,14 +137,21 @@ class StreamReader:
         return chunk
 
     def _read_header(self) -> list[str]:
+        """The column names from the first record; without a header (``--no-headers``) the first
+        record is data, left in place, and the columns are ``column_1``, ``column_2``, ..."""
         while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
             pass
-        header = self._take(cut or len(self._pending))
-        if header.startswith(_BOM):
-            header = header[len(_BOM):]
+        if self._pending.startswith(_BOM):
+            del self._pending[: len(_BOM)]
+            cut = max(cut - len(_BOM), 0)
+        if self.options.has_header:
+            header = self._take(cut or len(self._pending))
+        else:
+            header = bytes(self._pending[: cut or len(self._pending)])
         if not header.strip():
             raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
-        self._header_lines = header.count(b"\n")
+        if self.options.has_header:
+            self._header_lines = header.count(b"\n")
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
@@ -154,7 +161,8 @@ class StreamReader:
             ) from None
         delimiter = self.format.delimiter(self.options)
         rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
-        return rows[0] if rows else []
+        first = rows[0] if rows else []
+        return first if self.options.has_header else [f"column_{i + 1}" for i in range(len(first))]
 
     def _chunks(self) -> Iterator[bytes]:
         """Each chunk of whole records, in order: up to :data:`CHUNK_BYTES`, or what a slow

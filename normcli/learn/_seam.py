@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
-from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
+from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
 from normcli.data.outputs import atomic_path, check_output_target, output_format
 from normcli.data.selection import named, select, shown_names
 from normcli.data.table import Inputs, open_inputs
@@ -29,6 +29,7 @@ __all__ = [
     "Stats",
     "atomic_path",
     "check_output_target",
+    "dtype_pairs",
     "fit_frame",
     "is_text_input",
     "load_stats",

@@ -32,6 +32,7 @@ from normcli.learn._seam import (
     Inputs,
     ReadOptions,
     Stats,
+    dtype_pairs,
     fit_frame,
     is_text_input,
     load_stats,
@@ -94,7 +95,8 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Reading:
-    """How to read the input files: format, CSV separator and missing-value tokens.
+    """How to read the input files: format, CSV delimiter and header, missing-value tokens, and
+    columns of fixed type (``--text``, ``--dtype``: pattern → type, as ``normcli fit`` takes them).
 
     ``null_values=None`` means the tokens of the statistics the data go with (a ``--stats``
     file, a model's normalization) or, without those, normcli's defaults.
@@ -103,12 +105,18 @@ class Reading:
     format: str | None = None
     separator: str | None = None
     null_values: tuple[str, ...] | None = None
+    has_header: bool = True
+    text: tuple[str, ...] = ()
+    dtypes: tuple[tuple[str, str], ...] = ()
 
     def options(self, default_null_values: Sequence[str] | None = None) -> ReadOptions:
         nulls = self.null_values
         if nulls is None:
             nulls = tuple(default_null_values) if default_null_values is not None else DEFAULT_NULL_VALUES
-        return ReadOptions(format=self.format, null_values=tuple(nulls), separator=self.separator)
+        return ReadOptions(
+            format=self.format, null_values=tuple(nulls), separator=self.separator, has_header=self.has_header,
+            text=self.text, dtypes=dtype_pairs(self.dtypes),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streami
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import polars_errors
-from normcli.data.formats import Format, ReadOptions
+from normcli.data.formats import Format, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
 from normcli.data.outputs import atomic_path, check_output_target, output_format, writing
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
@@ -97,6 +97,9 @@ def transform(
     output_format_name: str | None = None,
     separator: str | None = None,
     null_values: Sequence[str] | None = None,
+    has_header: bool = True,
+    text: Sequence[str] = (),
+    dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
@@ -105,6 +108,8 @@ def transform(
 
     ``output`` ``-`` streams to ``stdout`` (CSV unless ``output_format_name``); a path is written via
     a temporary file renamed into place on success. Missing-value tokens default to those of the fit.
+    The reading options are those of :func:`normcli.scaling.fit.fit`; CSV output keeps the inputs'
+    delimiter, and has no header line when they had none.
 
     Example::
 
@@ -119,13 +124,16 @@ def transform(
         format=format,
         null_values=tuple(null_values) if null_values is not None else stats.null_values,
         separator=separator,
+        has_header=has_header,
+        text=tuple(text),
+        dtypes=dtype_pairs(dtypes),
     )
     out_format, compression = output_format(output, output_format_name)
     report = TransformReport()
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         read_files = [*(s.path for s in sources if s.path), *([str(stats_file)] if stats_file else [])]
         target = None if output == "-" else check_output_target(output, read_files)
-        if all(has_no_data_rows(s) for s in sources):
+        if all(has_no_data_rows(s, read) for s in sources):
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
         exprs = scaling_expressions(stats, inverse=inverse, clip=clip, float32=float32)
@@ -195,7 +203,7 @@ def _frames(part: _Part, read: ReadOptions) -> Iterator[pl.DataFrame]:
         return
     assert source.path is not None
     with polars_errors([source], read):
-        yield from source.format.scan(source.path, read, part.types).collect_batches()
+        yield from source.format.scan(source.path, part.schema.options, part.types).collect_batches()
 
 
 def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compression: str | None, target, read: ReadOptions) -> None:
@@ -204,14 +212,14 @@ def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compres
 
     sources = [p.schema.source for p in parts]
     if not any(p.reader for p in parts):
-        scans = [p.schema.source.format.scan(p.schema.source.path, read, p.types) for p in parts]
+        scans = [p.schema.source.format.scan(p.schema.source.path, p.schema.options, p.types) for p in parts]
         frame = scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")
         with polars_errors(sources, read):
-            out_format.sink(frame.with_columns(exprs), target, compression)
+            out_format.sink(frame.with_columns(exprs), target, compression, read)
         return
     opened = open(target, "wb") if isinstance(target, Path) else None  # noqa: SIM115
     try:
-        writer = out_format.batch_writer(opened or target, compression)
+        writer = out_format.batch_writer(opened or target, compression, read)
         wrote = False
         for part in parts:
             for frame in _frames(part, read):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
-from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
+from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source, describe, open_sources
 from normcli.data.selection import named, select
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
@@ -41,6 +41,9 @@ def fit(
     null_values: Sequence[str] = DEFAULT_NULL_VALUES,
     format: str | None = None,
     separator: str | None = None,
+    has_header: bool = True,
+    text: Sequence[str] = (),
+    dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     allow_missing_columns: bool = False,
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
@@ -48,7 +51,9 @@ def fit(
 ) -> Stats:
     """Fit scaling statistics over one or more files (or ``-`` for stdin), streaming.
 
-    The keyword arguments mirror ``normcli fit``'s options. Warnings (constant columns, integers past
+    The keyword arguments mirror ``normcli fit``'s options (``separator`` is ``-d``, ``has_header``
+    is the opposite of ``--no-headers``, ``text`` and ``dtypes`` are ``--text`` and ``--dtype``:
+    column patterns, and pattern → type such as ``"text"`` or ``"int"``). Warnings (constant columns, integers past
     2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
 
     Example::
@@ -64,7 +69,10 @@ def fit(
         ddof=ddof,
         feature_range=(float(feature_range[0]), float(feature_range[1])),
     )
-    read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator)
+    read = ReadOptions(
+        format=format, null_values=tuple(null_values), separator=separator, has_header=has_header,
+        text=tuple(text), dtypes=dtype_pairs(dtypes),
+    )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine)
 
@@ -88,7 +96,7 @@ def fit_sources(
         Fragment(
             index=index,
             source=schema.source,
-            options=read,
+            options=schema.options,
             columns=tuple(specs),
             types=dict(schema.types) if schema.source.format.text else None,
             absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
@@ -136,6 +144,7 @@ def _schemas(
         elif source.is_stream:
             frames[index] = read_parquet_stream(source)
             schemas.append(SourceSchema(source, dict(frames[index].schema), read, sample=frames[index]))
+            schemas[-1].fix_types()
         else:
             schemas.append(read_schema(source, read))
     return schemas, readers, frames
