@@ -62,7 +62,8 @@ def fit(
 
     \b
         normcli fit train.csv -o stats.json --method-for income=robust
-        cat part-*.csv | normcli fit - --format csv -o - | jq .columns
+        normcli fit 'part-*.csv' --columns 'f_*' -o - | jq .columns
+        zcat big.csv.gz | normcli fit - -d ';' -o stats.json
     """
 
     def body(env: Env) -> None:

@@ -106,14 +106,15 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         return exc  # a failed write, not a bad read: whoever writes names the output
     lowered = text.lower()
     match = _PARSE_ERROR.search(text)
-    if any(word in lowered for word in _STRUCTURE_WORDS) or (match and any(c in match.group("value") for c in "\"\n")):
+    reported = (match.group("value") if match.group("value") is not None else match.group("value2")) if match else ""
+    if any(word in lowered for word in _STRUCTURE_WORDS) or any(c in reported for c in "\"\n"):
         for candidate in texts:
             structural = candidate.structure()
             if structural is not None:
                 return structural
     if match:
         column = match.group("column") if match.group("column") is not None else match.group("column2")
-        value = match.group("value") if match.group("value") is not None else match.group("value2")
+        value = reported
         dtype = match.group("dtype") or match.group("dtype2")
         place = "(line unknown)"
         for candidate in texts:
@@ -158,9 +159,9 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
 def repeated_header(where: str, line: int) -> DataError:
     """A data line that repeats the header: CSV files concatenated with their header lines."""
     return DataError(
-        f"{where}: line {line} repeats the header line, as when CSV files are concatenated with their headers",
-        hint="give the files to normcli instead (normcli fit 'part-*.csv' reads them as one dataset), "
-        "or keep only the first header: awk 'FNR > 1 || NR == 1' part-*.csv | normcli fit -",
+        f"{where}: line {line} repeats the header line: CSV files concatenated with their headers?",
+        hint="name the files (or a glob such as 'part-*.csv') instead of concatenating them, "
+        "or keep the first header only: awk 'FNR > 1 || NR == 1' part-*.csv",
     )
 
 

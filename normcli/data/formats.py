@@ -83,10 +83,12 @@ class ReadOptions:
     column types the user fixed.
 
     ``text`` (``--text``) are column patterns read as text whatever they hold (zip codes like
-    00501); ``dtypes`` (``--dtype``) are (pattern, Polars type name) pairs. ``trimmed`` is not an
-    option but what schema inference found in one input (:func:`normcli.data.schema.read_schema`):
-    columns of numbers written with spaces around them or a leading ``+`` (`` 5 ``, ``+5``), which
-    Polars reads as text; they are read as text and converted, trimmed, to their numeric type.
+    00501); ``dtypes`` (``--dtype``) are (pattern, Polars type name) pairs. ``fixed`` and
+    ``trimmed`` are not options but what schema inference decided for one input
+    (:func:`normcli.data.schema.read_schema`): ``fixed`` are the columns ``--text``/``--dtype``
+    gave a type (read as exactly that type); ``trimmed`` are columns of numbers written with spaces
+    around them or a leading ``+`` (`` 5 ``, ``+5``), which Polars reads as text; they are read as
+    text and converted, trimmed, to their numeric type.
     """
 
     format: str | None = None
@@ -96,6 +98,7 @@ class ReadOptions:
     text: tuple[str, ...] = ()
     dtypes: tuple[tuple[str, str], ...] = ()
     trimmed: frozenset[str] = frozenset()
+    fixed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:

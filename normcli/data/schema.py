@@ -111,9 +111,11 @@ class SourceSchema:
                     self._head = scan.select(text).head(INFER_SCHEMA_ROWS).collect()
         return self._head
 
-    def fix_types(self) -> None:
+    def fix_types(self, wanted: Sequence[str] | None = None) -> None:
         """Apply ``--text`` and ``--dtype``, then read numbers written with surrounding spaces or a
-        leading ``+`` as numbers (see :class:`~normcli.data.formats.ReadOptions`)."""
+        leading ``+`` as numbers (see :class:`~normcli.data.formats.ReadOptions`): among the
+        ``wanted`` columns only, if given (transform needs its fitted columns; every other
+        column passes through as text, and a file's first rows need not be read again)."""
         import polars as pl
 
         names = list(self.types)
@@ -126,18 +128,19 @@ class SourceSchema:
             for name in select([pattern], names, "--dtype"):
                 self.types[name] = getattr(pl, type_name)
                 fixed.add(name)
-        if self.source.format.name in ("csv", "tsv"):
-            trimmed = self._padded_numbers(fixed)
-            if trimmed:
-                self.types.update(trimmed)
-                self.options = replace(self.options, trimmed=frozenset(trimmed))
+        trimmed = self._padded_numbers(fixed, wanted) if self.source.format.name in ("csv", "tsv") else {}
+        self.types.update(trimmed)
+        if fixed or trimmed:
+            self.options = replace(self.options, fixed=frozenset(fixed), trimmed=frozenset(trimmed))
 
-    def _padded_numbers(self, fixed: set[str]) -> dict[str, pl.DataType]:
+    def _padded_numbers(self, fixed: set[str], wanted: Sequence[str] | None) -> dict[str, pl.DataType]:
         """Text columns whose every value is a number once trimmed of spaces, with at least one
         value that needed it (or a leading ``+``): Int64 if all are integers, else Float64."""
         import polars as pl
 
-        candidates = [n for n, t in self.types.items() if t == pl.String and n not in fixed]
+        candidates = [
+            n for n, t in self.types.items() if t == pl.String and n not in fixed and (wanted is None or n in wanted)
+        ]  # fmt: skip
         if not candidates:
             return {}
         head = self.head()
@@ -172,8 +175,11 @@ def _dtype_name(dtype: pl.DataType) -> str:
     return re.sub(r"\(.*", "", str(dtype)) if str(dtype).startswith(("Datetime", "Duration", "Decimal")) else str(dtype)
 
 
-def read_schema(source: Source, options: ReadOptions, reader: StreamReader | None = None) -> SourceSchema:
-    """Infer one input's schema (a file's first rows or metadata, or a stream's first chunk)."""
+def read_schema(
+    source: Source, options: ReadOptions, reader: StreamReader | None = None, wanted: Sequence[str] | None = None
+) -> SourceSchema:
+    """Infer one input's schema (a file's first rows or metadata, or a stream's first chunk);
+    ``wanted``: the only columns that will be read as numbers, if known (see :meth:`SourceSchema.fix_types`)."""
     if reader is not None:
         sample = reader.sample()
         schema = SourceSchema(source, dict(sample.schema), options, sample=sample)
@@ -187,7 +193,7 @@ def read_schema(source: Source, options: ReadOptions, reader: StreamReader | Non
     check_column_names(names, source)
     check_separator(names, source, options)
     check_repeated_header(schema)
-    schema.fix_types()
+    schema.fix_types(wanted)
     if reader is not None:
         reader.options = schema.options  # the stream's chunks are read as inference decided
     return schema

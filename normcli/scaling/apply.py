@@ -172,7 +172,7 @@ def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format
         reader = StreamReader(source, read) if source.is_stream and source.format.text else None
         if source.is_stream and reader is None:
             raise UsageError(f"{source.display}: Parquet cannot be transformed from a stream", hint="pass the file's path")
-        schema = read_schema(source, read, reader)
+        schema = read_schema(source, read, reader, wanted=stats.names)
         if names is None:
             names = schema.names
         elif schema.names != names:
@@ -189,7 +189,7 @@ def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format
         text_to_text = source.format.text and out_format.text
         for name in types:
             if name in stats.names:
-                types[name] = pl.Float64
+                types[name] = types[name] if name in schema.options.fixed else pl.Float64
             elif text_to_text:
                 types[name] = pl.String
         parts.append(_Part(schema, types, reader))

@@ -88,7 +88,8 @@ class Fragment:
 
     def read_types(self) -> dict[str, pl.DataType] | None:
         """The schema to read with: numeric columns as Float64 in text formats, so a decimal far
-        below integer rows parses (a word is an error naming its line), ``unknown`` as text."""
+        below integer rows parses (a word is an error naming its line), ``unknown`` as text;
+        a column whose type ``--dtype`` fixed as exactly that type."""
         import polars as pl
 
         if self.types is None:
@@ -96,7 +97,8 @@ class Fragment:
         present = {c.name: c for c in self.columns if c.name not in self.absent}
         types = dict(self.types)
         for name, spec in present.items():
-            types[name] = pl.String if spec.unknown else pl.Float64
+            if name not in self.options.fixed:
+                types[name] = pl.String if spec.unknown else pl.Float64
         return types
 
     def frames(self) -> Iterator[pl.DataFrame]:
