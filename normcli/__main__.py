@@ -8,6 +8,7 @@ Ctrl-C while the command line is still being imported ends the process like Ctrl
 (``normcli: interrupted``, death by SIGINT), not with a KeyboardInterrupt traceback.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from normcli.errors import ExitStatus
 from normcli.process import exit_process, guard_stderr, write_stdout
 
 ROOT_HELP = Path(__file__).with_name("help.txt")
+COMPLETE_VAR = "_NORMCLI_COMPLETE"
+"""Set by the shell completion scripts (``normcli --show-completion``): the request goes to Typer."""
 
 
 def main() -> None:
@@ -22,7 +25,7 @@ def main() -> None:
     try:
         guard_stderr()
         args = sys.argv[1:]
-        if args in (["--help"], ["-h"], []):
+        if args in (["--help"], ["-h"], []) and COMPLETE_VAR not in os.environ:
             text = ROOT_HELP.read_text(encoding="utf-8")
             if args:
                 write_stdout(text)

@@ -108,7 +108,7 @@ def _feedback(env: Env, inputs: list[str] | None) -> Any:
     return feedback
 
 
-@app.command()
+@app.command(short_help="Train a numpy batch-norm MLP; save it as .npz.")
 def train(
     inputs: Inputs = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
@@ -289,7 +289,7 @@ def train(
     _run(body, quiet)
 
 
-@app.command()
+@app.command(short_help="Predict with a trained model on raw data.")
 def predict(
     inputs: Inputs = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model file written by normcli train.")] = ...,  # type: ignore[assignment]

@@ -31,7 +31,7 @@ from normcli.errors import UsageError
 # --------------------------------------------------------------------------- fit
 
 
-@app.command()
+@app.command(short_help="Fit scaling statistics over files or a pipe; save them as JSON.")
 def fit(
     inputs: Inputs = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Stats file to write ('-' for stdout).")] = "stats.json",
@@ -108,7 +108,7 @@ def fit(
 # --------------------------------------------------------------------------- transform
 
 
-@app.command()
+@app.command(short_help="Apply fitted statistics to files or a pipe.")
 def transform(
     inputs: Inputs = None,
     stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit ('-': stdin, when the data are files).")] = ...,  # type: ignore[assignment]
@@ -170,7 +170,7 @@ def transform(
 # --------------------------------------------------------------------------- inspect
 
 
-@app.command()
+@app.command(short_help="Show a stats file or a model file as a table, CSV or JSON.")
 def inspect(
     stats: Annotated[str, typer.Argument(help="Stats file to show ('-' for stdin).", show_default=False)],
     json_output: Annotated[bool, typer.Option("--json", help="Print the validated JSON instead of a table.")] = False,
@@ -204,7 +204,7 @@ def inspect(
 # --------------------------------------------------------------------------- merge
 
 
-@app.command()
+@app.command(short_help="Merge stats fitted on disjoint shards (no data read).")
 def merge(
     stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards (one may be '-', stdin).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Merged stats file ('-' for stdout).")] = "stats.json",

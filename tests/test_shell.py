@@ -1,0 +1,149 @@
+"""normcli in the shell, with real processes: pipelines between normcli commands, shell completion,
+and what a terminal sees (emulated with a pseudo-terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import NORMCLI, snapshot
+
+SAMPLE = Path(__file__).parents[1] / "sample_data"
+
+
+@pytest.fixture
+def shim(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH has a ``normcli`` command running this working tree (completion
+    scripts call the program by name)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "normcli"
+    script.write_text(f"#!/bin/sh\nexec {shlex.join(NORMCLI)} \"$@\"\n")
+    script.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+def bash(script: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-o", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+# --------------------------------------------------------------------------- stats through a pipe
+
+
+def test_fit_to_stdout_piped_into_transform_inspect_merge_and_train(tmp_path: Path, shim) -> None:
+    train, new = SAMPLE / "checkups.csv", SAMPLE / "checkups_new.csv"
+    done = bash(
+        f"normcli fit {train} -o - -q | normcli transform {new} -s - > piped.csv && "
+        f"normcli fit {train} -o stats.json -q && normcli transform {new} -s stats.json > filed.csv && "
+        f"normcli fit {train} -o - -q | normcli inspect - --json > inspected.json && "
+        f"normcli fit {train} -o - -q | normcli merge - stats.json --allow-overlap -o - -q > merged.json",
+        tmp_path, shim,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert (tmp_path / "piped.csv").read_bytes() == (tmp_path / "filed.csv").read_bytes()
+    assert json.loads((tmp_path / "inspected.json").read_text()) == json.loads((tmp_path / "stats.json").read_text())
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["inputs"]["row_count"] == 2 * 4000
+    trained = bash(
+        f"normcli fit {train} -o - -q -x hba1c | normcli train {train} -s - --target risk -x hba1c --epochs 1 -o m.npz -q --json",
+        tmp_path, shim,
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["task"] == "classification"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["normcli transform -s - < data.csv", "normcli transform - -s - < data.csv", "cat data.csv | normcli transform /dev/stdin -s -",
+     "normcli train --target a -s - < data.csv"],
+)
+def test_stats_and_data_cannot_both_come_from_stdin(tmp_path: Path, shim, command: str) -> None:
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,5\n")
+    before = snapshot(tmp_path)
+    done = bash(command, tmp_path, shim)
+    assert done.returncode == 2
+    assert done.stderr == "normcli: error: stdin ('-') cannot carry both the data and the stats (name the data files, or give the stats as a file)\n"
+    assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- completion
+
+
+NAMED_SHELL = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+"""Typer detects the user's shell (shellingham, from the parent processes); with this variable the
+completion options take the shell's name instead, so a test can ask for zsh from bash."""
+
+
+def test_show_completion_prints_the_script_of_the_users_shell(tmp_path: Path, shim) -> None:
+    done = bash("normcli --show-completion", tmp_path, shim)  # run from bash: detected
+    assert done.returncode == 0 and done.stderr == ""
+    assert "complete -o default -F _normcli_completion normcli" in done.stdout
+    for shell, line in (("bash", "complete -o default -F _normcli_completion normcli"), ("zsh", "compdef _normcli_completion normcli")):
+        done = bash(f"normcli --show-completion {shell}", tmp_path, {**shim, **NAMED_SHELL})
+        assert done.returncode == 0 and done.stderr == ""
+        assert line in done.stdout and "_NORMCLI_COMPLETE=complete_" + shell in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["normcli", "tr"], ["transform", "train"]),
+        (["normcli", "fit", "--co"], ["--columns"]),
+        (["normcli", "transform", "--no-h"], ["--no-headers"]),
+        (["normcli", "inspect", "--c"], ["--csv"]),
+    ],
+)
+def test_bash_completes_commands_and_options(tmp_path: Path, shim, words: list[str], expected: list[str]) -> None:
+    """The script `normcli --show-completion bash` prints, sourced in a real bash and called as bash
+    calls it on <TAB>."""
+    script = (
+        "source <(normcli --show-completion bash)\n"
+        f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        "_normcli_completion normcli\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = bash(script, tmp_path, shim)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == expected
+
+
+def test_zsh_completion_protocol(tmp_path: Path, shim) -> None:
+    """What the zsh script evaluates: `_TYPER_COMPLETE_ARGS=... _NORMCLI_COMPLETE=complete_zsh normcli`
+    (run directly, zsh itself need not be installed)."""
+    env = {**shim, "_TYPER_COMPLETE_ARGS": "normcli tr", "_NORMCLI_COMPLETE": "complete_zsh"}
+    done = subprocess.run(["normcli"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("_arguments '*: :((")
+    assert '"transform":"Apply fitted statistics to files or a pipe."' in done.stdout
+    assert '"train":' in done.stdout and '"fit":' not in done.stdout
+
+
+def test_install_completion_writes_the_script_into_the_users_shell_setup(tmp_path: Path, shim) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**shim, **NAMED_SHELL, "HOME": str(home)}
+    done = subprocess.run(["normcli", "--install-completion", "bash"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "complete -o default -F _normcli_completion normcli" in (home / ".bash_completions" / "normcli.sh").read_text()
+    assert "source" in (home / ".bashrc").read_text()
+
+
+def test_root_help_stays_fast_and_light_with_completion_on() -> None:
+    code = (
+        "import sys, os; sys.argv=['normcli','--help']\n"
+        "from normcli.__main__ import main\n"
+        "try: main()\n"
+        "except SystemExit: pass\n"
+        "print('LOADED', [m for m in ('typer','polars','numpy','rich','shellingham') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out
+    assert "--install-completion" in out and "--show-completion" in out
