@@ -23,6 +23,7 @@ class Env:
     stdin_is_terminal: bool
     stderr_is_terminal: bool
     quiet: bool = False
+    stdout_is_terminal: bool = False
 
     @classmethod
     def current(cls, quiet: bool = False) -> Env:
@@ -34,7 +35,17 @@ class Env:
             stdin_is_terminal=_isatty(sys.stdin),
             stderr_is_terminal=_isatty(sys.stderr),
             quiet=quiet,
+            stdout_is_terminal=_isatty(sys.stdout),
         )
+
+    def width(self) -> int | None:
+        """The terminal's width in columns when stdout is a terminal (tables fit it), else None
+        (tables keep their natural width: nothing is cut for a pipe or a file)."""
+        if not self.stdout_is_terminal:
+            return None
+        import shutil
+
+        return shutil.get_terminal_size((80, 24)).columns
 
     def note(self, message: str) -> None:
         """An informational line on stderr, unless ``--quiet``."""

@@ -147,3 +147,99 @@ def test_root_help_stays_fast_and_light_with_completion_on() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "LOADED []" in out
     assert "--install-completion" in out and "--show-completion" in out
+
+
+# --------------------------------------------------------------------------- on a terminal
+
+
+def run_on_terminal(
+    args: list[str], cwd: Path, *, columns: int = 80, stream: str = "stdout", stdin: int | None = None, timeout: float = 120
+) -> tuple[int, str, str]:
+    """Run normcli with ``stream`` (stdout or stderr) on a pseudo-terminal ``columns`` wide; returns
+    the exit status, what the terminal received, and the other stream."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "TERM")}
+    env["TERM"] = "xterm-256color"
+    other = subprocess.PIPE
+    process = subprocess.Popen(
+        [*NORMCLI, *args], cwd=cwd, env=env, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        stdout=secondary if stream == "stdout" else other, stderr=secondary if stream == "stderr" else other,
+    )
+    os.close(secondary)
+    received = bytearray()
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not data:
+            break
+        received += data
+    os.close(primary)
+    out = (process.stderr if stream == "stdout" else process.stdout).read().decode()
+    status = process.wait(timeout=timeout)
+    return status, received.decode().replace("\r\n", "\n"), out
+
+
+@pytest.fixture(scope="module")
+def wide_stats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stats of columns with long names and numbers of every size (391839, 1e+15, -0.000123...)."""
+    folder = tmp_path_factory.mktemp("wide")
+    rng = np.random.default_rng(11)
+    frame = pl.DataFrame(
+        {
+            "customer_lifetime_value_in_euros": rng.normal(size=500) * 1e5 + 391839,
+            "x": rng.integers(-5, 5, 500),
+            "tiny": rng.normal(size=500) * 1e-4,
+            "huge": rng.normal(size=500) * 1e15,
+            "city": ["Lyon", "Graz"] * 250,
+        }
+    )
+    frame.write_csv(folder / "wide.csv")
+    assert subprocess.run([*NORMCLI, "fit", "wide.csv", "-o", "stats.json", "-q", "--method-for", "x=minmax"], cwd=folder).returncode == 0
+    return folder
+
+
+@pytest.mark.parametrize("columns", [80, 60, 120])
+def test_inspect_fits_the_terminal_and_never_cuts_a_number(wide_stats: Path, columns: int) -> None:
+    status, shown, stderr = run_on_terminal(["inspect", "stats.json"], wide_stats, columns=columns)
+    assert status == 0 and stderr == ""
+    lines = shown.rstrip("\n").splitlines()
+    assert max(len(line) for line in lines) <= columns, shown
+    assert "…" not in shown and "..." not in shown
+    doc = json.loads((wide_stats / "stats.json").read_text())
+    for column in doc["columns"]:  # every shown centre and scale whole, as %.6g
+        for field in ("center", "scale"):
+            assert f"{column[field]:.6g}" in shown
+    names = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))  # folded names, whole
+    assert names == "customer_lifetime_value_in_euros" + "x" + "tiny" + "huge"
+    if columns < 120:
+        assert "not shown here:" in " ".join(shown.split())
+
+
+def test_inspect_into_a_pipe_shows_every_column(wide_stats: Path) -> None:
+    done = subprocess.run([*NORMCLI, "inspect", "stats.json"], cwd=wide_stats, capture_output=True, text=True, env={**os.environ, "COLUMNS": "40"})
+    assert done.returncode == 0
+    header = next(line for line in done.stdout.splitlines() if "column" in line and "scale" in line)
+    assert [h for h in header.replace("┃", " ").split()] == ["column", "dtype", "method", "count", "nulls", "NaN", "mean", "std", "min", "max", "center", "scale"]
+    assert "not shown here" not in done.stdout
+
+
+def test_inspect_csv_has_every_digit(wide_stats: Path) -> None:
+    done = subprocess.run([*NORMCLI, "inspect", "stats.json", "--csv"], cwd=wide_stats, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pl.read_csv(done.stdout.encode())
+    doc = json.loads((wide_stats / "stats.json").read_text())
+    assert table["name"].to_list() == [c["name"] for c in doc["columns"]]
+    for row, column in zip(table.iter_rows(named=True), doc["columns"], strict=True):
+        for field in ("count", "null_count", "mean", "std", "min", "max", "center", "center_lo", "scale"):
+            assert row[field] == column[field], field  # read back bit for bit
+        assert row["method"] == column["method"]
+    x = table.row(by_predicate=pl.col("name") == "x", named=True)
+    assert (x["range_low"], x["range_high"]) == (0.0, 1.0) and x["median"] is None

@@ -172,31 +172,55 @@ def transform(
 
 @app.command(short_help="Show a stats file or a model file as a table, CSV or JSON.")
 def inspect(
-    stats: Annotated[str, typer.Argument(help="Stats file to show ('-' for stdin).", show_default=False)],
-    json_output: Annotated[bool, typer.Option("--json", help="Print the validated JSON instead of a table.")] = False,
+    file: Annotated[str, typer.Argument(help="Stats file ('-' for stdin) or model file (.npz) to show.", show_default=False)],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the validated document as JSON.")] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print one CSV row per column (per feature of a model), every digit.")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Show a stats file as a table (or, with --json, its validated content).
+    """Show a stats file as a table of its columns, or describe a model file: task, network,
+    training and its outcome, normalization, features and classes.
+
+    On a terminal the table fits its width (less needed columns are left out, and named); into a
+    pipe or a file it is shown whole. --csv and --json give every digit.
 
     Example:
 
     \b
         normcli inspect stats.json
+        normcli inspect stats.json --csv | xsv table
+        normcli inspect model.npz
         normcli inspect stats.json --json | jq '.columns[] | {name, center, scale}'
     """
 
     def body(env: Env) -> None:
+        if json_output and csv_output:
+            raise UsageError("--json and --csv cannot be combined", hint="choose one")
+        from normcli.learn.modelfile import is_model_file
+
+        if file != "-" and is_model_file(file):
+            import json
+
+            from normcli.learn.modelfile import describe_model
+            from normcli.report import model_csv, model_summary
+
+            document = describe_model(file)
+            if json_output:
+                env.write_text(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+            else:
+                env.write_text(model_csv(document) if csv_output else model_summary(document, env.width()))
+            return
         from normcli.data.inputs import STDIN
+        from normcli.report import stats_csv, stats_table
         from normcli.scaling.statsfile import dumps_stats, load_stats
 
-        loaded = load_stats(stats, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal)
+        loaded = load_stats(file, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal)
         if json_output:
             env.write_text(dumps_stats(loaded))
-            return
-        from normcli.report import stats_table
-
-        env.write_text(stats_table(loaded, source=STDIN if stats == "-" else stats))
+        elif csv_output:
+            env.write_text(stats_csv(loaded))
+        else:
+            env.write_text(stats_table(loaded, source=STDIN if file == "-" else file, width=env.width()))
 
     _run(body, quiet)
 

@@ -41,6 +41,8 @@ __all__ = [
     "load_model",
     "model_to_bytes",
     "model_from_bytes",
+    "describe_model",
+    "is_model_file",
 ]
 
 MODEL_FORMAT = "normcli-mlp"
@@ -208,3 +210,36 @@ def load_model(path: str | os.PathLike[str]) -> tuple[MLP, dict]:
 def model_from_bytes(data: bytes, display: str = "<bytes>") -> tuple[MLP, dict]:
     """:func:`load_model` for file content already in memory (``display`` names it in errors)."""
     return _read_model(io.BytesIO(data), display)
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_model_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` looks like a model file (an ``.npz`` name, or a zip archive's first bytes),
+    so ``normcli inspect`` can tell it from a stats file."""
+    if os.fspath(path).lower().endswith(".npz"):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a model file holds, as one JSON-able document: the architecture (``config``), the
+    number of trained ``parameters``, and the metadata train stored (task, target, features and
+    their encoding, classes, normalization stats, training settings and outcome). Validated as
+    :func:`load_model` validates."""
+    model, extra = load_model(path)
+    state = model.state_dict(copy=False)
+    parameters = sum(int(array.size) for name, array in state.items() if name.rsplit(".", 1)[-1] in ("W", "b", "gamma", "beta"))
+    return {
+        "file": os.fspath(path),
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "parameters": parameters,
+        **extra,
+    }

@@ -105,11 +105,18 @@ def divergence_error(result: TrainResult, config: TrainConfig) -> DataError:
     return DataError(str(result.divergence_message), hint=hint)
 
 
-def model_metadata(prepared: Prepared, config: TrainConfig) -> dict[str, Any]:
-    """What the model file keeps besides the weights (see :mod:`normcli.learn.modelfile`)."""
+def model_metadata(prepared: Prepared, config: TrainConfig, result: TrainResult | None = None) -> dict[str, Any]:
+    """What the model file keeps besides the weights (see :mod:`normcli.learn.modelfile`); with
+    ``result``, also the training's outcome (final metrics, rows, epochs: ``normcli inspect``
+    shows them), without the per-epoch history."""
     import numpy as np
 
+    outcome = None
+    if result is not None:
+        document = metrics_document(prepared, result, None)
+        outcome = {key: document[key] for key in ("final", "rows", "epochs_run", "best_epoch", "stopped_early")}
     return {
+        "metrics": outcome,
         "normcli_version": __version__,
         "numpy_version": np.__version__,
         "task": prepared.task,
@@ -178,5 +185,5 @@ def train(
     if result.diverged:
         raise divergence_error(result, config)
     if model_path is not None:
-        save_model(result.model, model_path, extra=model_metadata(prepared, config))
+        save_model(result.model, model_path, extra=model_metadata(prepared, config, result))
     return TrainReport(prepared, result, metrics_document(prepared, result, model_path), model_path)
