@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import Format, ReadOptions, dtype_pairs
@@ -21,13 +21,15 @@ from normcli.data.outputs import atomic_path, check_output_target, output_format
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
 from normcli.errors import DataError, UsageError
 from normcli.scaling.methods import METHODS
-from normcli.scaling.model import Stats
+from normcli.scaling.model import ColumnStats, Stats
 from normcli.scaling.statsfile import load_stats
 
 if TYPE_CHECKING:
     import polars as pl
 
     from normcli.data.streams import StreamReader
+
+FrameT = TypeVar("FrameT", "pl.DataFrame", "pl.LazyFrame")
 
 
 def scaling_expressions(stats: Stats, *, inverse: bool = False, clip: bool = False, float32: bool = False) -> list[pl.Expr]:
@@ -137,14 +139,89 @@ def transform(
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
         exprs = scaling_expressions(stats, inverse=inverse, clip=clip, float32=float32)
+        integers = _Integers(stats) if inverse else None
         stream = stdout if stdout is not None else sys.stdout.buffer
         if target is None:
             with writing("the output"):
-                _write(plan, exprs, out_format, compression, stream, read)
+                _write(plan, exprs, out_format, compression, stream, read, integers)
         else:
             with atomic_path(target) as temp:
-                _write(plan, exprs, out_format, compression, temp, read)
+                _write(plan, exprs, out_format, compression, temp, read, integers)
+        if integers is not None:
+            report.notes.extend(integers.notes(streamed_parquet=any(p.reader for p in plan) and not out_format.text))
     return report
+
+
+class _Integers:
+    """``--inverse``: columns fitted as integers come back as integers when every value does.
+
+    The integer of a scaled value ``y`` is the one the transform maps to exactly ``y``: the
+    rounded restored value ``round(x)``, or its neighbour when float error in ``x`` passed half a
+    unit (integers near 2^52). Below 2^52 that map is one-to-one, so the integer found is the one
+    ``y`` came from. A value with no such integer (edited, rounded, written as float32) fails.
+    Files are checked in one pass before anything is written, so a column is all integers or, with
+    a note, all floats. A stream cannot be read twice: each chunk is decided on its own (text
+    output has no column types: CSV and NDJSON readers see integers where they restore), and
+    Parquet from a stream keeps floats, with a note.
+    """
+
+    def __init__(self, stats: Stats) -> None:
+        self.columns = [(i, c) for i, c in enumerate(stats.columns) if c.dtype.startswith(("Int", "UInt"))]
+        self.failed: dict[str, int] = {}
+
+    def _temporaries(self) -> list[pl.Expr]:
+        """round(x) and its neighbours, as columns (the transform applies to named columns)."""
+        exprs = []
+        for i, column in self.columns:
+            rounded = METHODS[column.method].expression(column, inverse=True).round()
+            exprs += [rounded.alias(f"\x00{i}"), (rounded - 1).alias(f"\x00{i}-"), (rounded + 1).alias(f"\x00{i}+")]
+        return exprs
+
+    def _restored(self, i: int, column: ColumnStats) -> pl.Expr:
+        """The integer whose transform is exactly the value read (null when there is none)."""
+        import polars as pl
+
+        y = pl.col(column.name).cast(pl.Float64)
+        chosen = pl.lit(None, dtype=pl.Float64)
+        for name in (f"\x00{i}+", f"\x00{i}-", f"\x00{i}"):  # the last one set wins: round(x) first
+            candidate = pl.col(name)
+            exact = METHODS[column.method].expression(replace(column, name=name)) == y
+            chosen = pl.when(candidate.is_finite() & (candidate.abs() < 2.0**63) & exact).then(candidate).otherwise(chosen)
+        return chosen
+
+    def failures(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """One row: per integer column, how many values have no integer (see the class)."""
+        import polars as pl
+
+        checks = [
+            (pl.col(c.name).is_not_null() & self._restored(i, c).is_null()).sum().alias(str(i)) for i, c in self.columns
+        ]  # fmt: skip
+        return frame.with_columns(self._temporaries()).select(checks)
+
+    def apply(self, frame: FrameT, exprs: list[pl.Expr], failures: pl.DataFrame) -> FrameT:
+        """``frame`` with ``exprs`` applied, the integer columns without failures restored as
+        integers of their fitted type."""
+        import polars as pl
+
+        exprs = list(exprs)
+        for i, column in self.columns:
+            count = int(failures[str(i)][0])
+            if count:
+                self.failed[column.name] = self.failed.get(column.name, 0) + count
+            else:
+                exprs[i] = self._restored(i, column).cast(getattr(pl, column.dtype, pl.Int64)).alias(column.name)
+        temporaries = self._temporaries()
+        return frame.with_columns(temporaries).with_columns(exprs).drop([t.meta.output_name() for t in temporaries])
+
+    def notes(self, streamed_parquet: bool) -> list[str]:
+        if streamed_parquet and self.columns:
+            names = ", ".join(f"'{c.name}'" for _, c in self.columns)
+            return [f"columns fitted as integers ({names}) are written as floats: Parquet from a stream cannot be checked before it is written (transform a file to restore them)"]
+        return [
+            f"column '{name}' was fitted as integers, but {count} restored value{'s are' if count > 1 else ' is'} "
+            "not exactly an integer: written as floats"
+            for name, count in self.failed.items()
+        ]
 
 
 @dataclass
@@ -206,8 +283,12 @@ def _frames(part: _Part, read: ReadOptions) -> Iterator[pl.DataFrame]:
         yield from source.format.scan(source.path, part.schema.options, part.types).collect_batches()
 
 
-def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compression: str | None, target, read: ReadOptions) -> None:
-    """Files only: one lazy query sunk by Polars. With a stream: frame by frame, flushed as it goes."""
+def _write(
+    parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compression: str | None, target, read: ReadOptions,
+    integers: _Integers | None = None,
+) -> None:
+    """Files only: one lazy query sunk by Polars. With a stream: frame by frame, flushed as it goes.
+    ``integers`` (``--inverse``): fitted integer columns restored (see :class:`_Integers`)."""
     import polars as pl
 
     sources = [p.schema.source for p in parts]
@@ -215,15 +296,23 @@ def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compres
         scans = [p.schema.source.format.scan(p.schema.source.path, p.schema.options, p.types) for p in parts]
         frame = scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")
         with polars_errors(sources, read):
-            out_format.sink(frame.with_columns(exprs), target, compression, read)
+            if integers is not None and integers.columns:
+                frame = integers.apply(frame, exprs, integers.failures(frame).collect(engine="streaming"))
+            else:
+                frame = frame.with_columns(exprs)
+            out_format.sink(frame, target, compression, read)
         return
+    per_chunk = integers is not None and bool(integers.columns) and out_format.text
     opened = open(target, "wb") if isinstance(target, Path) else None  # noqa: SIM115
     try:
         writer = out_format.batch_writer(opened or target, compression, read)
         wrote = False
         for part in parts:
             for frame in _frames(part, read):
-                writer.write(frame.with_columns(exprs))
+                if per_chunk:
+                    writer.write(integers.apply(frame, exprs, integers.failures(frame.lazy()).collect()))  # type: ignore[union-attr]
+                else:
+                    writer.write(frame.with_columns(exprs))
                 wrote = True
         if not wrote:
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
