@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DATA, NORMCLI, snapshot
+from conftest import DATA, NORMCLI, previous_output, snapshot
 from normcli.cli import app
 
 runner = CliRunner()
@@ -271,6 +271,23 @@ CASES = [
     Case("44-batch-size-one", ("train", "classes.csv", "--target", "y", "--batch-size", "1", "-o", "out.npz"), 2, ("batch_size", ">= 2"), make=classes_csv, output="out.npz"),
     Case("45-learning-rate-diverges", ("train", "regression.csv", "--target", "y", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "5", "-o", "out.npz"), 1, ("diverged", "learning rate"), make=classes_csv, output="out.npz"),
     Case("45-learning-rate-diverges-no-batchnorm", ("train", "classes.csv", "--target", "y", "--optimizer", "sgd", "--lr", "1e9", "--no-batchnorm", "--epochs", "5", "-o", "out.npz"), 1, ("diverged",), make=classes_csv, output="out.npz"),
+    # issue 11: shells and scripts (numbers 11.N are the items of docs/errors.md's section for it)
+    Case("11.1-fit-default-output-is-not-stats", ("fit", "ok.csv"), 2, ("stats.json", "not a normcli stats file", "--force"), make=lambda d: shutil.copy(d / "ok.csv", d / "stats.json")),
+    Case("11.1-fit-output-is-not-stats", ("fit", "ok.csv", "-o", "data.json"), 2, ("data.json", "not a normcli stats file"), make=text_file("data.json", '{"rows": [1, 2]}\n')),
+    Case("11.1-merge-output-is-not-stats", ("merge", "stats.json", "copy.json", "-o", "notes.txt"), 2, ("notes.txt", "not a normcli stats file"), make=lambda d: (shutil.copy(d / "stats.json", d / "copy.json"), (d / "notes.txt").write_text("mine\n"))),
+    Case("11.1-train-output-is-a-stats-file", ("train", "classes.csv", "--target", "y", "-o", "p.json"), 2, ("p.json", "not a normcli model file", "--force"), make=lambda d: (classes_csv(d), shutil.copy(d / "stats.json", d / "p.json"))),
+    Case("11.2-stats-and-data-both-from-stdin", ("transform", "-s", "-", "-o", "out.csv"), 2, ("stdin", "both the data and the stats"), output="out.csv"),
+    Case("11.2-stdin-twice-in-merge", ("merge", "-", "-", "-o", "out.json"), 2, ("stdin", "only once"), output="out.json"),
+    Case("11.3-concatenated-csv-files", ("fit", "cat.csv", "-o", "out.json"), 1, ("line 4 repeats the header line", "awk"), make=text_file("cat.csv", "a,b\n1,2\n3,4\na,b\n5,6\n"), output="out.json"),
+    Case("11.4-bad-delimiter", ("fit", "ok.csv", "-d", "ab", "-o", "out.json"), 2, ("--delimiter", "one character"), output="out.json"),
+    Case("11.4-no-headers-on-parquet", ("fit", "csv-named.parquet", "--no-headers", "--format", "parquet", "-o", "out.json"), 2, ("--no-headers", "CSV and TSV"), files=("csv-named.parquet",), output="out.json"),
+    Case("11.5-pattern-matches-nothing", ("fit", "ok.csv", "--columns", "f_*", "-o", "out.json"), 2, ("--columns", "'f_*' matches no column", "columns are: a, b"), output="out.json"),
+    Case("11.5-index-out-of-range", ("fit", "ok.csv", "--exclude", "3", "-o", "out.json"), 2, ("--exclude", "column 3 is out of range"), output="out.json"),
+    Case("11.5-bad-regex", ("fit", "ok.csv", "--columns", "re:(", "-o", "out.json"), 2, ("not a valid regular expression",), output="out.json"),
+    Case("11.6-dtype-unknown-type", ("fit", "ok.csv", "--dtype", "a=decimal", "-o", "out.json"), 2, ("unknown type 'decimal'", "text, int, float"), output="out.json"),
+    Case("11.6-dtype-int-holds-a-decimal", ("fit", "f.csv", "--dtype", "a=int", "-o", "out.json"), 1, ("column 'a'", "'2.5'", "line 3", "not an integer"), make=text_file("f.csv", "a,b\n1,2\n2.5,3\n"), output="out.json"),
+    Case("11.6-word-among-padded-numbers", ("fit", "p.csv", "--dtype", "a=float", "-o", "out.json"), 1, ("column 'a'", "' x '", "line 3"), make=text_file("p.csv", "a,b\n 1 ,2\n x ,3\n" + "".join(f" {i} ,{i}\n" for i in range(20_000))), output="out.json"),
+    Case("11.7-inspect-json-and-csv", ("inspect", "stats.json", "--json", "--csv"), 2, ("--json and --csv",)),
 ]
 
 
@@ -299,13 +316,13 @@ def test_catalogue(case: Case, existing: bool, workdir: Path, monkeypatch: pytes
     if case.make is not None:
         case.make(workdir)
     if existing:
-        (workdir / case.output).write_bytes(PREVIOUS)
+        (workdir / case.output).write_bytes(previous_output(case.output))
     before = snapshot(workdir)
     result = invoke(workdir, *case.args, monkeypatch=monkeypatch)
     assert_clean_error(result.exit_code, result.stdout, result.stderr, case.code, case.words)
     assert snapshot(workdir) == before
     if existing:
-        assert (workdir / case.output).read_bytes() == PREVIOUS
+        assert (workdir / case.output).read_bytes() == previous_output(case.output)
 
 
 # --------------------------------------------------------------------------- cases that need a real process

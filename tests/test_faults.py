@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import NORMCLI, snapshot
+from conftest import NORMCLI, previous_output, snapshot
 
 ROWS = 4_000_000
 """About 170 MB of CSV: a transform takes over a second, long enough to be interrupted mid-way."""
@@ -224,7 +224,7 @@ def _limit_file_size(limit: int):
 )
 def test_file_size_limit_fails_cleanly_and_keeps_the_target(big: Path, args: list[str], target: str) -> None:
     path = big / target
-    path.write_bytes(b"previous\n")
+    path.write_bytes(previous_output(target))
     before = snapshot(big)
     try:
         result = subprocess.run(

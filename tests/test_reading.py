@@ -247,3 +247,15 @@ def test_the_fixes_the_message_gives_work(tmp_path: Path) -> None:
     for a, b in zip(by_glob["columns"], by_pipe["columns"], strict=True):
         assert (a["name"], a["count"], a["min"], a["max"]) == (b["name"], b["count"], b["min"], b["max"])
         assert a["mean"] == pytest.approx(b["mean"], rel=1e-14) and a["std"] == pytest.approx(b["std"], rel=1e-14)
+
+
+def test_a_word_that_makes_a_number_column_text_is_named(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "w.csv").write_text("a,b\n 1 ,2\n x ,3\n5,4\n")
+    result = invoke(tmp_path, "fit", "w.csv", "-o", "-", monkeypatch=monkeypatch)
+    assert result.exit_code == 0
+    assert "normcli: warning: column 'a' is skipped as text, but most of its values are numbers: ' x ' at line 3 of w.csv" in result.stderr
+    assert "--dtype 'a=float'" in result.stderr
+    forced = invoke(tmp_path, "fit", "w.csv", "--dtype", "a=float", "--null-values", "x", "-o", "-", monkeypatch=monkeypatch)
+    assert forced.exit_code == 0, forced.stderr
+    a = next(c for c in json.loads(forced.stdout)["columns"] if c["name"] == "a")
+    assert (a["count"], a["null_count"], a["mean"]) == (2, 1, 3.0)

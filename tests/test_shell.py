@@ -243,3 +243,18 @@ def test_inspect_csv_has_every_digit(wide_stats: Path) -> None:
         assert row["method"] == column["method"]
     x = table.row(by_predicate=pl.col("name") == "x", named=True)
     assert (x["range_low"], x["range_high"]) == (0.0, 1.0) and x["median"] is None
+
+
+@pytest.mark.parametrize("command", ["transform", "predict"])
+def test_parquet_to_a_terminal_is_refused(tmp_path: Path, command: str) -> None:
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,5,1\n4,4,0\n6,1,1\n")
+    prepare = ["fit", "d.csv", "-o", "s.json", "-q"] if command == "transform" else ["train", "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", "-o", "m.npz", "-q"]
+    assert subprocess.run([*NORMCLI, *prepare], cwd=tmp_path, capture_output=True).returncode == 0
+    args = ["transform", "d.csv", "-s", "s.json"] if command == "transform" else ["predict", "d.csv", "--model", "m.npz"]
+    before = snapshot(tmp_path)
+    status, shown, stderr = run_on_terminal([*args, "--output-format", "parquet"], tmp_path)
+    assert (status, shown) == (2, "")
+    assert stderr == "normcli: error: parquet output is binary and stdout is a terminal (name a file with -o out.parquet, or redirect: ... > out.parquet)\n"
+    assert snapshot(tmp_path) == before
+    status, shown, _ = run_on_terminal(args, tmp_path)  # CSV is fine
+    assert status == 0 and shown.startswith("a,b,y\n" if command == "transform" else "row,predicted_y")

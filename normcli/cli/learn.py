@@ -13,6 +13,7 @@ from normcli.cli.app import app
 from normcli.cli.options import (
     Debug,
     Dtype,
+    Force,
     Format,
     Inputs,
     NoHeaders,
@@ -21,6 +22,7 @@ from normcli.cli.options import (
     Separator,
     Text,
     _reading,
+    _refuse_binary_on_terminal,
     _run,
     _split_list,
     _split_names,
@@ -141,6 +143,7 @@ def train(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics document on stdout.")] = False,
     metrics_out: Annotated[str | None, typer.Option("--metrics-out", help="Write the metrics document to this file.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write learning curves to this PNG (needs normcli[plot]).")] = None,
+    force: Force = False,
     compare: Annotated[bool, typer.Option("--compare", help="Compare raw inputs, normalized inputs, and normalized + batch norm.")] = False,
     target_loss: Annotated[float | None, typer.Option("--target-loss", help="With --compare: the loss for 'epochs to target' (default: the median over runs of their best val loss).")] = None,
     null_values: NullValues = None,
@@ -185,6 +188,12 @@ def train(
                 "the model cannot go to stdout", hint="name a file with -o model.npz; --json prints the metrics"
             )
         read_files = [*named_files(inputs or []), *([Path(stats)] if stats else [])]
+        if not compare:
+            from normcli.data.outputs import check_replaceable
+            from normcli.learn.modelfile import is_model_archive
+
+            check_output_target(output or "model.npz", read_files)
+            check_replaceable(output or "model.npz", is_model_archive, "normcli model file", force)
         for extra in (metrics_out, plot):  # checked now, not after training
             if extra is not None:
                 check_output_target(extra, read_files)
@@ -326,6 +335,7 @@ def predict(
         from normcli.learn.dataset import Reading
         from normcli.learn.predict import predict as run_predict
 
+        _refuse_binary_on_terminal(env, output, output_format)
         nulls = _split_list(null_values)
         report = run_predict(
             inputs or [], model=model, output=output, target=target, output_format_name=output_format,

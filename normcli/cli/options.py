@@ -42,6 +42,9 @@ NullValues = Annotated[
         help="Comma-separated cell texts read as missing (replaces the default NA,N/A,NaN,nan,null,NULL; '' for none).",
     ),
 ]
+Force = Annotated[
+    bool, typer.Option("--force", help="Replace the output file even if it is not one normcli wrote (stats or model).")
+]
 Inputs = Annotated[list[str] | None, typer.Argument(help="Input files or globs; '-' or nothing for stdin.", show_default=False)]
 
 
@@ -98,6 +101,19 @@ def _reading(separator: str | None, no_headers: bool, text: list[str] | None, dt
         "text": tuple(_split_names(text, "--text") or ()),
         "dtypes": tuple(parse_dtype(value) for value in dtype or ()),
     }
+
+
+def _refuse_binary_on_terminal(env: Env, output: str, output_format: str | None) -> None:
+    """Parquet is not for a terminal: refuse it on stdout there, before any work (as xsv does)."""
+    if output == "-" and env.stdout_is_terminal:
+        from normcli.data.outputs import output_format as resolve
+
+        fmt, _ = resolve(output, output_format)
+        if not fmt.text:
+            raise UsageError(
+                f"{fmt.name} output is binary and stdout is a terminal",
+                hint=f"name a file with -o out.{fmt.name}, or redirect: ... > out.{fmt.name}",
+            )
 
 
 def _run(action: Callable[[Env], None], quiet: bool) -> None:

@@ -10,6 +10,7 @@ from normcli.cli.app import app
 from normcli.cli.options import (
     Debug,
     Dtype,
+    Force,
     Format,
     Inputs,
     NoHeaders,
@@ -20,6 +21,7 @@ from normcli.cli.options import (
     _parse_method_for,
     _parse_pair,
     _reading,
+    _refuse_binary_on_terminal,
     _run,
     _split_list,
     _split_names,
@@ -44,6 +46,7 @@ def fit(
     ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
     feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
+    force: Force = False,
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
@@ -69,12 +72,13 @@ def fit(
     def body(env: Env) -> None:
         from normcli.data.formats import DEFAULT_NULL_VALUES
         from normcli.data.inputs import named_files
-        from normcli.data.outputs import check_output_target
+        from normcli.data.outputs import check_output_target, check_replaceable
         from normcli.scaling.fit import fit as fit_stats
-        from normcli.scaling.statsfile import save_stats
+        from normcli.scaling.statsfile import is_stats_file, save_stats
 
         if output != "-":
             check_output_target(output, named_files(inputs or []))
+            check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
         with env.status("fitting statistics…"):
             stats = fit_stats(
@@ -143,6 +147,7 @@ def transform(
     def body(env: Env) -> None:
         from normcli.scaling.apply import transform as run_transform
 
+        _refuse_binary_on_terminal(env, output, output_format)
         with env.status("transforming…"):
             report = run_transform(
                 inputs or [],
@@ -234,6 +239,7 @@ def merge(
     output: Annotated[str, typer.Option("--output", "-o", help="Merged stats file ('-' for stdout).")] = "stats.json",
     allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Merge shards that list the same input file (its rows count twice).")] = False,
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from a shard counts as empty there.")] = False,
+    force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -258,9 +264,11 @@ def merge(
         if stats_files.count("-") > 1:
             raise UsageError("stdin ('-') can be read only once", hint="name it once among the stats files")
         if output != "-":
-            from normcli.data.outputs import check_output_target
+            from normcli.data.outputs import check_output_target, check_replaceable
+            from normcli.scaling.statsfile import is_stats_file
 
             check_output_target(output, stats_files)
+            check_replaceable(output, is_stats_file, "normcli stats file", force)
         merged = merge_stats(
             [load_stats(path, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal) for path in stats_files],
             names=[STDIN if path == "-" else path for path in stats_files],

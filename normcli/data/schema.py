@@ -128,8 +128,12 @@ class SourceSchema:
             for name in select([pattern], names, "--dtype"):
                 self.types[name] = getattr(pl, type_name)
                 fixed.add(name)
-        trimmed = self._padded_numbers(fixed, wanted) if self.source.format.name in ("csv", "tsv") else {}
-        self.types.update(trimmed)
+        trimmed: set[str] = set()
+        if self.source.format.name in ("csv", "tsv"):
+            padded = self._padded_numbers(fixed, wanted)
+            self.types.update(padded)
+            # columns --dtype declares numeric accept padded numbers too (and a word is an error)
+            trimmed = set(padded) | {name for name in fixed if self.types[name].is_numeric()}
         if fixed or trimmed:
             self.options = replace(self.options, fixed=frozenset(fixed), trimmed=frozenset(trimmed))
 
@@ -157,13 +161,27 @@ class SourceSchema:
                     break
         return found
 
+    def mostly_numbers(self, name: str) -> tuple[int, str] | None:
+        """For a text column most of whose first values are numbers (trimmed of spaces): the line
+        and value of the first that is not, which made it text; else None."""
+        import polars as pl
+
+        if self.types.get(name) != pl.String or name not in self.head().columns:
+            return None
+        values = self.head()[name].drop_nulls().str.strip_chars()
+        values = values.filter(~values.is_in([*self.options.null_values, ""]))
+        if not len(values) or values.cast(pl.Float64, strict=False).null_count() * 2 > len(values):
+            return None
+        return self.first_word(name)
+
     def first_word(self, name: str) -> tuple[int, str] | None:
-        """(line, value) of the first value of a text column that is not a number."""
+        """(line, value) of the first value of a text column that is not a number (trimmed)."""
         import polars as pl
 
         if self.sample is not None:
             column = self.sample[name]
-            bad = column.is_not_null() & column.cast(pl.Float64, strict=False).is_null()
+            stripped = column.cast(pl.String).str.strip_chars()
+            bad = column.is_not_null() & ~stripped.is_in([*self.options.null_values, ""]) & stripped.cast(pl.Float64, strict=False).is_null()
             rows = bad.arg_true()
             first_line = 2 if self.options.has_header else 1
             return (int(rows[0]) + first_line, str(column[int(rows[0])])) if len(rows) else None

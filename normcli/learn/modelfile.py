@@ -43,6 +43,7 @@ __all__ = [
     "model_from_bytes",
     "describe_model",
     "is_model_file",
+    "is_model_archive",
 ]
 
 MODEL_FORMAT = "normcli-mlp"
@@ -224,6 +225,16 @@ def is_model_file(path: str | os.PathLike[str]) -> bool:
         with open(path, "rb") as handle:
             return handle.read(4) == ZIP_MAGIC
     except OSError:
+        return False
+
+
+def is_model_archive(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a zip archive with a model's ``metadata`` entry (a quick look at its
+    directory, for :func:`~normcli.data.outputs.check_replaceable`; :func:`load_model` validates)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return METADATA_ENTRY + ".npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
         return False
 
 

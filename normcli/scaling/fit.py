@@ -90,8 +90,10 @@ def fit_sources(
     table = unify(schemas, allow_missing_columns)
     choice = select_columns(table, options)
     specs, skipped, options = choice.specs, choice.skipped, choice.options
+    hints = _numbers_with_words(schemas, skipped)
     if not specs:
-        return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
+        stats = finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
+        return replace(stats, warnings=(*stats.warnings, *hints))
     fragments = [
         Fragment(
             index=index,
@@ -124,7 +126,28 @@ def fit_sources(
     where = describe(sources)
     if fold.rows == 0:
         raise _no_rows(sources, read, where)
-    return finish(fold, options, read.null_values, requested=sorted(choice.by_name), where=where)
+    stats = finish(fold, options, read.null_values, requested=sorted(choice.by_name), where=where)
+    return replace(stats, warnings=(*stats.warnings, *hints))
+
+
+def _numbers_with_words(schemas: Sequence[SourceSchema], skipped: Mapping[str, SkippedColumn]) -> list[str]:
+    """Warnings for skipped text columns that are mostly numbers: the first value that is not
+    one (it made the column text) and how to fix it."""
+    warnings = []
+    for name, column in skipped.items():
+        if column.dtype != "String":
+            continue
+        for schema in schemas:
+            found = schema.mostly_numbers(name) if schema.source.format.text else None
+            if found is not None:
+                line, value = found
+                warnings.append(
+                    f"column '{name}' is skipped as text, but most of its values are numbers: "
+                    f"'{value}' at line {line} of {schema.source.display} is not (blank it, add it to --null-values, "
+                    f"or pass --dtype '{name}=float' to read the column as numbers)"
+                )
+                break
+    return warnings
 
 
 def _schemas(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -81,6 +82,20 @@ def _sums_to_dict(moments: Moments) -> dict[str, Any]:
     if power:
         sums["power"] = power
     return sums
+
+
+_FORMAT_KEY = re.compile(rb'"format"\s*:\s*"normcli-stats"')
+
+
+def is_stats_file(path: str | Path) -> bool:
+    """Whether ``path`` looks like a stats file: its first 4 KiB declare ``"format": "normcli-stats"``
+    (normcli writes that key first). A quick look for :func:`~normcli.data.outputs.check_replaceable`,
+    not a validation (:func:`load_stats` validates)."""
+    try:
+        with open(path, "rb") as handle:
+            return bool(_FORMAT_KEY.search(handle.read(4096)))
+    except OSError:
+        return False
 
 
 def dumps_stats(stats: Stats) -> str:
