@@ -258,3 +258,76 @@ def test_parquet_to_a_terminal_is_refused(tmp_path: Path, command: str) -> None:
     assert snapshot(tmp_path) == before
     status, shown, _ = run_on_terminal(args, tmp_path)  # CSV is fine
     assert status == 0 and (shown.startswith("a,b,y\n") if command == "transform" else "predicted_y,prob_0" in shown.splitlines()[0])
+
+
+def _frames_of(terminal_text: str) -> list[str]:
+    """The successive states of a progress line, control sequences removed."""
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal_text)
+    return [line.strip() for line in plain.replace("\r", "\n").split("\n") if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def rows_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("progress")
+    rng = np.random.default_rng(2)
+    pl.DataFrame({"a": rng.normal(size=200_000), "b": rng.integers(0, 9, 200_000), "y": rng.integers(0, 2, 200_000)}).write_csv(folder / "d.csv")
+    assert subprocess.run([*NORMCLI, "fit", "d.csv", "-o", "s.json", "-q"], cwd=folder).returncode == 0
+    return folder
+
+
+def test_fit_shows_rows_and_time_on_a_terminal(rows_csv: Path) -> None:
+    status, shown, stdout = run_on_terminal(["fit", "d.csv", "-o", "out.json"], rows_csv, stream="stderr")
+    assert status == 0 and stdout == ""
+    frames = _frames_of(shown)
+    assert any(f.endswith("fitting d.csv · 200,000 rows · 0:00") or "fitting d.csv · 200,000 rows · 0:0" in f for f in frames), frames
+    assert frames[-1] == "normcli: fitted 2 columns over 200000 rows → out.json" or "normcli: fitted" in frames[-1]
+
+
+def test_transform_of_a_file_shows_the_bytes_read(rows_csv: Path) -> None:
+    status, shown, _ = run_on_terminal(["transform", "d.csv", "-s", "s.json", "-o", "out.csv"], rows_csv, stream="stderr")
+    assert status == 0
+    size = (rows_csv / "d.csv").stat().st_size / 1e6
+    assert any(f"transforming d.csv · {size:.1f} MB of {size:.1f} MB (100%) · 0:0" in f for f in _frames_of(shown)), _frames_of(shown)
+
+
+def test_transform_of_a_pipe_shows_rows(rows_csv: Path) -> None:
+    with open(rows_csv / "d.csv", "rb") as data:
+        status, shown, _ = run_on_terminal(["transform", "-s", "s.json", "-o", "out.csv"], rows_csv, stream="stderr", stdin=data.fileno())
+    assert status == 0
+    assert any("transforming <stdin> · 200,000 rows · 0:0" in f for f in _frames_of(shown)), _frames_of(shown)
+
+
+def test_predict_shows_rows_on_a_terminal(rows_csv: Path) -> None:
+    assert subprocess.run([*NORMCLI, "train", "d.csv", "--target", "y", "--epochs", "1", "-o", "m.npz", "-q"], cwd=rows_csv).returncode == 0
+    status, shown, _ = run_on_terminal(["predict", "d.csv", "--model", "m.npz", "-o", "p.csv"], rows_csv, stream="stderr")
+    assert status == 0
+    frames = _frames_of(shown)
+    assert any("predicting d.csv · 200,000 rows · 0:0" in f for f in frames), frames
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(rows_csv: Path) -> None:
+    for args in (["fit", "d.csv", "-o", "out.json"], ["transform", "d.csv", "-s", "s.json", "-o", "out.csv"]):
+        done = subprocess.run([*NORMCLI, *args], cwd=rows_csv, capture_output=True, text=True)
+        assert done.returncode == 0
+        assert all(line.startswith("normcli: ") for line in done.stderr.splitlines()), done.stderr
+        assert "\x1b" not in done.stderr and " rows ·" not in done.stderr
+
+
+def test_progress_counts_the_bytes_this_process_reads(tmp_path: Path) -> None:
+    """The bytes part measures real reads (Linux /proc/self/io), not a guess."""
+    from normcli.context import Env, Progress
+
+    if not Path("/proc/self/io").exists():
+        pytest.skip("no /proc/self/io on this system")
+    (tmp_path / "f.bin").write_bytes(b"x" * 3_000_000)
+    progress = Progress(Env.current(), "reading f.bin", [str(tmp_path / "f.bin")], enabled=False)
+    assert " B of 3.0 MB (0%)" in progress.text()  # reading /proc/self/io itself counts a few bytes
+    with open(tmp_path / "f.bin", "rb") as handle:
+        handle.read(1_500_000)
+        assert "1.5 MB of 3.0 MB (50%)" in progress.text()
+        handle.read()
+    assert "3.0 MB of 3.0 MB (100%)" in progress.text()
+    progress.rows(1234)
+    assert progress.text().startswith("reading f.bin · 1,234 rows · 0:")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ from normcli.cli.options import (
     _split_list,
     _split_names,
 )
-from normcli.context import Env, _isatty
+from normcli.context import Env
 from normcli.errors import UsageError
 
 
@@ -77,36 +76,14 @@ def _parse_keep(text: str | None) -> list[str] | str | None:
     return names
 
 
-class _RowProgress:
-    """'reading data.csv: 1,234,567 rows' on a terminal while data are read or predicted."""
-
-    def __init__(self, env: Env, what: str) -> None:
-        self._console = env.console()
-        self._what = what
-        self._status: Any = None
-
-    def update(self, stage: str, rows: int) -> None:
-        text = f"{stage} {self._what}: {rows:,} rows"
-        if self._status is None:
-            self._status = self._console.status(text)
-            self._status.start()
-        else:
-            self._status.update(text)
-
-    def done(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-
 def _feedback(env: Env, inputs: list[str] | None) -> Any:
-    """Notes and warnings on stderr; row progress only when stderr is a terminal."""
+    """Notes and warnings on stderr; progress (rows, bytes read, time) only when stderr is a terminal."""
     from normcli.learn.dataset import Feedback
 
     feedback = Feedback(note=env.note, warn=env.warn)
-    if env.stderr_is_terminal and not env.quiet:
-        progress = _RowProgress(env, ", ".join(inputs or ["<stdin>"]))
-        feedback.progress, feedback.progress_done = progress.update, progress.done
+    progress = env.progress(", ".join(inputs or ["<stdin>"]), inputs)
+    if progress.enabled:
+        feedback.progress, feedback.progress_done = progress.report, progress.stop
     return feedback
 
 
@@ -238,7 +215,7 @@ def train(
             seed=seed,
         )
         feedback = _feedback(env, inputs)
-        full_numbers = not _isatty(sys.stdout)
+        full_numbers = not env.stdout_is_terminal
         if compare:
             document, table = _run_compare(env, inputs, data, network, rates, placements, reading, feedback, full_numbers)
         else:

@@ -80,7 +80,7 @@ def fit(
             check_output_target(output, named_files(inputs or []))
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
-        with env.status("fitting statistics…"):
+        with env.progress("fitting " + ", ".join(inputs or ["<stdin>"]), inputs) as progress:
             stats = fit_stats(
                 inputs or [],
                 method=method,  # type: ignore[arg-type]
@@ -95,6 +95,7 @@ def fit(
                 allow_missing_columns=allow_missing_columns,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
+                progress=progress.rows,
             )
         for warning in stats.warnings:
             env.warn(warning)
@@ -148,7 +149,7 @@ def transform(
         from normcli.scaling.apply import transform as run_transform
 
         _refuse_binary_on_terminal(env, output, output_format)
-        with env.status("transforming…"):
+        with env.progress("transforming " + ", ".join(inputs or ["<stdin>"]), inputs) as progress:
             report = run_transform(
                 inputs or [],
                 stats=stats,
@@ -163,6 +164,7 @@ def transform(
                 stdin=env.stdin,
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,
+                progress=progress.rows,
             )
         for note in report.notes:
             env.note(note)

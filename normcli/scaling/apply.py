@@ -9,7 +9,7 @@ stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streami
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
@@ -105,13 +105,15 @@ def transform(
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> TransformReport:
     """Apply ``stats`` (a :class:`Stats`, a stats file, or ``-`` for stdin) to inputs and write ``output``.
 
     ``output`` ``-`` streams to ``stdout`` (CSV unless ``output_format_name``); a path is written via
     a temporary file renamed into place on success. Missing-value tokens default to those of the fit.
     The reading options are those of :func:`normcli.scaling.fit.fit`; CSV output keeps the inputs'
-    delimiter, and has no header line when they had none.
+    delimiter, and has no header line when they had none. ``progress`` is called with the rows
+    written so far when an input is a stream (files are written by Polars in one query).
 
     Example::
 
@@ -143,10 +145,10 @@ def transform(
         stream = stdout if stdout is not None else sys.stdout.buffer
         if target is None:
             with writing("the output"):
-                _write(plan, exprs, out_format, compression, stream, read, integers)
+                _write(plan, exprs, out_format, compression, stream, read, integers, progress)
         else:
             with atomic_path(target) as temp:
-                _write(plan, exprs, out_format, compression, temp, read, integers)
+                _write(plan, exprs, out_format, compression, temp, read, integers, progress)
         if integers is not None:
             report.notes.extend(integers.notes(streamed_parquet=any(p.reader for p in plan) and not out_format.text))
     return report
@@ -286,6 +288,7 @@ def _frames(part: _Part, read: ReadOptions) -> Iterator[pl.DataFrame]:
 def _write(
     parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compression: str | None, target, read: ReadOptions,
     integers: _Integers | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     """Files only: one lazy query sunk by Polars. With a stream: frame by frame, flushed as it goes.
     ``integers`` (``--inverse``): fitted integer columns restored (see :class:`_Integers`)."""
@@ -306,7 +309,7 @@ def _write(
     opened = open(target, "wb") if isinstance(target, Path) else None  # noqa: SIM115
     try:
         writer = out_format.batch_writer(opened or target, compression, read)
-        wrote = False
+        wrote, written = False, 0
         for part in parts:
             for frame in _frames(part, read):
                 if per_chunk:
@@ -314,6 +317,9 @@ def _write(
                 else:
                     writer.write(frame.with_columns(exprs))
                 wrote = True
+                if progress is not None:
+                    written += frame.height
+                    progress(written)
         if not wrote:
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         writer.close()

@@ -8,20 +8,29 @@ byte-identical statistics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from normcli.scaling.fragments import Fragment, FragmentStats, fragment_stats
 
 
 class Engine(Protocol):
-    """Something that maps the fragment function over fragments, keeping their order."""
+    """Something that maps the fragment function over fragments, keeping their order, and tells
+    ``progress`` the rows done so far (as often as it can: per block here, per fragment on a
+    cluster)."""
 
-    def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]: ...
+    def map(self, fragments: Sequence[Fragment], progress: Callable[[int], None] | None = None) -> list[FragmentStats]: ...
 
 
 class LocalEngine:
     """Fragments in order, in this process."""
 
-    def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]:
-        return [fragment_stats(fragment) for fragment in fragments]
+    def map(self, fragments: Sequence[Fragment], progress: Callable[[int], None] | None = None) -> list[FragmentStats]:
+        done = 0
+
+        def block_done(rows: int) -> None:
+            nonlocal done
+            done += rows
+            progress(done)  # type: ignore[misc]
+
+        return [fragment_stats(fragment, block_done if progress else None) for fragment in fragments]

@@ -7,7 +7,7 @@ fixed blocks, and :mod:`normcli.scaling.merge` folds them in input order and fit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
@@ -48,13 +48,15 @@ def fit(
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
     engine: Engine | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Stats:
     """Fit scaling statistics over one or more files (or ``-`` for stdin), streaming.
 
     The keyword arguments mirror ``normcli fit``'s options (``separator`` is ``-d``, ``has_header``
     is the opposite of ``--no-headers``, ``text`` and ``dtypes`` are ``--text`` and ``--dtype``:
     column patterns, and pattern → type such as ``"text"`` or ``"int"``). Warnings (constant columns, integers past
-    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
+    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed. ``progress`` is
+    called with the number of rows read so far, as the work goes (from the engine's thread).
 
     Example::
 
@@ -74,7 +76,7 @@ def fit(
         text=tuple(text), dtypes=dtype_pairs(dtypes),
     )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
-        return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine)
+        return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine, progress=progress)
 
 
 def fit_sources(
@@ -84,6 +86,7 @@ def fit_sources(
     *,
     allow_missing_columns: bool = False,
     engine: Engine | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Stats:
     """Fit ``options`` over resolved ``sources`` (see :func:`fit`)."""
     schemas, readers, frames = _schemas(sources, read)
@@ -107,7 +110,7 @@ def fit_sources(
         )
         for index, schema in enumerate(schemas)
     ]
-    results = (engine or LocalEngine()).map(fragments)
+    results = (engine or LocalEngine()).map(fragments, progress)
     fold = Fold(inputs=[s.display for s in sources])
     wanted = {s.name: s for s in specs}
     for name in table.names:

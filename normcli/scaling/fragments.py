@@ -15,7 +15,7 @@ fragment description and returns plain data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -247,12 +247,18 @@ def _scaled_block_moments(block: pl.DataFrame, spec: ColumnSpec, magnitude: floa
     return Moments.of_block(values.len(), shift, deviation.sum(), (deviation * deviation).sum(), power)
 
 
-def fragment_stats(fragment: Fragment) -> FragmentStats:
-    """The partial statistics of one fragment: the function every engine runs, locally or remotely."""
-    return summarize(fragment.blocks(), fragment.columns, fragment.absent)
+def fragment_stats(fragment: Fragment, progress: Callable[[int], None] | None = None) -> FragmentStats:
+    """The partial statistics of one fragment: the function every engine runs, locally or remotely.
+    ``progress`` is told the rows of each block as it is done."""
+    return summarize(fragment.blocks(), fragment.columns, fragment.absent, progress)
 
 
-def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absent: Sequence[str] = ()) -> FragmentStats:
+def summarize(
+    blocks: Iterable[pl.DataFrame],
+    specs: Sequence[ColumnSpec],
+    absent: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> FragmentStats:
     """Partial statistics of ``specs`` over ``blocks`` (see the module docstring)."""
     present = [s for s in specs if s.name not in absent]
     accumulators = {s.name: _Accumulator(s) for s in specs}
@@ -267,6 +273,8 @@ def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absen
                 for k, expr in enumerate(_expressions(spec, schema[spec.name]))
             ]
         rows += block.height
+        if progress is not None:
+            progress(block.height)
         if not present:
             continue
         row = block.select(exprs).row(0)
