@@ -110,8 +110,8 @@ class Progress:
         if stage is not None:
             self.stage = stage
 
-    def text(self) -> str:
-        """The line as it stands now."""
+    def text(self, width: int | None = None) -> str:
+        """The line as it stands now; within ``width`` columns, the name is shortened at its start."""
         parts = [f"{self.stage} {self.what}".strip()]
         read = _bytes_read()
         if self._rows is not None:  # rows, when the work counts them; else the bytes read
@@ -124,10 +124,17 @@ class Progress:
                 parts.append(f"{_size(done)} read")
         elapsed = int(time.monotonic() - self._started)
         parts.append(f"{elapsed // 60}:{elapsed % 60:02d}")
-        return " · ".join(parts)
+        line = " · ".join(parts)
+        if width is not None and len(line) > width:  # shorten the inputs' names, keep the numbers
+            keep = max(len(self.what) - (len(line) - width) - 1, 0)
+            parts[0] = f"{self.stage} …{self.what[len(self.what) - keep :]}".strip()
+            line = " · ".join(parts)
+        return line
 
-    def __rich__(self) -> str:
-        return self.text()
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        yield Text(self.text(options.max_width), no_wrap=True, overflow="ellipsis")
 
     def start(self) -> None:
         """Show the line (once; the clock starts then)."""

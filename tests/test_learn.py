@@ -463,10 +463,10 @@ def run_with_terminal_stderr(*args: str, cwd: Path) -> tuple[str, bytes]:
 
 def test_progress_on_a_terminal_and_notes_before_training(colours: Path, tmp_path: Path) -> None:
     text, _ = run_with_terminal_stderr("train", str(colours), "--target", "label", "--epochs", "2", "-o", "m.npz", cwd=tmp_path)
-    assert re.search(r"reading .*colours\.csv: 800 rows", text)
+    assert re.search(r"reading .*colours\.csv · 800 rows · 0:\d\d", text)
     assert text.index("one-hot encoded") < text.index("epoch   1/2")
     text, out = run_with_terminal_stderr("predict", str(colours), "--model", "m.npz", cwd=tmp_path)
-    assert re.search(r"predicting .*: 800 rows", text)
+    assert re.search(r"predicting .* · 800 rows · 0:\d\d", text)
     assert len(out.decode().splitlines()) == 801
 
 
