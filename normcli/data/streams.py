@@ -10,7 +10,6 @@ a Parquet stream is read into memory whole.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -153,6 +152,8 @@ class StreamReader:
                 hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
             ) from None
         delimiter = self.format.delimiter(self.options)
+        import csv
+
         rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
         return rows[0] if rows else []
 
