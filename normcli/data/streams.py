@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
 from normcli.data.inputs import InputStream, Source
@@ -85,6 +85,26 @@ def _first_boundary(buffer: bytes, quote: bytes | None) -> int:
                 start = pos + 1
                 continue
         return pos + 1
+
+
+def first_records(handle: IO[bytes], rows: int, quoted: bool = True) -> bytes:
+    """The bytes of the first ``rows`` records after the header line of an open text file."""
+    quote = b'"' if quoted else None
+    data = b""
+    while not (header_end := _first_boundary(data, quote)):
+        more = handle.read(1 << 16)
+        if not more:
+            return b""
+        data += more
+    data = data[header_end:]
+    lines = data.count(b"\n")
+    while lines <= rows:
+        more = handle.read(1 << 20)
+        if not more:
+            return data
+        data += more
+        lines += more.count(b"\n")
+    return data[: _last_boundary(data, quote)]
 
 
 class StreamReader:
