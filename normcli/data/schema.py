@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 
     from normcli.data.streams import StreamReader
 
+ID_NAME = re.compile(
+    r"(?i:^(id|idx|index|row|row_?id|row_?number|row_?names|uuid|unnamed: ?\d+)$)"
+    r"|(?i:[_\-. ]id$)"
+    r"|[a-z0-9](?:Id|ID)$"
+)
+"""Column names that say "row identifier" (case-insensitive but for the camel-case ``fooId``):
+``id``, ``*_id`` (also ``*-id``, ``* id``, ``*Id``), ``index``, ``idx``, ``row``, ``row_id``,
+``rownames``, ``uuid``, pandas' ``Unnamed: 0``. fit warns when it scales one; train leaves them out."""
+
 NULL = "Null"
 """The type of a column with no values in the rows seen: it takes its type from the others."""
 
