@@ -203,9 +203,7 @@ def inspect(
     def body(env: Env) -> None:
         if json_output and csv_output:
             raise UsageError("--json and --csv cannot be combined", hint="choose one")
-        from normcli.learn.modelfile import is_model_file
-
-        if file != "-" and is_model_file(file):
+        if file != "-" and _is_model_file(file):
             import json
 
             from normcli.learn.modelfile import describe_model
@@ -230,6 +228,18 @@ def inspect(
             env.write_text(stats_table(loaded, source=STDIN if file == "-" else file, width=env.width()))
 
     _run(body, quiet)
+
+
+def _is_model_file(path: str) -> bool:
+    """Whether ``inspect`` was given a model (an ``.npz`` name, or a zip archive's first bytes)
+    rather than a stats file; checked without importing numpy, which a stats file does not need."""
+    if path.lower().endswith(".npz"):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- merge

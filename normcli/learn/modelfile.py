@@ -42,7 +42,6 @@ __all__ = [
     "model_to_bytes",
     "model_from_bytes",
     "describe_model",
-    "is_model_file",
     "is_model_archive",
 ]
 
@@ -211,21 +210,6 @@ def load_model(path: str | os.PathLike[str]) -> tuple[MLP, dict]:
 def model_from_bytes(data: bytes, display: str = "<bytes>") -> tuple[MLP, dict]:
     """:func:`load_model` for file content already in memory (``display`` names it in errors)."""
     return _read_model(io.BytesIO(data), display)
-
-
-ZIP_MAGIC = b"PK\x03\x04"
-
-
-def is_model_file(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` looks like a model file (an ``.npz`` name, or a zip archive's first bytes),
-    so ``normcli inspect`` can tell it from a stats file."""
-    if os.fspath(path).lower().endswith(".npz"):
-        return True
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == ZIP_MAGIC
-    except OSError:
-        return False
 
 
 def is_model_archive(path: str | os.PathLike[str]) -> bool:
