@@ -35,11 +35,19 @@ PARQUET_MAGIC = b"PAR1"
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read inputs: the format override, missing-value tokens and CSV separator."""
+    """How to read inputs: the format override, missing-value tokens, CSV separator, and the
+    ``--storage-option`` pairs for inputs named by URL (see :mod:`normcli.data.storage`)."""
 
     format: str | None = None
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     separator: str | None = None
+    storage: tuple[tuple[str, str], ...] = ()
+
+    def storage_for(self, path: str) -> dict[str, str] | None:
+        """Polars' ``storage_options`` for ``path`` (None: the environment's credentials only)."""
+        from normcli.data.storage import polars_options
+
+        return polars_options(path, self.storage)
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -68,12 +76,15 @@ class Format:
         import polars as pl
 
         if self.name == "parquet":
-            return pl.scan_parquet(path, glob=False)
+            return pl.scan_parquet(path, glob=False, storage_options=options.storage_for(path))
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
         if self.name == "ndjson":
-            return pl.scan_ndjson(path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS)
+            return pl.scan_ndjson(
+                path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS,
+                storage_options=options.storage_for(path),
+            )
         return pl.scan_csv(
             path,
             separator=self.delimiter(options),
@@ -82,6 +93,7 @@ class Format:
             schema=dict(schema) if schema else None,
             glob=False,
             raise_if_empty=True,
+            storage_options=options.storage_for(path),
         )
 
     def parse(
@@ -123,14 +135,20 @@ class Format:
 
     # ------------------------------------------------------------------ writing
 
-    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None) -> None:
-        """Stream ``frame`` into ``target`` (a path or a binary stream)."""
+    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None, storage: tuple[tuple[str, str], ...] = ()) -> None:
+        """Stream ``frame`` into ``target`` (a path, a URL with its ``storage`` options, or a binary stream)."""
+        from normcli.data.storage import polars_options
+
+        options = polars_options(target, storage) if isinstance(target, str) else None
         if self.name == "parquet":
-            frame.sink_parquet(target)
+            frame.sink_parquet(target, storage_options=options)
         elif self.name == "ndjson":
-            frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False)
+            frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False, storage_options=options)
         else:
-            frame.sink_csv(target, separator=self.separator or ",", compression=compression or "uncompressed", check_extension=False)
+            frame.sink_csv(
+                target, separator=self.separator or ",", compression=compression or "uncompressed",
+                check_extension=False, storage_options=options,
+            )
 
     def batch_writer(self, stream: IO[bytes], compression: str | None = None) -> BatchWriter:
         """A writer of frames one after another onto an open binary stream (for streamed output)."""
@@ -221,6 +239,8 @@ def format_named(name: str) -> Format:
 
 def detect_format(name: str, override: str | None, option: str = "--format") -> tuple[Format, str | None]:
     """The format and compression of a file from its extension, or the ``--format`` override."""
+    if "://" in name:  # a URL: the key's extension, before any query string
+        name = name.split("://", 1)[1].split("?", 1)[0]
     suffixes = [s.lower() for s in PurePath(name).suffixes]
     compression = None
     if suffixes and suffixes[-1] in COMPRESSIONS:

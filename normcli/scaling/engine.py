@@ -1,27 +1,231 @@
-"""Engines run the fragment function over a fit's fragments and return the results in order.
+"""Engines run a function over a plan's fragments and return the results in fragment order.
 
 The local engine runs fragments one after another in this process (Polars uses every core
-inside each). A distributed engine maps the same :func:`~normcli.scaling.fragments.fragment_stats`
-over workers; since the merge that follows is exact and in fragment order, every engine gives
-byte-identical statistics.
+inside each). The Dask engine maps the same function — :func:`~normcli.scaling.fragments.fragment_stats`
+for a fit, a part writer for a transform — over the workers of a running ``distributed``
+scheduler. Since the merge that follows is exact and in fragment order, every engine gives
+byte-identical statistics, and a transform's parts hold the same rows.
+
+``distributed`` is an optional dependency (``pip install 'normcli[dask]'``), imported only when a
+scheduler is named.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from normcli.errors import DataError, UsageError
 from normcli.scaling.fragments import Fragment, FragmentStats, fragment_stats
 
+if TYPE_CHECKING:
+    from distributed import Client
 
-class Engine(Protocol):
-    """Something that maps the fragment function over fragments, keeping their order."""
+T = TypeVar("T")
+R = TypeVar("R")
 
-    def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]: ...
+SCHEDULER_ENV = "NORMCLI_SCHEDULER"
+WORKER_WAIT_SECONDS = 60.0
+"""How long to wait for a scheduler without workers to get one before giving up."""
 
 
-class LocalEngine:
-    """Fragments in order, in this process."""
+class Engine:
+    """Maps a function over work items, returning the results in the items' order."""
+
+    distributed = False
+    """Whether the work runs in other processes (which must be able to read the inputs)."""
+
+    def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
+        raise NotImplementedError
 
     def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]:
-        return [fragment_stats(fragment) for fragment in fragments]
+        """The fragment function over ``fragments``: the partial statistics of each, in order."""
+        return self.run(fragment_stats, fragments, name="fragment")
+
+    def close(self) -> None:
+        """Release what the engine holds (a cluster connection)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalEngine(Engine):
+    """Items in order, in this process."""
+
+    def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
+        return [function(item) for item in items]
+
+
+class DaskEngine(Engine):
+    """Items as tasks on a Dask ``distributed`` cluster; results gathered in order.
+
+    The scheduler is a ``tcp://host:port`` address or a scheduler file (as ``dask scheduler
+    --scheduler-file`` writes). On connecting, the engine waits for a worker and checks that every
+    worker runs this normcli version (same code, same bits). Tasks whose worker dies are retried
+    by Dask (``distributed.scheduler.allowed-failures`` times); if one still fails, the remaining
+    tasks are cancelled and the error is reported as one line.
+    """
+
+    distributed = True
+
+    def __init__(self, address: str | None = None, scheduler_file: str | None = None) -> None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--scheduler needs Dask's distributed package, which is not installed",
+                hint="pip install 'normcli[dask]'",
+            ) from None
+        self.address = address
+        self.scheduler_file = scheduler_file
+        self.where = address or f"scheduler file {scheduler_file}"
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> Client:
+        from distributed import Client
+
+        if self.scheduler_file is not None and not os.path.isfile(self.scheduler_file):
+            raise DataError(f"{self.scheduler_file}: no such scheduler file", hint="start one with: dask scheduler --scheduler-file PATH")
+        try:
+            client = Client(self.address, scheduler_file=self.scheduler_file, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise DataError(
+                f"cannot reach the Dask scheduler at {self.where}: {reason}",
+                hint="check that the scheduler runs and the address is right",
+            ) from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+            except TimeoutError:
+                raise DataError(
+                    f"the Dask scheduler at {self.where} has no workers (waited {WORKER_WAIT_SECONDS:.0f} s)",
+                    hint="start some: dask worker ADDRESS",
+                ) from None
+            self._check_versions(client)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _check_versions(self, client: Client) -> None:
+        from normcli import __version__
+
+        try:
+            versions = client.run(worker_version)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot even load normcli
+            raise DataError(
+                f"the Dask workers at {self.where} cannot run normcli: {' '.join(str(exc).split())[:160]}",
+                hint=f"install normcli {__version__} on every worker: pip install 'normcli[dask]=={__version__}'",
+            ) from None
+        other = {worker: v for worker, v in versions.items() if v != __version__}
+        if other:
+            worker, version = next(iter(other.items()))
+            raise DataError(
+                f"Dask worker {worker} runs normcli {version}, this is {__version__}",
+                hint="install the same normcli version on the client and every worker",
+            )
+
+    def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
+        from distributed import as_completed
+        from distributed.client import FutureCancelledError
+        from distributed.scheduler import KilledWorker
+
+        if not items:
+            return []
+        client = self.client
+        run = uuid.uuid4().hex[:8]
+        keys = [f"normcli-{name}-{run}-{index:05d}" for index in range(len(items))]
+        futures = client.map(function, items, key=keys, pure=False)
+        index_of = {future.key: index for index, future in enumerate(futures)}
+        results: list[Any] = [None] * len(items)
+        try:
+            for future in as_completed(futures, loop=client.loop):
+                if future.status == "error":
+                    error = future.exception()
+                    if isinstance(error, KilledWorker):
+                        raise DataError(
+                            f"Dask workers died {error.args[0] if error.args else ''} while running {name} "
+                            f"{index_of[future.key]} ({_describe(items[index_of[future.key]])}), too many times",
+                            hint="check the workers' memory and logs; nothing was written",
+                        )
+                    raise error  # a DataError raised in the worker, or another failure
+                results[index_of[future.key]] = future.result()
+        except FutureCancelledError:
+            raise DataError(f"the Dask cluster at {self.where} cancelled the work", hint="check the scheduler's logs") from None
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+        return results
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]:
+        check_shippable(fragments)
+        return super().map(fragments)
+
+
+def check_shippable(fragments: Sequence[Fragment]) -> None:
+    """Refuse work a cluster cannot do: streams (read once, here) and quantile columns (every
+    value would travel to the client; medians and IQRs do not merge exactly)."""
+    for fragment in fragments:
+        if fragment.reader is not None or fragment.data is not None or fragment.source.path is None:
+            raise UsageError(
+                f"{fragment.source.display}: a stream cannot be read by Dask workers",
+                hint="name files or URLs the workers can read, or leave out --scheduler",
+            )
+    robust = list(dict.fromkeys(c.name for f in fragments for c in f.columns if c.keep_values))
+    if robust:
+        names = ", ".join(f"'{n}'" for n in robust[:10]) + (" …" if len(robust) > 10 else "")
+        raise UsageError(
+            f"robust (median/IQR) cannot be fitted on a cluster: column{'s' if len(robust) > 1 else ''} {names}",
+            hint="quantiles do not merge exactly; fit them without --scheduler, or choose another --method-for",
+        )
+
+
+def _describe(item: object) -> str:
+    source = getattr(item, "source", None) or getattr(getattr(item, "fragment", None), "source", None)
+    if source is None:
+        return "?"
+    rows = getattr(item, "rows", None) or getattr(getattr(item, "fragment", None), "rows", None)
+    return source.display + (f", rows {rows[0]}–{rows[0] + rows[1] - 1}" if rows else "")
+
+
+def worker_version() -> str:
+    """The normcli version a worker runs (checked against the client's)."""
+    from normcli import __version__
+
+    return __version__
+
+
+def engine_for(scheduler: str | None = None, scheduler_file: str | None = None) -> Engine:
+    """The engine for the command line: Dask if a scheduler is named (``--scheduler``,
+    ``--scheduler-file`` or ``NORMCLI_SCHEDULER``), else local.
+
+    ``scheduler`` is an address (``tcp://host:8786``, ``tls://...``) or the path of a scheduler
+    file; giving both options is a usage error.
+    """
+    if scheduler and scheduler_file:
+        raise UsageError("give --scheduler or --scheduler-file, not both")
+    if scheduler is None and scheduler_file is None:
+        scheduler = os.environ.get(SCHEDULER_ENV) or None
+    if scheduler_file is not None:
+        return DaskEngine(scheduler_file=scheduler_file)
+    if scheduler is None:
+        return LocalEngine()
+    if "://" in scheduler or not (os.path.isfile(scheduler) or scheduler.endswith(".json")):
+        return DaskEngine(address=scheduler)
+    return DaskEngine(scheduler_file=scheduler)
