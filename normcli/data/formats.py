@@ -136,19 +136,29 @@ class Format:
     # ------------------------------------------------------------------ writing
 
     def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None, storage: tuple[tuple[str, str], ...] = ()) -> None:
-        """Stream ``frame`` into ``target`` (a path, a URL with its ``storage`` options, or a binary stream)."""
-        from normcli.data.storage import polars_options
+        """Stream ``frame`` into ``target`` (a path, a URL with its ``storage`` options, or a binary stream).
 
-        options = polars_options(target, storage) if isinstance(target, str) else None
+        A URL is staged in a local temporary file and uploaded once complete: Polars 2.1 can sink
+        to a bucket itself, but a process whose cloud sink failed crashes when it exits (SIGSEGV
+        or abort instead of exit 1), and the upload publishes the object only when whole anyway.
+        """
+        from normcli.data.storage import is_url, upload_file
+
+        if isinstance(target, str) and is_url(target):
+            import os
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="normcli-upload-") as folder:
+                staged = os.path.join(folder, "object")
+                self.sink(frame, staged, compression)
+                upload_file(target, staged, storage)
+            return
         if self.name == "parquet":
-            frame.sink_parquet(target, storage_options=options)
+            frame.sink_parquet(target)
         elif self.name == "ndjson":
-            frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False, storage_options=options)
+            frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False)
         else:
-            frame.sink_csv(
-                target, separator=self.separator or ",", compression=compression or "uncompressed",
-                check_extension=False, storage_options=options,
-            )
+            frame.sink_csv(target, separator=self.separator or ",", compression=compression or "uncompressed", check_extension=False)
 
     def batch_writer(self, stream: IO[bytes], compression: str | None = None) -> BatchWriter:
         """A writer of frames one after another onto an open binary stream (for streamed output)."""

@@ -16,6 +16,7 @@ glob, a store that cannot be reached.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -221,11 +222,12 @@ class Store:
             return bytes(obstore.get_range(self._store, key, start=0, end=min(count, size)))
 
     def open(self, key: str) -> IO[bytes]:
-        """A seekable binary reader of the object (ranged requests, buffered)."""
+        """A seekable binary file of the object (ranged requests, buffered), usable by gzip,
+        io.TextIOWrapper and pyarrow."""
         import obstore
 
         with store_errors(self.url(key)):
-            return obstore.open_reader(self._store, key)  # type: ignore[return-value]
+            return io.BufferedReader(_RawObject(obstore.open_reader(self._store, key)), buffer_size=1 << 20)
 
     def keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (a listing; an empty list if there is none)."""
@@ -254,6 +256,36 @@ class Store:
         if keys:
             with store_errors(self.url(keys[0])):
                 obstore.delete(self._store, list(keys))
+
+
+class _RawObject(io.RawIOBase):
+    """obstore's ReadableFile as a standard raw binary file (it is neither a context manager nor
+    an io.IOBase)."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = bytes(self._handle.read(len(buffer)))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._handle.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._handle.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
 
 
 # --------------------------------------------------------------------------- operations on URLs

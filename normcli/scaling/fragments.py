@@ -129,11 +129,12 @@ class Fragment:
         yield from reblock(self.frames(), BLOCK_ROWS)
 
 
-def split_rows(row_groups: Sequence[int], target: int = FRAGMENT_ROWS) -> list[tuple[int, int]] | None:
+def split_rows(row_groups: Sequence[int], target: int | None = None) -> list[tuple[int, int]] | None:
     """(offset, length) ranges of a Parquet file with row groups of these sizes, or None for one
     fragment. A fragment ends after the row group that brings it to ``target`` rows, at that
     group's end rounded down to a multiple of :data:`BLOCK_ROWS` (row groups written by Polars or
     pyarrow usually end on one already)."""
+    target = FRAGMENT_ROWS if target is None else target
     total = sum(row_groups)
     cuts = [0]
     end = 0
