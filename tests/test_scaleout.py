@@ -397,6 +397,78 @@ def test_a_failing_dataset_leaves_nothing_and_a_full_folder_is_refused(cluster, 
     assert result.returncode == 2 and "names a dataset folder" in result.stderr.decode()
 
 
+# --------------------------------------------------------------------------- predict on the cluster
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """A classifier and a regressor trained on a small table with a categorical column, and new
+    data in three CSV files and a Parquet file (some missing values, an unseen category)."""
+    folder = tmp_path_factory.mktemp("models")
+    rng = np.random.default_rng(21)
+    n = 12_000
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    kind = rng.choice(["a", "b", "c"], n)
+    frame = pl.DataFrame({
+        "id": np.arange(n), "x1": x1, "x2": np.where(np.arange(n) % 97 == 0, np.nan, x2), "kind": kind,
+        "label": np.where(x1 + 0.5 * x2 + (kind == "a") > 0.3, "yes", "no"), "value": 3 * x1 + x2 + rng.normal(size=n) * 0.1,
+    }).with_columns(pl.col("x2").fill_nan(None))  # fmt: skip
+    frame.head(8000).write_csv(folder / "train.csv")
+    new = frame.slice(8000).with_columns(pl.when(pl.col("id") == 9000).then(pl.lit("zzz")).otherwise(pl.col("kind")).alias("kind"))
+    for index in range(3):
+        new.slice(index * 1100, 1100).write_csv(folder / f"new{index}.csv")
+    new.slice(3300).write_csv(folder / "new3.csv")
+    for target, drop in (("label", "value"), ("value", "label")):
+        result = run("train", "train.csv", "--target", target, "--exclude", f"{drop},id", "--epochs", "2", "--seed", "1",
+                     "-o", f"{target}.npz", "-q", cwd=folder)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.mark.parametrize("target", ["label", "value"])
+def test_predict_on_the_cluster_equals_a_local_predict_rows_and_metrics(cluster, models, target) -> None:
+    news = ["new0.csv", "new1.csv", "new2.csv", "new3.csv"]
+    local = run("predict", *news, "--model", f"{target}.npz", "--target", target, "--keep", "none", "-o", f"{target}-local.parquet", cwd=models)
+    assert local.returncode == 0, local.stderr
+    remote = run("predict", *news, "--model", f"{target}.npz", "--target", target, "--keep", "none", "-o", f"{target}-dask/",
+                 "--scheduler-file", str(cluster.scheduler_file), cwd=models)  # fmt: skip
+    assert remote.returncode == 0, remote.stderr
+    # the same notes (imputed values, the unseen category) and the same metrics, digit for digit
+    assert remote.stderr.decode().splitlines()[:-1] == local.stderr.decode().splitlines()[:-1]
+    assert "metrics on" in local.stderr.decode()
+    parts = pl.read_parquet(models / f"{target}-dask" / "part-*.parquet")
+    expected = pl.read_parquet(models / f"{target}-local.parquet")
+    assert parts.equals(expected)  # the row numbers run on across parts; predictions bit for bit
+    assert parts["row"].to_list() == list(range(1, 4001))
+    manifest = json.loads((models / f"{target}-dask" / "_SUCCESS").read_text())
+    assert [p["rows"] for p in manifest["parts"]] == [1100, 1100, 1100, 700] and manifest["rows"] == 4000
+
+
+def test_predict_metrics_are_those_of_scikit_learn(models) -> None:
+    from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
+
+    news = ["new0.csv", "new1.csv", "new2.csv", "new3.csv"]
+    truth = pl.concat([pl.read_csv(models / n) for n in news])
+    for target in ("label", "value"):
+        result = run("predict", *news, "--model", f"{target}.npz", "--target", target, "--keep", "none", "-o", "out/", cwd=models / ".")
+        assert result.returncode == 0, result.stderr
+        scored = pl.read_parquet(models / "out" / "part-*.parquet")
+        line = next(x for x in result.stderr.decode().splitlines() if "metrics on" in x)
+        shown = dict(item.rsplit(" ", 1) for item in line.split(": ", 2)[2].split(", "))
+        if target == "label":
+            proba = scored.select("prob_no", "prob_yes").to_numpy()
+            proba = proba / proba.sum(axis=1, keepdims=True)  # float64 read back: sums within an ulp of 1
+            assert float(shown["accuracy"]) == pytest.approx(accuracy_score(truth["label"], scored["predicted_label"]), abs=5e-5)
+            assert float(shown["log_loss"]) == pytest.approx(log_loss(truth["label"], proba, labels=["no", "yes"]), rel=1e-3)
+        else:
+            rmse = mean_squared_error(truth["value"], scored["predicted_value"]) ** 0.5
+            assert float(shown["rmse"]) == pytest.approx(rmse, rel=1e-3)
+            assert float(shown["r2"]) == pytest.approx(r2_score(truth["value"], scored["predicted_value"]), rel=1e-3)
+        import shutil
+
+        shutil.rmtree(models / "out")
+
+
 # --------------------------------------------------------------------------- a worker dies
 
 

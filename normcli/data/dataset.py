@@ -36,8 +36,9 @@ TEMPORARY = "_temporary"
 
 
 def is_dataset_target(output: str) -> bool:
-    """Whether ``-o`` names a dataset folder: it ends with ``/``, or is an existing folder."""
-    return output.endswith("/") or (not is_url(output) and output != "-" and os.path.isdir(output))
+    """Whether ``-o`` names a dataset folder: it ends with ``/`` (an existing folder named without
+    it stays an error, as for any output file)."""
+    return output.endswith("/")
 
 
 @dataclass

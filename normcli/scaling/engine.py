@@ -73,7 +73,9 @@ class DaskEngine(Engine):
 
     distributed = True
 
-    def __init__(self, address: str | None = None, scheduler_file: str | None = None) -> None:
+    def __init__(self, address: str | None = None, scheduler_file: str | None = None, *, client: Client | None = None) -> None:
+        """Connect (lazily) to ``address`` or ``scheduler_file``; or use a ``client`` the caller
+        made (a dask-gateway or dask-kubernetes cluster's ``get_client()``), left open on close."""
         try:
             import distributed  # noqa: F401
         except ImportError:
@@ -83,13 +85,18 @@ class DaskEngine(Engine):
             ) from None
         self.address = address
         self.scheduler_file = scheduler_file
-        self.where = address or f"scheduler file {scheduler_file}"
-        self._client: Client | None = None
+        self.where = address or (f"scheduler file {scheduler_file}" if scheduler_file else str(getattr(client, "scheduler", "")))
+        self._client: Client | None = client
+        self._owned = client is None
+        self._checked = False
 
     @property
     def client(self) -> Client:
         if self._client is None:
             self._client = self._connect()
+        elif not self._checked:
+            self._check_versions(self._client)
+        self._checked = True
         return self._client
 
     def _connect(self) -> Client:
@@ -169,9 +176,9 @@ class DaskEngine(Engine):
         return results
 
     def close(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owned:
             self._client.close()
-            self._client = None
+        self._client = None
 
     def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]:
         check_shippable(fragments)
