@@ -661,6 +661,14 @@ def test_store_errors_are_one_line(s3, s3_inputs, tmp_path) -> None:
     finally:
         s3.set_auth(False)
     assert not (tmp_path / "s.json").exists() and not (tmp_path / "x.csv").exists()
+    for args, words in (
+        (("fit", "ftp://host/x.csv"), "unsupported URL scheme 'ftp://'"),
+        (("fit", "https://example.invalid/data/*.csv"), "an HTTP server cannot be listed"),
+        (("fit", f"{prefix}/data/*", "--storage-option", "aws_no_such_key=1"), "--storage-option: not valid for s3://"),
+    ):
+        result = run(*args, "-o", "s.json", cwd=tmp_path, env=s3.env)
+        assert result.returncode == 2 and words in result.stderr.decode(), result.stderr
+        assert result.stderr.decode().count("\n") == 1
 
 
 def test_a_failed_write_to_the_bucket_leaves_no_object(s3, s3_inputs, tmp_path) -> None:

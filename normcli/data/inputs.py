@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from normcli.data.formats import FORMATS, PARQUET_MAGIC, Format, ReadOptions, detect_format, sniff_compression
-from normcli.data.storage import StorageOptions, expand_url, is_url, read_head
+from normcli.data.storage import StorageOptions, concurrently, expand_url, is_url, read_head
 from normcli.errors import DataError, UsageError
 
 STDIN = "<stdin>"
@@ -152,6 +152,8 @@ def open_sources(
     """
     patterns = list(patterns) or ["-"]
     names = expand_patterns(patterns, options.storage)
+    urls = [name for name in names if is_url(name)]
+    heads = dict(zip(urls, concurrently(lambda url: read_head(url, 4, options.storage), urls, urls), strict=True))
     if names.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once", hint="name it once among the inputs")
     opened: list[int] = []
@@ -169,7 +171,7 @@ def open_sources(
                 continue
             if is_url(name):
                 fmt, compression = detect_format(name, options.format)
-                _sniff(name, read_head(name, 4, options.storage), fmt, compression)
+                _sniff(name, heads[name], fmt, compression)
                 sources.append(Source(name, name, fmt, compression))
                 continue
             info = _check_readable(name)

@@ -18,14 +18,17 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from normcli.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 StorageOptions = tuple[tuple[str, str], ...]
 """``--storage-option KEY=VALUE`` pairs: hashable and picklable, so they travel with a fragment."""
@@ -289,6 +292,22 @@ class _RawObject(io.RawIOBase):
 
 
 # --------------------------------------------------------------------------- operations on URLs
+
+PLANNING_THREADS = 32
+"""Requests in flight while planning (sniffing, schemas, footers): a store answers each in tens of
+milliseconds, so 10,000 objects one after another would take minutes."""
+
+
+def concurrently(function: Callable[[T], R], items: Sequence[T], names: Sequence[str]) -> list[R]:
+    """``function`` over ``items`` in order; in a thread pool when some of ``names`` (the items'
+    paths) are URLs, whose latency is worth overlapping. The first failure in order is raised."""
+    if len(items) < 2 or not any(is_url(n) for n in names):
+        return [function(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(PLANNING_THREADS, len(items)), thread_name_prefix="normcli-plan") as pool:
+        return list(pool.map(function, items))
+
 
 
 def expand_url(pattern: str, storage: StorageOptions = ()) -> list[str]:

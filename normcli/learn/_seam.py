@@ -15,6 +15,7 @@ from normcli.data.diagnostics import polars_errors as read_errors
 from normcli.data.formats import DEFAULT_NULL_VALUES, Format, ReadOptions
 from normcli.data.inputs import Source
 from normcli.data.outputs import atomic_path, check_output_target, output_format
+from normcli.data.storage import concurrently
 from normcli.data.table import Inputs, open_inputs, scan_source
 from normcli.scaling.engine import Engine, LocalEngine
 from normcli.scaling.exact import Moments, sqrt_correctly_rounded
@@ -40,6 +41,7 @@ __all__ = [
     "Stats",
     "atomic_path",
     "check_output_target",
+    "concurrently",
     "dataset_format",
     "exact_moments",
     "fit_frame",

@@ -31,6 +31,7 @@ from normcli.learn._seam import (
     Source,
     atomic_path,
     check_output_target,
+    concurrently,
     dataset_format,
     exact_moments,
     is_dataset_target,
@@ -446,8 +447,10 @@ def _predict_dataset(
     with DatasetWriter(output, fmt.extensions[0].lstrip("."), read.storage) as writer:
         parts: list[PredictPart] = []
         infos: list[PartInfo] = []
-        for schema in inputs.source_schemas():
-            for rows in row_ranges(schema.source, read):
+        schemas = inputs.source_schemas()
+        ranges = concurrently(lambda s: row_ranges(s.source, read), schemas, [s.source.path or "" for s in schemas])
+        for schema, source_ranges in zip(schemas, ranges, strict=True):
+            for rows in source_ranges:
                 index = len(parts)
                 parts.append(PredictPart(scorer, schema.source, read, dict(schema.types), overrides, columns, rows, 1, fmt, writer.part(index)))
                 infos.append(PartInfo(writer.part_name(index), schema.source.display, input_rows=rows))

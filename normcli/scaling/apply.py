@@ -221,6 +221,7 @@ def _transform_dataset(
     from normcli import __version__
     from normcli.data.dataset import DatasetWriter, PartInfo, check_dataset_format
     from normcli.data.formats import FORMATS
+    from normcli.data.storage import concurrently
     from normcli.scaling.fragments import row_ranges
 
     if output == "-" or not is_dataset_target(output):
@@ -246,9 +247,11 @@ def _transform_dataset(
         with DatasetWriter(output, out_format.extensions[0].lstrip("."), read.storage) as writer:
             tasks: list[PartTask] = []
             infos: list[PartInfo] = []
-            for part in plan:
+            sources = [part.schema.source for part in plan]
+            ranges = concurrently(lambda source: row_ranges(source, read), sources, [s.path or "" for s in sources])
+            for part, source_ranges in zip(plan, ranges, strict=True):
                 source = part.schema.source
-                for rows in row_ranges(source, read):
+                for rows in source_ranges:
                     index = len(tasks)
                     tasks.append(PartTask(source, read, part.types, rows, stats, inverse, clip, float32, out_format, writer.part(index)))
                     infos.append(PartInfo(writer.part_name(index), source.display, input_rows=rows))

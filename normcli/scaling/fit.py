@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING
 from normcli.data.diagnostics import _FileText
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
 from normcli.data.inputs import Source, describe, open_sources
+from normcli.data.storage import concurrently
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
@@ -86,9 +87,11 @@ def fit_sources(
     specs, skipped = select_columns(table, options)
     if not specs:
         return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
+    names = [s.path or "" for s in sources]
+    ranges = concurrently(lambda source: row_ranges(source, read), list(sources), names)
     fragments = []
     for index, schema in enumerate(schemas):
-        for rows in row_ranges(schema.source, read):
+        for rows in ranges[index]:
             fragments.append(
                 Fragment(
                     index=len(fragments),
@@ -131,6 +134,8 @@ def _schemas(
     Parquet stream, which cannot be streamed, is read into memory."""
     from normcli.data.streams import StreamReader, read_parquet_stream
 
+    files = [s for s in sources if not s.is_stream]
+    inferred = dict(zip(files, concurrently(lambda source: read_schema(source, read), files, [s.path or "" for s in files]), strict=True))
     schemas = []
     readers: dict[int, StreamReader] = {}
     frames: dict[int, pl.DataFrame] = {}
@@ -142,7 +147,7 @@ def _schemas(
             frames[index] = read_parquet_stream(source)
             schemas.append(SourceSchema(source, dict(frames[index].schema), read, sample=frames[index]))
         else:
-            schemas.append(read_schema(source, read))
+            schemas.append(inferred[source])
     return schemas, readers, frames
 
 
