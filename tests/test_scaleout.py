@@ -679,3 +679,33 @@ def test_a_failed_write_to_the_bucket_leaves_no_object(s3, s3_inputs, tmp_path) 
         result = run("transform", "bad.csv", "--stats", "s.json", "-o", target, cwd=tmp_path, env=s3.env)
         assert result.returncode == 1 and "'oops'" in result.stderr.decode()
     assert [k for k in s3.keys(tmp_path.name) if "bad" in k] == []
+
+
+def test_ctrl_c_on_the_client_cancels_the_tasks_and_leaves_no_dataset(cluster, tmp_path) -> None:
+    rng = np.random.default_rng(10)
+    names = []
+    for index in range(8):
+        pl.DataFrame({"a": 1e6 + rng.normal(size=300_000), "b": rng.lognormal(size=300_000)}).write_csv(tmp_path / f"g{index}.csv")
+        names.append(f"g{index}.csv")
+    assert run("fit", *names, "-o", "s.json", cwd=tmp_path).returncode == 0
+    with cluster.client() as client:
+        process = subprocess.Popen(
+            [*NORMCLI, "transform", *names, "-s", "s.json", "-o", "out/", "--scheduler-file", str(cluster.scheduler_file)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+        def running_parts():
+            return any(str(k).startswith("normcli-part-") for keys in client.processing().values() for k in keys)
+
+        wait_until(running_parts, timeout=120, what="parts running on the workers")
+        os.kill(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 130, err
+        assert err.decode().strip().splitlines()[-1] == "normcli: interrupted"
+        # the scheduler forgets the run's tasks: none left queued or running
+        wait_until(lambda: not any(str(k).startswith("normcli-part-") for k in client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.tasks))), timeout=60, what="the run's tasks to be released")  # fmt: skip
+        # a task that was already running may still end: wait for the workers to be idle
+        wait_until(lambda: not any(client.processing().values()), timeout=60, what="idle workers")
+    leftovers = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
+    assert not any(name.endswith("_SUCCESS") or name.startswith("out/part-") for name in leftovers), leftovers

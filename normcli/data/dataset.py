@@ -8,7 +8,7 @@ manifest. The protocol is the one Spark and Hadoop users know:
 2. every part is written under ``out/_temporary/<run>/`` (by whichever process or Dask worker
    computes it; readers skip names starting with ``_``);
 3. when every part is written, each is moved to ``out/part-NNNNN.<ext>`` (a rename on a file
-   system; a server-side copy and delete on an object store), in order;
+   system; a server-side copy and delete on an object store, 32 at a time);
 4. ``_SUCCESS`` is written last: a JSON manifest of the parts, their rows and inputs.
 
 A failed or interrupted run removes what it wrote (temporary and moved parts, the folder if it
@@ -122,10 +122,14 @@ class DatasetWriter:
         """Move every part into place, in order, then write ``_SUCCESS`` (the manifest) last."""
         if self.url:
             store, base = Store.of(self.target, self.storage)
-            for index, part in enumerate(parts):
-                source = split_url(self.part(index))[1]
-                store.rename(source, f"{base}/{part.name}")
-                self._moved.append(f"{base}/{part.name}")
+            moves = [(split_url(self.part(index))[1], f"{base}/{part.name}") for index, part in enumerate(parts)]
+            self._moved.extend(target for _, target in moves)  # before moving: abort deletes them all
+            from concurrent.futures import ThreadPoolExecutor
+
+            from normcli.data.storage import PLANNING_THREADS
+
+            with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="normcli-commit") as pool:
+                list(pool.map(lambda move: store.rename(*move), moves))
         else:
             for index, part in enumerate(parts):
                 os.replace(self.part(index), self._join(part.name))
