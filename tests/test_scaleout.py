@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import NORMCLI, ROOT
+from conftest import NORMCLI
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is part of the test extra")
 
@@ -167,7 +167,7 @@ def test_fit_on_the_cluster_is_byte_identical_to_a_local_fit_and_runs_in_the_wor
              "--scheduler-file", str(cluster.scheduler_file)],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        out, err = process.communicate(timeout=300)
+        _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
         after = cluster.executed(client)
     assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
@@ -493,7 +493,7 @@ def test_a_worker_killed_mid_run_is_survived_with_identical_results(cluster, tmp
 
         victim = wait_until(busy_worker, timeout=120, what="a worker running a fragment")
         os.kill(pids[victim], signal.SIGKILL)
-        out, err = process.communicate(timeout=300)
+        _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
         assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
         wait_until(lambda: victim not in client.scheduler_info()["workers"], what="the scheduler to drop the killed worker")
@@ -547,7 +547,7 @@ def s3():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        host, port = server.get_host_and_port()
+        _, port = server.get_host_and_port()
         endpoint = f"http://127.0.0.1:{port}"
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                      aws_access_key_id="test", aws_secret_access_key="test").create_bucket(Bucket="normcli-data")  # fmt: skip
@@ -699,7 +699,7 @@ def test_ctrl_c_on_the_client_cancels_the_tasks_and_leaves_no_dataset(cluster, t
 
         wait_until(running_parts, timeout=120, what="parts running on the workers")
         os.kill(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=120)
         assert process.returncode == 130, err
         assert err.decode().strip().splitlines()[-1] == "normcli: interrupted"
         # the scheduler forgets the run's tasks: none left queued or running

@@ -299,7 +299,7 @@ def predict(
     feedback = feedback or Feedback()
     engine = engine or LocalEngine()
     dataset = engine.distributed or is_dataset_target(output)
-    if dataset and output == "-" or (engine.distributed and not is_dataset_target(output)):
+    if engine.distributed and not is_dataset_target(output):
         raise UsageError(f"on a cluster, -o names a dataset folder, not '{output}'", hint="end it with /, e.g. -o out/")
     network, meta = load_model(model)
     encoder = load_encoder(meta, model)
