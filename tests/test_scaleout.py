@@ -224,6 +224,23 @@ def test_an_unreachable_scheduler_or_missing_file_is_one_line_exit_1(tmp_path) -
     assert not (tmp_path / "s.json").exists()
 
 
+def test_workers_running_other_versions_are_refused_before_any_work(cluster, monkeypatch, tmp_path) -> None:
+    """The client pretends to be another normcli; the workers report their real versions."""
+    from normcli.errors import DataError
+    from normcli.scaling import engine as engines
+
+    import normcli
+
+    real = engines.worker_version()
+    monkeypatch.setattr(normcli, "__version__", "0.0.9")  # here only: the workers import their own
+    (tmp_path / "a.csv").write_text("x\n1\n2\n")
+    with pytest.raises(DataError, match=rf"runs normcli {real[0]} with Polars {real[1]}; this client runs normcli 0.0.9"):
+        with engines.DaskEngine(scheduler_file=str(cluster.scheduler_file)) as engine:
+            from normcli.scaling.fit import fit
+
+            fit([str(tmp_path / "a.csv")], engine=engine)
+
+
 def test_without_the_dask_extra_scheduler_is_a_usage_error_naming_it(tmp_path) -> None:
     (tmp_path / "a.csv").write_text("x\n1\n2\n")
     code = "import sys; sys.modules['distributed'] = None; from normcli.__main__ import main; main()"
@@ -679,6 +696,13 @@ def test_a_failed_write_to_the_bucket_leaves_no_object(s3, s3_inputs, tmp_path) 
         result = run("transform", "bad.csv", "--stats", "s.json", "-o", target, cwd=tmp_path, env=s3.env)
         assert result.returncode == 1 and "'oops'" in result.stderr.decode()
     assert [k for k in s3.keys(tmp_path.name) if "bad" in k] == []
+    # a bad value in an object: the second look reads the object to name the line, as for a file
+    s3.client().upload_file(str(tmp_path / "bad.csv"), s3.bucket, f"{tmp_path.name}/in/bad.csv")
+    local = run("fit", "bad.csv", "-o", "s2.json", cwd=tmp_path)
+    remote = run("fit", f"{prefix}/in/bad.csv", "-o", "s2.json", cwd=tmp_path, env=s3.env)
+    assert local.returncode == remote.returncode == 1
+    assert remote.stderr.decode() == local.stderr.decode().replace("bad.csv", f"{prefix}/in/bad.csv")
+    assert "at line 18499" in local.stderr.decode()
 
 
 def test_ctrl_c_on_the_client_cancels_the_tasks_and_leaves_no_dataset(cluster, tmp_path) -> None:

@@ -136,12 +136,14 @@ class DaskEngine(Engine):
                 f"the Dask workers at {self.where} cannot run normcli: {' '.join(str(exc).split())[:160]}",
                 hint=f"install normcli {__version__} on every worker: pip install 'normcli[dask]=={__version__}'",
             ) from None
-        other = {worker: v for worker, v in versions.items() if v != __version__}
+        here = worker_version()
+        other = {worker: v for worker, v in versions.items() if tuple(v) != here}
         if other:
             worker, version = next(iter(other.items()))
             raise DataError(
-                f"Dask worker {worker} runs normcli {version}, this is {__version__}",
-                hint="install the same normcli version on the client and every worker",
+                f"Dask worker {worker} runs normcli {version[0]} with Polars {version[1]}; "
+                f"this client runs normcli {here[0]} with Polars {here[1]}",
+                hint="install the same normcli and Polars versions on the client and every worker",
             )
 
     def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
@@ -211,11 +213,14 @@ def _describe(item: object) -> str:
     return source.display + (f", rows {rows[0]}–{rows[0] + rows[1] - 1}" if rows else "")
 
 
-def worker_version() -> str:
-    """The normcli version a worker runs (checked against the client's)."""
+def worker_version() -> tuple[str, str]:
+    """The normcli and Polars versions a worker runs (checked against the client's: the same code
+    reads and sums the same bits)."""
+    from importlib.metadata import version
+
     from normcli import __version__
 
-    return __version__
+    return __version__, version("polars")
 
 
 def engine_for(scheduler: str | None = None, scheduler_file: str | None = None) -> Engine:
