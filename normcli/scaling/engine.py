@@ -164,10 +164,11 @@ class DaskEngine(Engine):
                 if future.status == "error":
                     error = future.exception()
                     if isinstance(error, KilledWorker):
+                        index = index_of[future.key]
+                        tries = error.allowed_failures + 1 if len(error.args) > 2 else "several"
                         raise DataError(
-                            f"Dask workers died {error.args[0] if error.args else ''} while running {name} "
-                            f"{index_of[future.key]} ({_describe(items[index_of[future.key]])}), too many times",
-                            hint="check the workers' memory and logs; nothing was written",
+                            f"{tries} Dask workers died while running {name} {index} ({_describe(items[index])})",
+                            hint="check the workers' memory and logs (a fragment too big for a worker?); nothing was written",
                         )
                     raise error  # a DataError raised in the worker, or another failure
                 results[index_of[future.key]] = future.result()
