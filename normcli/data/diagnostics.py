@@ -9,7 +9,6 @@ first offending line with a hint on how to fix it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import io
 import re
@@ -182,6 +181,8 @@ class _Text:
 
     def structure(self) -> DataError | None:
         """The first structural CSV problem (a long row, an unclosed quote) with its line."""
+        import csv
+
         if self.format_name not in ("csv", "tsv") or self.compression not in (None, "gzip"):
             return None
         try:
@@ -336,6 +337,8 @@ class _ChunkText(_Text):
     def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
         if self.format_name not in ("csv", "tsv") or column not in self.names:
             return None
+        import csv
+
         index = self.names.index(column)
         nulls = set(self.options.null_values) | {""}
         convert: Callable[[str], object] = float if dtype.startswith("f") else int

@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 
     from normcli.data.streams import StreamReader
 
+ID_NAME = re.compile(
+    r"(?i:^(id|idx|index|row|row_?id|row_?number|row_?names|uuid|unnamed: ?\d+)$)"
+    r"|(?i:[_\-. ]id$)"
+    r"|[a-z0-9](?:Id|ID)$"
+)
+"""Column names that say "row identifier" (case-insensitive but for the camel-case ``fooId``):
+``id``, ``*_id`` (also ``*-id``, ``* id``, ``*Id``), ``index``, ``idx``, ``row``, ``row_id``,
+``rownames``, ``uuid``, pandas' ``Unnamed: 0``. fit warns when it scales one; train leaves them out."""
+
 NULL = "Null"
 """The type of a column with no values in the rows seen: it takes its type from the others."""
 
@@ -91,11 +100,24 @@ class SourceSchema:
         text = [n for n, t in self.types.items() if t == pl.String]
         if self.sample is not None:
             head = self.sample.select(text)
+        elif self.source.compression is None and self.source.format.name in ("csv", "tsv"):
+            head = self._first_rows(text)
         else:
             assert self.source.path is not None
             with polars_errors([self.source], self.options):
                 head = self.source.format.scan(self.source.path, self.options, self.types).select(text).head(INFER_SCHEMA_ROWS).collect()
         return {name: head[name].null_count() == head.height for name in text}
+
+    def _first_rows(self, columns: list[str]) -> pl.DataFrame:
+        """The first rows of a plain CSV file, from its first bytes (a full scan's start-up costs
+        more than the whole probe on a big file)."""
+        from normcli.data.streams import first_records
+
+        assert self.source.path is not None
+        with open(self.source.path, "rb") as handle:
+            records = first_records(handle, INFER_SCHEMA_ROWS, self.source.format.name != "ndjson")
+        with polars_errors([self.source], self.options):
+            return self.source.format.parse(records, list(self.types), self.options, self.types, columns=columns, infer=False)
 
     def first_word(self, name: str) -> tuple[int, str] | None:
         """(line, value) of the first value of a text column that is not a number."""

@@ -10,10 +10,9 @@ a Parquet stream is read into memory whole.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
 from normcli.data.inputs import InputStream, Source
@@ -88,6 +87,26 @@ def _first_boundary(buffer: bytes, quote: bytes | None) -> int:
         return pos + 1
 
 
+def first_records(handle: IO[bytes], rows: int, quoted: bool = True) -> bytes:
+    """The bytes of the first ``rows`` records after the header line of an open text file."""
+    quote = b'"' if quoted else None
+    data = b""
+    while not (header_end := _first_boundary(data, quote)):
+        more = handle.read(1 << 16)
+        if not more:
+            return b""
+        data += more
+    data = data[header_end:]
+    lines = data.count(b"\n")
+    while lines <= rows:
+        more = handle.read(1 << 20)
+        if not more:
+            return data
+        data += more
+        lines += more.count(b"\n")
+    return data[: _last_boundary(data, quote)]
+
+
 class StreamReader:
     """Chunks of whole records from a text stream, parsed into frames with a fixed schema.
 
@@ -153,6 +172,8 @@ class StreamReader:
                 hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
             ) from None
         delimiter = self.format.delimiter(self.options)
+        import csv
+
         rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
         return rows[0] if rows else []
 
