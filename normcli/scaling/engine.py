@@ -13,6 +13,7 @@ scheduler is named.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +30,10 @@ R = TypeVar("R")
 SCHEDULER_ENV = "NORMCLI_SCHEDULER"
 WORKER_WAIT_SECONDS = 60.0
 """How long to wait for a scheduler without workers to get one before giving up."""
+POLL_SECONDS = 0.01
+"""How often the client looks for finished tasks."""
+WATCH_SECONDS = 1.0
+"""How often, while no task finishes, the client asks the scheduler whether it still has workers."""
 
 
 class Engine:
@@ -149,7 +154,6 @@ class DaskEngine(Engine):
     def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
         from distributed import as_completed
         from distributed.client import FutureCancelledError
-        from distributed.scheduler import KilledWorker
 
         if not items:
             return []
@@ -159,24 +163,57 @@ class DaskEngine(Engine):
         futures = client.map(function, items, key=keys, pure=False)
         index_of = {future.key: index for index, future in enumerate(futures)}
         results: list[Any] = [None] * len(items)
+        pending = as_completed(futures, loop=client.loop)
+        workerless_since: float | None = None
+        watched = time.monotonic()
         try:
-            for future in as_completed(futures, loop=client.loop):
-                if future.status == "error":
-                    error = future.exception()
-                    if isinstance(error, KilledWorker):
-                        index = index_of[future.key]
-                        tries = error.allowed_failures + 1 if len(error.args) > 2 else "several"
-                        raise DataError(
-                            f"{tries} Dask workers died while running {name} {index} ({_describe(items[index])})",
-                            hint="check the workers' memory and logs (a fragment too big for a worker?); nothing was written",
-                        )
-                    raise error  # a DataError raised in the worker, or another failure
-                results[index_of[future.key]] = future.result()
+            while pending.count():
+                batch = pending.next_batch(block=False)
+                if not batch:
+                    if time.monotonic() - watched > WATCH_SECONDS:
+                        workerless_since = self._watch_workers(workerless_since, name)
+                        watched = time.monotonic()
+                    time.sleep(POLL_SECONDS)
+                    continue
+                for future in batch:
+                    index = index_of[future.key]
+                    if future.status == "error":
+                        raise self._failure(future.exception(), name, index, items[index])
+                    results[index] = future.result()
         except FutureCancelledError:
             raise DataError(f"the Dask cluster at {self.where} cancelled the work", hint="check the scheduler's logs") from None
         finally:
             client.cancel([f for f in futures if not f.done()])
         return results
+
+    def _failure(self, error: BaseException, name: str, index: int, item: object) -> BaseException:
+        """What a failed task means for the user: a worker-side DataError as it is; a task that
+        killed its workers (OOM, a crash) as one line naming the fragment."""
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            deaths = error.allowed_failures + 1
+            return DataError(
+                f"running {name} {index} ({_describe(item)}) killed {deaths} Dask worker{'s' if deaths > 1 else ''}",
+                hint="check the workers' memory and logs (a fragment too big for a worker?); nothing was written",
+            )
+        return error
+
+    def _watch_workers(self, since: float | None, name: str) -> float | None:
+        """Give up when the cluster has had no worker for :data:`WORKER_WAIT_SECONDS` (tasks would
+        wait for one forever); returns since when it has had none."""
+        if self.client.nthreads():
+            return None
+        now = time.monotonic()
+        if since is None:
+            return now
+        if now - since > WORKER_WAIT_SECONDS:
+            raise DataError(
+                f"every Dask worker at {self.where} left while running {name}s, and none came back "
+                f"within {WORKER_WAIT_SECONDS:.0f} s",
+                hint="check the workers' logs and memory; nothing was written",
+            )
+        return since
 
     def close(self) -> None:
         if self._client is not None and self._owned:
