@@ -13,9 +13,13 @@ from normcli.cli.options import (
     Inputs,
     NullValues,
     Quiet,
+    Scheduler,
+    SchedulerFile,
     Separator,
+    StorageOption,
     _parse_method_for,
     _parse_pair,
+    _parse_storage_options,
     _run,
     _split_list,
     _split_names,
@@ -43,32 +47,39 @@ def fit(
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Fit scaling statistics over CSV/Parquet/NDJSON files (streaming) and save them as JSON.
 
     All numeric columns are fitted unless --columns/--exclude say otherwise; other columns are
-    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values.
+    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values. With
+    --scheduler the fragments are summarized by Dask workers: the stats file is byte-identical.
 
     Example:
 
     \b
         normcli fit train.csv -o stats.json --method-for income=robust
         cat part-*.csv | normcli fit - --format csv -o - | jq .columns
+        normcli fit 's3://bucket/data/*.parquet' --scheduler tcp://10.0.0.5:8786 -o stats.json
     """
 
     def body(env: Env) -> None:
         from normcli.data.formats import DEFAULT_NULL_VALUES
         from normcli.data.inputs import named_files
         from normcli.data.outputs import check_output_target
+        from normcli.scaling.engine import engine_for
         from normcli.scaling.fit import fit as fit_stats
         from normcli.scaling.statsfile import save_stats
 
         if output != "-":
             check_output_target(output, named_files(inputs or []))
         nulls = _split_list(null_values)
-        with env.status("fitting statistics…"):
+        storage = _parse_storage_options(storage_option)
+        with engine_for(scheduler, scheduler_file) as engine, env.status("fitting statistics…"):
             stats = fit_stats(
                 inputs or [],
                 method=method,  # type: ignore[arg-type]
@@ -81,8 +92,10 @@ def fit(
                 format=format,
                 separator=separator,
                 allow_missing_columns=allow_missing_columns,
+                storage=storage,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
+                engine=engine,
             )
         for warning in stats.warnings:
             env.warn(warning)
@@ -91,7 +104,7 @@ def fit(
 
             env.write_text(dumps_stats(stats))
         else:
-            save_stats(stats, output)
+            save_stats(stats, output, storage=storage)
             env.note(f"fitted {len(stats.columns)} columns over {stats.row_count} rows → {output}")
 
     _run(body, quiet)
@@ -114,25 +127,32 @@ def transform(
     ] = None,
     null_values: NullValues = None,
     separator: Separator = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Apply fitted statistics to files or a pipe; other columns pass through unchanged.
 
     Each fitted column becomes (x - center) / scale; nulls stay null and NaN stays NaN. The output is
-    written to a temporary file and renamed into place only on success.
+    written to a temporary file and renamed into place only on success. A folder (-o out/), and
+    any output with --scheduler, gets a dataset: one part-NNNNN file per input fragment and a
+    _SUCCESS manifest written last.
 
     Example:
 
     \b
         normcli transform new.csv --stats stats.json -o new-scaled.parquet
         normcli transform --stats stats.json < new.csv > scaled.csv
+        normcli transform 's3://bucket/new/*.parquet' --stats stats.json --scheduler tcp://10.0.0.5:8786 -o s3://bucket/scaled/
     """
 
     def body(env: Env) -> None:
         from normcli.scaling.apply import transform as run_transform
+        from normcli.scaling.engine import engine_for
 
-        with env.status("transforming…"):
+        with engine_for(scheduler, scheduler_file) as engine, env.status("transforming…"):
             report = run_transform(
                 inputs or [],
                 stats=stats,
@@ -144,13 +164,17 @@ def transform(
                 output_format_name=output_format,
                 separator=separator,
                 null_values=_split_list(null_values),
+                storage=_parse_storage_options(storage_option),
+                engine=engine,
                 stdin=env.stdin,
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,
             )
         for note in report.notes:
             env.note(note)
-        if output != "-":
+        if report.parts is not None:
+            env.note(f"wrote {report.parts} part{'s' if report.parts != 1 else ''} and _SUCCESS → {output}")
+        elif output != "-":
             env.note(f"wrote {output}")
 
     _run(body, quiet)

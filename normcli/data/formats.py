@@ -35,11 +35,19 @@ PARQUET_MAGIC = b"PAR1"
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read inputs: the format override, missing-value tokens and CSV separator."""
+    """How to read inputs: the format override, missing-value tokens, CSV separator, and the
+    ``--storage-option`` pairs for inputs named by URL (see :mod:`normcli.data.storage`)."""
 
     format: str | None = None
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     separator: str | None = None
+    storage: tuple[tuple[str, str], ...] = ()
+
+    def storage_for(self, path: str) -> dict[str, str] | None:
+        """Polars' ``storage_options`` for ``path`` (None: the environment's credentials only)."""
+        from normcli.data.storage import polars_options
+
+        return polars_options(path, self.storage)
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -68,12 +76,15 @@ class Format:
         import polars as pl
 
         if self.name == "parquet":
-            return pl.scan_parquet(path, glob=False)
+            return pl.scan_parquet(path, glob=False, storage_options=options.storage_for(path))
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
         if self.name == "ndjson":
-            return pl.scan_ndjson(path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS)
+            return pl.scan_ndjson(
+                path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS,
+                storage_options=options.storage_for(path),
+            )
         return pl.scan_csv(
             path,
             separator=self.delimiter(options),
@@ -82,6 +93,7 @@ class Format:
             schema=dict(schema) if schema else None,
             glob=False,
             raise_if_empty=True,
+            storage_options=options.storage_for(path),
         )
 
     def parse(
@@ -123,8 +135,24 @@ class Format:
 
     # ------------------------------------------------------------------ writing
 
-    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None) -> None:
-        """Stream ``frame`` into ``target`` (a path or a binary stream)."""
+    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None, storage: tuple[tuple[str, str], ...] = ()) -> None:
+        """Stream ``frame`` into ``target`` (a path, a URL with its ``storage`` options, or a binary stream).
+
+        A URL is staged in a local temporary file and uploaded once complete: Polars 2.1 can sink
+        to a bucket itself, but a process whose cloud sink failed crashes when it exits (SIGSEGV
+        or abort instead of exit 1), and the upload publishes the object only when whole anyway.
+        """
+        from normcli.data.storage import is_url, upload_file
+
+        if isinstance(target, str) and is_url(target):
+            import os
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="normcli-upload-") as folder:
+                staged = os.path.join(folder, "object")
+                self.sink(frame, staged, compression)
+                upload_file(target, staged, storage)
+            return
         if self.name == "parquet":
             frame.sink_parquet(target)
         elif self.name == "ndjson":
@@ -221,6 +249,8 @@ def format_named(name: str) -> Format:
 
 def detect_format(name: str, override: str | None, option: str = "--format") -> tuple[Format, str | None]:
     """The format and compression of a file from its extension, or the ``--format`` override."""
+    if "://" in name:  # a URL: the key's extension, before any query string
+        name = name.split("://", 1)[1].split("?", 1)[0]
     suffixes = [s.lower() for s in PurePath(name).suffixes]
     compression = None
     if suffixes and suffixes[-1] in COMPRESSIONS:

@@ -101,11 +101,11 @@ class Reading:
     separator: str | None = None
     null_values: tuple[str, ...] | None = None
 
-    def options(self, default_null_values: Sequence[str] | None = None) -> ReadOptions:
+    def options(self, default_null_values: Sequence[str] | None = None, storage: tuple[tuple[str, str], ...] = ()) -> ReadOptions:
         nulls = self.null_values
         if nulls is None:
             nulls = tuple(default_null_values) if default_null_values is not None else DEFAULT_NULL_VALUES
-        return ReadOptions(format=self.format, null_values=tuple(nulls), separator=self.separator)
+        return ReadOptions(format=self.format, null_values=tuple(nulls), separator=self.separator, storage=storage)
 
 
 @dataclass(frozen=True)

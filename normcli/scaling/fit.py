@@ -1,8 +1,10 @@
 """Fitting: inputs → schemas → a plan of fragments → the engine → an exact, ordered merge.
 
-:func:`fit` is what ``normcli fit`` runs. Each input is one fragment (a file, or a stream read
-once); the fragment function (:mod:`normcli.scaling.fragments`) computes its partial statistics in
-fixed blocks, and :mod:`normcli.scaling.merge` folds them in input order and fits the parameters.
+:func:`fit` is what ``normcli fit`` runs. Each input is one fragment (a file, a stream read once)
+or, for a large Parquet file, several ranges of its row groups; the engine (local, or a Dask
+cluster) runs the fragment function (:mod:`normcli.scaling.fragments`), which computes partial
+statistics in fixed blocks, and :mod:`normcli.scaling.merge` folds them in fragment order and fits
+the parameters: the same bytes whatever the engine.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import IO, TYPE_CHECKING
 from normcli.data.diagnostics import _FileText
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
 from normcli.data.inputs import Source, describe, open_sources
+from normcli.data.storage import concurrently
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
-from normcli.scaling.fragments import ColumnSpec, Fragment
+from normcli.scaling.fragments import ColumnSpec, Fragment, row_ranges
 from normcli.scaling.merge import Fold, finish
 from normcli.scaling.methods import METHODS
 from normcli.scaling.model import ColumnPartial, FitOptions, SkippedColumn, Stats
@@ -40,13 +43,16 @@ def fit(
     format: str | None = None,
     separator: str | None = None,
     allow_missing_columns: bool = False,
+    storage: Sequence[tuple[str, str]] = (),
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
     engine: Engine | None = None,
 ) -> Stats:
     """Fit scaling statistics over one or more files (or ``-`` for stdin), streaming.
 
-    The keyword arguments mirror ``normcli fit``'s options. Warnings (constant columns, integers past
+    The keyword arguments mirror ``normcli fit``'s options (``storage``: ``--storage-option``
+    pairs for inputs named by URL; ``engine``: where fragments run, e.g. a
+    :class:`~normcli.scaling.engine.DaskEngine`). Warnings (constant columns, integers past
     2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
 
     Example::
@@ -62,7 +68,7 @@ def fit(
         ddof=ddof,
         feature_range=(float(feature_range[0]), float(feature_range[1])),
     )
-    read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator)
+    read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator, storage=tuple(storage))
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine)
 
@@ -81,19 +87,24 @@ def fit_sources(
     specs, skipped = select_columns(table, options)
     if not specs:
         return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
-    fragments = [
-        Fragment(
-            index=index,
-            source=schema.source,
-            options=read,
-            columns=tuple(specs),
-            types=dict(schema.types) if schema.source.format.text else None,
-            absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
-            reader=readers.get(index),
-            data=frames.get(index),
-        )
-        for index, schema in enumerate(schemas)
-    ]
+    names = [s.path or "" for s in sources]
+    ranges = concurrently(lambda source: row_ranges(source, read), list(sources), names)
+    fragments = []
+    for index, schema in enumerate(schemas):
+        for rows in ranges[index]:
+            fragments.append(
+                Fragment(
+                    index=len(fragments),
+                    source=schema.source,
+                    options=read,
+                    columns=tuple(specs),
+                    types=dict(schema.types) if schema.source.format.text else None,
+                    absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
+                    rows=rows,
+                    reader=readers.get(index),
+                    data=frames.get(index),
+                )
+            )
     results = (engine or LocalEngine()).map(fragments)
     fold = Fold(inputs=[s.display for s in sources])
     wanted = {s.name: s for s in specs}
@@ -123,6 +134,8 @@ def _schemas(
     Parquet stream, which cannot be streamed, is read into memory."""
     from normcli.data.streams import StreamReader, read_parquet_stream
 
+    files = [s for s in sources if not s.is_stream]
+    inferred = dict(zip(files, concurrently(lambda source: read_schema(source, read), files, [s.path or "" for s in files]), strict=True))
     schemas = []
     readers: dict[int, StreamReader] = {}
     frames: dict[int, pl.DataFrame] = {}
@@ -134,7 +147,7 @@ def _schemas(
             frames[index] = read_parquet_stream(source)
             schemas.append(SourceSchema(source, dict(frames[index].schema), read, sample=frames[index]))
         else:
-            schemas.append(read_schema(source, read))
+            schemas.append(inferred[source])
     return schemas, readers, frames
 
 
