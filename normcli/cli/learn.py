@@ -18,8 +18,12 @@ from normcli.cli.options import (
     NoHeaders,
     NullValues,
     Quiet,
+    Scheduler,
+    SchedulerFile,
     Separator,
+    StorageOption,
     Text,
+    _parse_storage_options,
     _reading,
     _refuse_binary_on_terminal,
     _run,
@@ -291,6 +295,9 @@ def predict(
     no_headers: NoHeaders = False,
     text: Text = None,
     dtype: Dtype = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -298,7 +305,8 @@ def predict(
 
     Writes the kept columns (default: id-like columns, else a row number), the prediction, and
     per-class probabilities. Missing feature values are imputed and counted (--missing error
-    refuses them); unseen categories are counted (--unknown error refuses them).
+    refuses them); unseen categories are counted (--unknown error refuses them). A folder
+    (-o out/), and any output with --scheduler, gets a dataset: one part per input fragment.
 
     Example:
 
@@ -306,20 +314,24 @@ def predict(
         normcli predict new.csv --model model.npz -o predictions.csv
         normcli predict new.csv --model model.npz --keep all --missing error > scored.csv
         normcli predict labelled.csv --model model.npz --target species > /dev/null
+        normcli predict 's3://bucket/new/*.parquet' --model model.npz --scheduler tcp://10.0.0.5:8786 -o s3://bucket/scored/
     """
 
     def body(env: Env) -> None:
         from normcli.learn.dataset import Reading
         from normcli.learn.predict import predict as run_predict
+        from normcli.scaling.engine import engine_for
 
         _refuse_binary_on_terminal(env, output, output_format)
         nulls = _split_list(null_values)
-        report = run_predict(
-            inputs or [], model=model, output=output, target=target, output_format_name=output_format,
-            reading=Reading(format=format, null_values=tuple(nulls) if nulls is not None else None, **_reading(separator, no_headers, text, dtype)),  # type: ignore[arg-type]
-            keep=_parse_keep(keep), missing=missing, unknown=unknown, feedback=_feedback(env, inputs),
-            stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
-        )
+        with engine_for(scheduler, scheduler_file) as engine:
+            report = run_predict(
+                inputs or [], model=model, output=output, target=target, output_format_name=output_format,
+                reading=Reading(format=format, null_values=tuple(nulls) if nulls is not None else None, **_reading(separator, no_headers, text, dtype)),  # type: ignore[arg-type]
+                keep=_parse_keep(keep), missing=missing, unknown=unknown, feedback=_feedback(env, inputs),
+                storage=_parse_storage_options(storage_option), engine=engine,
+                stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
+            )
         if report.metrics is not None:
             env.note("metrics on " + ", ".join(inputs or ["<stdin>"]) + ": " + ", ".join(f"{k} {v:.4g}" for k, v in report.metrics.items()))
         if output != "-":

@@ -45,7 +45,29 @@ NullValues = Annotated[
 Force = Annotated[
     bool, typer.Option("--force", help="Replace the output file even if it is not one normcli wrote (stats or model).")
 ]
-Inputs = Annotated[list[str] | None, typer.Argument(help="Input files or globs; '-' or nothing for stdin.", show_default=False)]
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(help="Input files, URLs (s3://, gs://, az://, https://) or globs; '-' or nothing for stdin.", show_default=False),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on a Dask cluster: its scheduler's address (tcp://host:8786) or scheduler file "
+        "(default: $NORMCLI_SCHEDULER; needs pip install 'normcli[dask]').",
+    ),
+]
+SchedulerFile = Annotated[
+    str | None, typer.Option("--scheduler-file", help="Run on the Dask cluster whose scheduler wrote this file.")
+]
+StorageOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        help="KEY=VALUE for inputs and outputs named by URL, e.g. aws_region=eu-west-1, "
+        "aws_endpoint_url=http://host:9000 (repeatable; default: the provider's environment variables).",
+    ),
+]
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -114,6 +136,16 @@ def _refuse_binary_on_terminal(env: Env, output: str, output_format: str | None)
                 f"{fmt.name} output is binary and stdout is a terminal",
                 hint=f"name a file with -o out.{fmt.name}, or redirect: ... > out.{fmt.name}",
             )
+
+
+def _parse_storage_options(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values or []:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--storage-option takes KEY=VALUE, got '{value}'", hint="e.g. --storage-option aws_region=us-east-1")
+        pairs.append((key.strip(), setting))
+    return tuple(pairs)
 
 
 def _run(action: Callable[[Env], None], quiet: bool) -> None:

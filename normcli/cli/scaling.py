@@ -16,10 +16,14 @@ from normcli.cli.options import (
     NoHeaders,
     NullValues,
     Quiet,
+    Scheduler,
+    SchedulerFile,
     Separator,
+    StorageOption,
     Text,
     _parse_method_for,
     _parse_pair,
+    _parse_storage_options,
     _reading,
     _refuse_binary_on_terminal,
     _run,
@@ -53,13 +57,17 @@ def fit(
     no_headers: NoHeaders = False,
     text: Text = None,
     dtype: Dtype = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Fit scaling statistics over CSV/Parquet/NDJSON files (streaming) and save them as JSON.
 
     All numeric columns are fitted unless --columns/--exclude say otherwise; other columns are
-    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values.
+    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values. With
+    --scheduler the fragments are summarized by Dask workers: the stats file is byte-identical.
 
     Example:
 
@@ -67,12 +75,14 @@ def fit(
         normcli fit train.csv -o stats.json --method-for income=robust
         normcli fit 'part-*.csv' --columns 'f_*' -o - | jq .columns
         zcat big.csv.gz | normcli fit - -d ';' -o stats.json
+        normcli fit 's3://bucket/data/*.parquet' --scheduler tcp://10.0.0.5:8786 -o stats.json
     """
 
     def body(env: Env) -> None:
         from normcli.data.formats import DEFAULT_NULL_VALUES
         from normcli.data.inputs import named_files
         from normcli.data.outputs import check_output_target, check_replaceable
+        from normcli.scaling.engine import engine_for
         from normcli.scaling.fit import fit as fit_stats
         from normcli.scaling.statsfile import is_stats_file, save_stats
 
@@ -80,7 +90,11 @@ def fit(
             check_output_target(output, named_files(inputs or []))
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
-        with env.progress("fitting " + ", ".join(inputs or ["<stdin>"]), inputs) as progress:
+        storage = _parse_storage_options(storage_option)
+        with (
+            engine_for(scheduler, scheduler_file) as engine,
+            env.progress("fitting " + ", ".join(inputs or ["<stdin>"]), inputs) as progress,
+        ):
             stats = fit_stats(
                 inputs or [],
                 method=method,  # type: ignore[arg-type]
@@ -93,8 +107,10 @@ def fit(
                 format=format,
                 **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
                 allow_missing_columns=allow_missing_columns,
+                storage=storage,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
+                engine=engine,
                 progress=progress.rows,
             )
         for warning in stats.warnings:
@@ -104,7 +120,7 @@ def fit(
 
             env.write_text(dumps_stats(stats))
         else:
-            save_stats(stats, output)
+            save_stats(stats, output, storage=storage)
             env.note(f"fitted {len(stats.columns)} columns over {stats.row_count} rows → {output}")
 
     _run(body, quiet)
@@ -130,26 +146,36 @@ def transform(
     no_headers: NoHeaders = False,
     text: Text = None,
     dtype: Dtype = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Apply fitted statistics to files or a pipe; other columns pass through unchanged.
 
     Each fitted column becomes (x - center) / scale; nulls stay null and NaN stays NaN. The output is
-    written to a temporary file and renamed into place only on success.
+    written to a temporary file and renamed into place only on success. A folder (-o out/), and
+    any output with --scheduler, gets a dataset: one part-NNNNN file per input fragment and a
+    _SUCCESS manifest written last.
 
     Example:
 
     \b
         normcli transform new.csv --stats stats.json -o new-scaled.parquet
         normcli transform --stats stats.json < new.csv > scaled.csv
+        normcli transform 's3://bucket/new/*.parquet' --stats stats.json --scheduler tcp://10.0.0.5:8786 -o s3://bucket/scaled/
     """
 
     def body(env: Env) -> None:
         from normcli.scaling.apply import transform as run_transform
+        from normcli.scaling.engine import engine_for
 
         _refuse_binary_on_terminal(env, output, output_format)
-        with env.progress("transforming " + ", ".join(inputs or ["<stdin>"]), inputs) as progress:
+        with (
+            engine_for(scheduler, scheduler_file) as engine,
+            env.progress("transforming " + ", ".join(inputs or ["<stdin>"]), inputs) as progress,
+        ):
             report = run_transform(
                 inputs or [],
                 stats=stats,
@@ -161,6 +187,8 @@ def transform(
                 output_format_name=output_format,
                 null_values=_split_list(null_values),
                 **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
+                storage=_parse_storage_options(storage_option),
+                engine=engine,
                 stdin=env.stdin,
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,
@@ -168,7 +196,9 @@ def transform(
             )
         for note in report.notes:
             env.note(note)
-        if output != "-":
+        if report.parts is not None:
+            env.note(f"wrote {report.parts} part{'s' if report.parts != 1 else ''} and _SUCCESS → {output}")
+        elif output != "-":
             env.note(f"wrote {output}")
 
     _run(body, quiet)

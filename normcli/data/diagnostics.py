@@ -87,6 +87,14 @@ def polars_errors(sources: Sequence[Source], options: ReadOptions) -> Iterator[N
 def translate_read_error(exc: BaseException, sources: Sequence[Source], options: ReadOptions) -> BaseException:
     """A user-facing error for a Polars failure while reading files."""
     files = [s for s in sources if s.path is not None]
+    urls = [s.path for s in files if s.is_url and s.path is not None]
+    if urls and isinstance(exc, OSError):  # the object store failed, not the data
+        from normcli.data.storage import failure
+
+        url = next((u for u in urls if u in str(exc)), urls[0] if len(urls) == 1 else describe(sources))
+        located = failure(exc, url)
+        if located is not None:
+            return located
     return _translate(exc, describe(sources), options, [_FileText(s, options) for s in files])
 
 
@@ -283,6 +291,12 @@ class _FileText(_Text):
         import gzip
 
         assert self.source.path is not None
+        if self.source.is_url:
+            from normcli.data.storage import open_url
+
+            raw = open_url(self.source.path, self.options.storage)
+            binary = gzip.open(raw) if self.compression == "gzip" else raw
+            return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[arg-type]
         if self.compression == "gzip":
             return gzip.open(self.source.path, "rt", encoding="utf-8-sig", errors="replace", newline="")
         return open(self.source.path, encoding="utf-8-sig", errors="replace", newline="")

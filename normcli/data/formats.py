@@ -79,8 +79,9 @@ def dtype_pairs(dtypes: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read inputs: format override, missing-value tokens, CSV delimiter and header, and
-    column types the user fixed.
+    """How to read inputs: format override, missing-value tokens, CSV delimiter and header, column
+    types the user fixed, and the ``--storage-option`` pairs for inputs named by URL (see
+    :mod:`normcli.data.storage`).
 
     ``text`` (``--text``) are column patterns read as text whatever they hold (zip codes like
     00501); ``dtypes`` (``--dtype``) are (pattern, Polars type name) pairs. ``fixed`` and
@@ -99,6 +100,7 @@ class ReadOptions:
     dtypes: tuple[tuple[str, str], ...] = ()
     trimmed: frozenset[str] = frozenset()
     fixed: frozenset[str] = frozenset()
+    storage: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -107,6 +109,12 @@ class ReadOptions:
             object.__setattr__(self, "separator", parse_delimiter(self.separator))
         if not self.has_header and self.format not in (None, "csv", "tsv"):
             raise UsageError(f"--no-headers applies to CSV and TSV, not {self.format}")
+
+    def storage_for(self, path: str) -> dict[str, str] | None:
+        """Polars' ``storage_options`` for ``path`` (None: the environment's credentials only)."""
+        from normcli.data.storage import polars_options
+
+        return polars_options(path, self.storage)
 
 
 @dataclass(frozen=True)
@@ -139,7 +147,7 @@ class Format:
         import polars as pl
 
         if self.name == "parquet":
-            frame = pl.scan_parquet(path, glob=False)
+            frame = pl.scan_parquet(path, glob=False, storage_options=options.storage_for(path))
             if not schema:
                 return frame
             stored = frame.collect_schema()  # the file's metadata: cheap
@@ -149,7 +157,10 @@ class Format:
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
         if self.name == "ndjson":
-            frame = pl.scan_ndjson(path, schema=_read_types(schema, options), infer_schema_length=INFER_SCHEMA_ROWS)
+            frame = pl.scan_ndjson(
+                path, schema=_read_types(schema, options), infer_schema_length=INFER_SCHEMA_ROWS,
+                storage_options=options.storage_for(path),
+            )
             return _convert_trimmed(frame, schema, options)
         frame = pl.scan_csv(
             path,
@@ -160,6 +171,7 @@ class Format:
             schema=_read_types(schema, options),
             glob=False,
             raise_if_empty=True,
+            storage_options=options.storage_for(path),
         )
         if not options.has_header and schema is None:
             frame = frame.rename(_one_based)
@@ -173,6 +185,7 @@ class Format:
         frame = pl.scan_csv(
             path, separator=self.delimiter(options), has_header=options.has_header,
             null_values=list(options.null_values), infer_schema=False, glob=False,
+            storage_options=options.storage_for(path),
         )  # fmt: skip
         return frame if options.has_header else frame.rename(_one_based)
 
@@ -217,10 +230,34 @@ class Format:
 
     # ------------------------------------------------------------------ writing
 
-    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None, options: ReadOptions | None = None) -> None:
-        """Stream ``frame`` into ``target`` (a path or a binary stream). ``options`` are those the
-        inputs were read with, when the output is the same table (transform): CSV output keeps
-        their delimiter, and has no header line if they had none."""
+    def sink(
+        self,
+        frame: pl.LazyFrame,
+        target: Any,
+        compression: str | None = None,
+        storage: tuple[tuple[str, str], ...] = (),
+        *,
+        options: ReadOptions | None = None,
+    ) -> None:
+        """Stream ``frame`` into ``target`` (a path, a URL with its ``storage`` options, or a binary stream).
+
+        ``options`` are those the inputs were read with, when the output is the same table
+        (transform): CSV output keeps their delimiter, and has no header line if they had none.
+        A URL is staged in a local temporary file and uploaded once complete: Polars 2.1 can sink
+        to a bucket itself, but a process whose cloud sink failed crashes when it exits (SIGSEGV
+        or abort instead of exit 1), and the upload publishes the object only when whole anyway.
+        """
+        from normcli.data.storage import is_url, upload_file
+
+        if isinstance(target, str) and is_url(target):
+            import os
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="normcli-upload-") as folder:
+                staged = os.path.join(folder, "object")
+                self.sink(frame, staged, compression, options=options)
+                upload_file(target, staged, storage)
+            return
         if self.name == "parquet":
             frame.sink_parquet(target)
         elif self.name == "ndjson":
@@ -355,6 +392,8 @@ def format_named(name: str) -> Format:
 
 def detect_format(name: str, override: str | None, option: str = "--format") -> tuple[Format, str | None]:
     """The format and compression of a file from its extension, or the ``--format`` override."""
+    if "://" in name:  # a URL: the key's extension, before any query string
+        name = name.split("://", 1)[1].split("?", 1)[0]
     suffixes = [s.lower() for s in PurePath(name).suffixes]
     compression = None
     if suffixes and suffixes[-1] in COMPRESSIONS:

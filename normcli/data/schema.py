@@ -191,7 +191,13 @@ class SourceSchema:
         from normcli.data.streams import first_records
 
         assert self.source.path is not None
-        with open(self.source.path, "rb") as handle:
+        if self.source.is_url:
+            from normcli.data.storage import open_url
+
+            opened = open_url(self.source.path, self.options.storage)
+        else:
+            opened = open(self.source.path, "rb")  # noqa: SIM115 - closed just below
+        with opened as handle:
             records = first_records(handle, INFER_SCHEMA_ROWS, self.source.format.name != "ndjson", self.options.has_header)
         with polars_errors([self.source], self.options):
             return self.source.format.parse(records, list(self.types), self.options, self.types, columns=columns, infer=False)

@@ -99,11 +99,22 @@ class Inputs:
                 types = {**schema.types, **{n: t for n, t in overrides.items() if n in schema.types}}
                 frames.append(frame.cast({n: t for n, t in types.items() if stored[n] != t}))
                 continue
-            source = schema.source
-            assert source.path is not None
-            types = {name: overrides.get(name, dtype) for name, dtype in schema.types.items()}
-            frames.append(source.format.scan(source.path, schema.options, types))
+            frames.append(scan_source(schema.source, schema.types, schema.options, overrides))
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+
+    def source_schemas(self) -> list[SourceSchema]:
+        """Each input's own schema (as inferred), in order."""
+        return list(self._read_schemas())
+
+
+def scan_source(
+    source: Source, types: dict[str, pl.DataType], options: ReadOptions, overrides: dict[str, pl.DataType]
+) -> pl.LazyFrame:
+    """A lazy scan of one input file with its inferred ``types`` (and the ``options`` inference
+    decided for it: :attr:`SourceSchema.options`), ``overrides`` forcing some columns' types (text
+    formats read them so; Parquet casts)."""
+    assert source.path is not None
+    return source.format.scan(source.path, options, {name: overrides.get(name, dtype) for name, dtype in types.items()})
 
 
 @contextlib.contextmanager

@@ -109,13 +109,13 @@ class Reading:
     text: tuple[str, ...] = ()
     dtypes: tuple[tuple[str, str], ...] = ()
 
-    def options(self, default_null_values: Sequence[str] | None = None) -> ReadOptions:
+    def options(self, default_null_values: Sequence[str] | None = None, storage: tuple[tuple[str, str], ...] = ()) -> ReadOptions:
         nulls = self.null_values
         if nulls is None:
             nulls = tuple(default_null_values) if default_null_values is not None else DEFAULT_NULL_VALUES
         return ReadOptions(
             format=self.format, null_values=tuple(nulls), separator=self.separator, has_header=self.has_header,
-            text=self.text, dtypes=dtype_pairs(self.dtypes),
+            text=self.text, dtypes=dtype_pairs(self.dtypes), storage=storage,
         )  # fmt: skip
 
 

@@ -4,6 +4,8 @@ Every fitted column becomes ``((x − center) − center_lo) / scale`` (or the i
 method (:mod:`normcli.scaling.methods`); other columns pass through untouched and in place. Nulls
 stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streaming query; streams
 (stdin, FIFOs) are transformed chunk by chunk, so the first rows come out before the input ends.
+To a dataset folder (``-o out/``, or any output on a Dask cluster) each input fragment becomes
+one part, written by :func:`write_part` wherever the engine runs it (:mod:`normcli.data.dataset`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
+from normcli.data.dataset import is_dataset_target
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import Format, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
 from normcli.data.outputs import atomic_path, check_output_target, output_format, writing
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
 from normcli.errors import DataError, UsageError
+from normcli.scaling.engine import Engine, LocalEngine
 from normcli.scaling.methods import METHODS
 from normcli.scaling.model import ColumnStats, Stats
 from normcli.scaling.statsfile import load_stats
@@ -85,6 +89,8 @@ class TransformReport:
     """What a transform did, for the command's notes."""
 
     notes: list[str] = field(default_factory=list)
+    parts: int | None = None
+    """The parts of a dataset folder written (None: one output file or stream)."""
 
 
 def transform(
@@ -102,6 +108,8 @@ def transform(
     has_header: bool = True,
     text: Sequence[str] = (),
     dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+    storage: Sequence[tuple[str, str]] = (),
+    engine: Engine | None = None,
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
@@ -114,14 +122,15 @@ def transform(
     The reading options are those of :func:`normcli.scaling.fit.fit`; CSV output keeps the inputs'
     delimiter, and has no header line when they had none. ``progress`` is called with the rows
     written so far when an input is a stream (files are written by Polars in one query).
+    A folder (``out/``) or a Dask ``engine`` writes a dataset: one part per input fragment.
 
     Example::
 
         normcli.transform(["new.csv"], stats="stats.json", output="new-scaled.parquet")
     """
-    stats_file = None if isinstance(stats, Stats) or str(stats) == "-" else Path(stats)
+    stats_file = None if isinstance(stats, Stats) or str(stats) == "-" else str(stats)
     if not isinstance(stats, Stats):
-        stats = load_stats(stats, stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
+        stats = load_stats(stats, tuple(storage), stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
     if inverse and clip:
         raise UsageError("--clip and --inverse cannot be combined", hint="clip applies to the forward transform")
     read = ReadOptions(
@@ -131,7 +140,14 @@ def transform(
         has_header=has_header,
         text=tuple(text),
         dtypes=dtype_pairs(dtypes),
+        storage=tuple(storage),
     )
+    engine = engine or LocalEngine()
+    if engine.distributed or is_dataset_target(output):
+        return _transform_dataset(
+            paths, stats, output, read, engine, inverse=inverse, clip=clip, float32=float32,
+            format_name=output_format_name, stats_file=stats_file,
+        )  # fmt: skip
     out_format, compression = output_format(output, output_format_name)
     report = TransformReport()
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
@@ -224,6 +240,122 @@ class _Integers:
             "not exactly an integer: written as floats"
             for name, count in self.failed.items()
         ]
+@dataclass(frozen=True)
+class PartTask:
+    """One part of a dataset: which rows of which input, how to read and scale them, where to write.
+
+    Plain data (picklable): a Dask worker runs :func:`write_part` on it.
+    """
+
+    source: Source
+    read: ReadOptions
+    types: dict[str, pl.DataType]
+    rows: tuple[int, int] | None
+    stats: Stats
+    inverse: bool
+    clip: bool
+    float32: bool
+    format: Format
+    target: str
+
+
+def write_part(task: PartTask) -> int | None:
+    """Scale one fragment into its part (the query of a local transform, on a slice); returns the
+    rows written (Parquet: from the footer; text formats: None)."""
+    source = task.source
+    assert source.path is not None
+    frame = source.format.scan(source.path, task.read, task.types)
+    if task.rows is not None:
+        frame = frame.slice(*task.rows)
+    exprs = scaling_expressions(task.stats, inverse=task.inverse, clip=task.clip, float32=task.float32)
+    try:
+        with polars_errors([source], task.read):
+            task.format.sink(frame.with_columns(exprs), task.target, None, task.read.storage, options=task.read)
+    except DataError as exc:
+        cause = exc.__cause__
+        if cause is None or task.target not in str(cause):
+            raise
+        from normcli.data.diagnostics import first_line, write_failure
+
+        raise DataError(f"cannot write {task.target}: {write_failure(cause) or first_line(str(cause))}") from cause
+    if task.format.name != "parquet":
+        return None
+    from normcli.data.storage import is_url, parquet_metadata
+
+    if is_url(task.target):
+        return parquet_metadata(task.target, task.read.storage).num_rows
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(task.target).num_rows
+
+
+def _transform_dataset(
+    paths: Sequence[str],
+    stats: Stats,
+    output: str,
+    read: ReadOptions,
+    engine: Engine,
+    *,
+    inverse: bool,
+    clip: bool,
+    float32: bool,
+    format_name: str | None,
+    stats_file: str | None,
+) -> TransformReport:
+    """Transform into a dataset folder: one part per fragment, published by :class:`DatasetWriter`."""
+    from normcli import __version__
+    from normcli.data.dataset import DatasetWriter, PartInfo, check_dataset_format
+    from normcli.data.formats import FORMATS
+    from normcli.data.storage import concurrently
+    from normcli.scaling.fragments import row_ranges
+
+    if output == "-" or not is_dataset_target(output):
+        raise UsageError(
+            f"on a cluster, -o names a dataset folder, not '{output}'",
+            hint="end it with /, e.g. -o out/ or -o s3://bucket/out/",
+        )
+    out_format = FORMATS[check_dataset_format(format_name)]
+    report = TransformReport()
+    with open_sources(paths, read) as sources:
+        for source in sources:
+            if source.is_stream:
+                raise UsageError(
+                    f"{source.display}: a dataset folder is written from files or URLs, not a stream",
+                    hint="name the input files, or write one output file",
+                )
+        inputs = [s.path for s in sources if s.path]
+        if output.rstrip("/") in inputs or (stats_file is not None and output.rstrip("/") == stats_file):
+            raise UsageError(f"{output}: output is one of the inputs")
+        if all(has_no_data_rows(s, read) for s in sources):
+            raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
+        plan = _plan(sources, read, stats, out_format, report)
+        with DatasetWriter(output, out_format.extensions[0].lstrip("."), read.storage) as writer:
+            tasks: list[PartTask] = []
+            infos: list[PartInfo] = []
+            schemas = [part.schema for part in plan]
+            ranges = concurrently(lambda schema: row_ranges(schema.source, schema.options), schemas, [s.source.path or "" for s in schemas])
+            for part, source_ranges in zip(plan, ranges, strict=True):
+                source, options = part.schema.source, part.schema.options
+                for rows in source_ranges:
+                    index = len(tasks)
+                    tasks.append(PartTask(source, options, part.types, rows, stats, inverse, clip, float32, out_format, writer.part(index)))
+                    infos.append(PartInfo(writer.part_name(index), source.display, input_rows=rows))
+            for info, rows_written in zip(infos, engine.run(write_part, tasks, name="part"), strict=True):
+                info.rows = rows_written
+            manifest = {
+                "normcli": __version__,
+                "command": "transform",
+                "stats": stats_file,
+                "format": out_format.name,
+                "inverse": inverse,
+                "rows": sum(i.rows for i in infos) if all(i.rows is not None for i in infos) else None,
+            }
+            writer.commit(infos, manifest)
+    report.parts = len(infos)
+    integers = [f"'{c.name}'" for c in stats.columns if inverse and c.dtype.startswith(("Int", "UInt"))]
+    if integers:  # the parts are written independently: one could not be checked against the others
+        report.notes.append(f"columns fitted as integers ({', '.join(integers)}) are written as floats in a dataset folder")
+    return report
 
 
 @dataclass
@@ -303,7 +435,16 @@ def _write(
                 frame = integers.apply(frame, exprs, integers.failures(frame).collect(engine="streaming"))
             else:
                 frame = frame.with_columns(exprs)
-            out_format.sink(frame, target, compression, read)
+            out_format.sink(frame, target, compression, options=read)
+        return
+    if isinstance(target, str):  # a URL: spool the stream's rows locally, then upload them whole
+        import tempfile
+
+        from normcli.data.storage import upload_file
+
+        with tempfile.NamedTemporaryFile(prefix=".normcli-spool.") as spool:
+            _write(parts, exprs, out_format, compression, Path(spool.name), read, integers, progress)
+            upload_file(target, spool.name, read.storage)
         return
     per_chunk = integers is not None and bool(integers.columns) and out_format.text
     opened = open(target, "wb") if isinstance(target, Path) else None  # noqa: SIM115

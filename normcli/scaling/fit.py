@@ -1,8 +1,10 @@
 """Fitting: inputs → schemas → a plan of fragments → the engine → an exact, ordered merge.
 
-:func:`fit` is what ``normcli fit`` runs. Each input is one fragment (a file, or a stream read
-once); the fragment function (:mod:`normcli.scaling.fragments`) computes its partial statistics in
-fixed blocks, and :mod:`normcli.scaling.merge` folds them in input order and fits the parameters.
+:func:`fit` is what ``normcli fit`` runs. Each input is one fragment (a file, a stream read once)
+or, for a large Parquet file, several ranges of its row groups; the engine (local, or a Dask
+cluster) runs the fragment function (:mod:`normcli.scaling.fragments`), which computes partial
+statistics in fixed blocks, and :mod:`normcli.scaling.merge` folds them in fragment order and fits
+the parameters: the same bytes whatever the engine.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from normcli.data.diagnostics import _FileText
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source, describe, open_sources
 from normcli.data.selection import named, select
+from normcli.data.storage import concurrently
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
-from normcli.scaling.fragments import ColumnSpec, Fragment
+from normcli.scaling.fragments import ColumnSpec, Fragment, row_ranges
 from normcli.scaling.merge import Fold, finish
 from normcli.scaling.methods import METHODS
 from normcli.scaling.model import ColumnPartial, FitOptions, SkippedColumn, Stats
@@ -45,6 +48,7 @@ def fit(
     text: Sequence[str] = (),
     dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     allow_missing_columns: bool = False,
+    storage: Sequence[tuple[str, str]] = (),
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
     engine: Engine | None = None,
@@ -54,9 +58,11 @@ def fit(
 
     The keyword arguments mirror ``normcli fit``'s options (``separator`` is ``-d``, ``has_header``
     is the opposite of ``--no-headers``, ``text`` and ``dtypes`` are ``--text`` and ``--dtype``:
-    column patterns, and pattern → type such as ``"text"`` or ``"int"``). Warnings (constant columns, integers past
-    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed. ``progress`` is
-    called with the number of rows read so far, as the work goes (from the engine's thread).
+    column patterns, and pattern → type such as ``"text"`` or ``"int"``; ``storage``:
+    ``--storage-option`` pairs for inputs named by URL; ``engine``: where fragments run, e.g. a
+    :class:`~normcli.scaling.engine.DaskEngine`). Warnings (constant columns, integers past 2^53,
+    skipped columns) are returned in ``Stats.warnings`` rather than printed. ``progress`` is
+    called with the number of rows read so far, as the work goes.
 
     Example::
 
@@ -73,7 +79,7 @@ def fit(
     )
     read = ReadOptions(
         format=format, null_values=tuple(null_values), separator=separator, has_header=has_header,
-        text=tuple(text), dtypes=dtype_pairs(dtypes),
+        text=tuple(text), dtypes=dtype_pairs(dtypes), storage=tuple(storage),
     )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine, progress=progress)
@@ -97,19 +103,24 @@ def fit_sources(
     if not specs:
         stats = finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
         return replace(stats, warnings=(*stats.warnings, *hints))
-    fragments = [
-        Fragment(
-            index=index,
-            source=schema.source,
-            options=schema.options,
-            columns=tuple(specs),
-            types=dict(schema.types) if schema.source.format.text else None,
-            absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
-            reader=readers.get(index),
-            data=frames.get(index),
-        )
-        for index, schema in enumerate(schemas)
-    ]
+    names = [s.path or "" for s in sources]
+    ranges = concurrently(lambda schema: row_ranges(schema.source, schema.options), list(schemas), names)
+    fragments = []
+    for index, schema in enumerate(schemas):
+        for rows in ranges[index]:
+            fragments.append(
+                Fragment(
+                    index=len(fragments),
+                    source=schema.source,
+                    options=schema.options,
+                    columns=tuple(specs),
+                    types=dict(schema.types) if schema.source.format.text else None,
+                    absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
+                    rows=rows,
+                    reader=readers.get(index),
+                    data=frames.get(index),
+                )
+            )
     results = (engine or LocalEngine()).map(fragments, progress)
     fold = Fold(inputs=[s.display for s in sources])
     wanted = {s.name: s for s in specs}
@@ -160,6 +171,8 @@ def _schemas(
     Parquet stream, which cannot be streamed, is read into memory."""
     from normcli.data.streams import StreamReader, read_parquet_stream
 
+    files = [s for s in sources if not s.is_stream]
+    inferred = dict(zip(files, concurrently(lambda source: read_schema(source, read), files, [s.path or "" for s in files]), strict=True))
     schemas = []
     readers: dict[int, StreamReader] = {}
     frames: dict[int, pl.DataFrame] = {}
@@ -172,7 +185,7 @@ def _schemas(
             schemas.append(SourceSchema(source, dict(frames[index].schema), read, sample=frames[index]))
             schemas[-1].fix_types()
         else:
-            schemas.append(read_schema(source, read))
+            schemas.append(inferred[source])
     return schemas, readers, frames
 
 
