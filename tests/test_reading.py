@@ -259,3 +259,15 @@ def test_a_word_that_makes_a_number_column_text_is_named(tmp_path: Path, monkeyp
     assert forced.exit_code == 0, forced.stderr
     a = next(c for c in json.loads(forced.stdout)["columns"] if c["name"] == "a")
     assert (a["count"], a["null_count"], a["mean"]) == (2, 1, 3.0)
+
+
+def test_text_and_dtype_on_parquet(tmp_path: Path, monkeypatch) -> None:
+    pl.DataFrame({"zip": [501, 2134, 90210], "amount": [5, 6, 7]}).write_parquet(tmp_path / "z.parquet")
+    doc = json.loads(invoke(tmp_path, "fit", "z.parquet", "--text", "zip", "--dtype", "amount=float", "-o", "-", monkeypatch=monkeypatch).stdout)
+    assert [(c["name"], c["dtype"]) for c in doc["columns"]] == [("amount", "Float64")]
+    assert [(s["name"], s["dtype"]) for s in doc["skipped_columns"]] == [("zip", "String")]
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    out = invoke(tmp_path, "transform", "z.parquet", "-s", "s.json", "--text", "zip", "-o", "out.parquet", monkeypatch=monkeypatch)
+    assert out.exit_code == 0, out.stderr
+    back = pl.read_parquet(tmp_path / "out.parquet")
+    assert back["zip"].dtype == pl.String and back["zip"].to_list() == ["501", "2134", "90210"]

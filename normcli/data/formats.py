@@ -141,18 +141,16 @@ class Format:
     def scan(
         self, path: str, options: ReadOptions, schema: Mapping[str, pl.DataType] | None = None, *, infer: bool = False
     ) -> pl.LazyFrame:
-        """A lazy scan of one file. With ``schema`` (every column's type) nothing is inferred;
+        """A lazy scan of one file. With ``schema`` (every column's type) nothing is inferred (a
+        Parquet file has its own types: only the columns ``--text``/``--dtype`` fixed are cast);
         ``infer`` reads float words such as ``inf`` as missing, for type inference only. Without a
         header (``--no-headers``) the columns are ``column_1``, ``column_2``, ..."""
         import polars as pl
 
         if self.name == "parquet":
             frame = pl.scan_parquet(path, glob=False, storage_options=options.storage_for(path))
-            if not schema:
-                return frame
-            stored = frame.collect_schema()  # the file's metadata: cheap
-            changed = {n: t for n, t in schema.items() if n in stored and stored[n] != t}
-            return frame.cast(changed) if changed else frame  # --text/--dtype, numbers as Float64
+            fixed = {n: schema[n] for n in options.fixed if schema and n in schema}  # --text, --dtype
+            return frame.cast(fixed) if fixed else frame
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]

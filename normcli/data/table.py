@@ -113,8 +113,13 @@ def scan_source(
     """A lazy scan of one input file with its inferred ``types`` (and the ``options`` inference
     decided for it: :attr:`SourceSchema.options`), ``overrides`` forcing some columns' types (text
     formats read them so; Parquet casts)."""
+    import polars as pl
+
     assert source.path is not None
-    return source.format.scan(source.path, options, {name: overrides.get(name, dtype) for name, dtype in types.items()})
+    frame = source.format.scan(source.path, options, {name: overrides.get(name, dtype) for name, dtype in types.items()})
+    if source.format.text:
+        return frame
+    return frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in types])
 
 
 @contextlib.contextmanager
