@@ -764,7 +764,7 @@ def test_ctrl_c_on_the_client_cancels_the_tasks_and_leaves_no_dataset(cluster, t
         wait_until(running_parts, timeout=120, what="parts running on the workers")
         os.kill(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=120)
-        assert process.returncode == 130, err
+        assert process.returncode == -signal.SIGINT, err  # death by SIGINT (130 to a shell)
         assert err.decode().strip().splitlines()[-1] == "normcli: interrupted"
         # the scheduler forgets the run's tasks: none left queued or running
         wait_until(lambda: not any(str(k).startswith("normcli-part-") for k in client.run_on_scheduler(

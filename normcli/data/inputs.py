@@ -181,6 +181,7 @@ def open_sources(
                 sources.append(_stream_source(name, os.fdopen(fd, "rb", buffering=0, closefd=False), options, name))
                 continue
             fmt, compression = detect_format(name, options.format)
+            _check_header_option(name, fmt, options)
             _sniff_file(name, fmt, compression)
             # absolute, so that a Dask worker in another folder reads the same file
             sources.append(Source(name, os.path.abspath(name), fmt, compression))
@@ -188,6 +189,50 @@ def open_sources(
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def reads_stdin(patterns: Sequence[str], stdin: IO[bytes] | None = None) -> bool:
+    """Whether these input arguments read stdin: none at all, ``-``, or a path that is stdin's own
+    pipe or device (``/dev/stdin``)."""
+    if not patterns or "-" in patterns:
+        return True
+    try:
+        fd = (stdin if stdin is not None else sys.stdin.buffer).fileno()
+        own = os.fstat(fd)
+    except (AttributeError, OSError, ValueError):
+        return False
+    if stat.S_ISREG(own.st_mode):
+        return False
+    for name in patterns:
+        with contextlib.suppress(OSError):
+            info = os.stat(name)
+            if (info.st_dev, info.st_ino) == (own.st_dev, own.st_ino):
+                return True
+    return False
+
+
+def read_stdin_text(
+    stdin: IO[bytes] | None, stdin_is_terminal: bool, data: Sequence[str] | None, what: str
+) -> str:
+    """All of stdin as UTF-8 text, for a small document named ``-`` (a stats file).
+
+    Refused when the command's data (``data``) read stdin too, or stdin is a terminal.
+    """
+    if data is not None and reads_stdin(data, stdin):
+        raise UsageError(
+            f"stdin ('-') cannot carry both the data and the {what}",
+            hint=f"name the data files, or give the {what} as a file",
+        )
+    if stdin_is_terminal:
+        raise UsageError(
+            f"the {what} should come from stdin ('-'), but stdin is a terminal",
+            hint="pipe them in (normcli fit data.csv -o - | normcli ...), or name a file",
+        )
+    raw = (stdin if stdin is not None else sys.stdin.buffer).read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{STDIN}: the {what} are not UTF-8 text") from None
 
 
 def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: str | None = None) -> Source:
@@ -201,12 +246,18 @@ def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: 
             fmt = FORMATS["csv"]
     else:
         fmt = FORMATS["csv"]
+    _check_header_option(display, fmt, options)
     wrapped = InputStream(stream)
     head = wrapped.peek(4)
     compression = sniff_compression(head)
     if head.startswith(PARQUET_MAGIC) and fmt.name != "parquet":
         raise DataError(f"{display}: is Parquet data, not {fmt.name.upper()}", hint="pass --format parquet")
     return Source(display, None, fmt, compression, wrapped)
+
+
+def _check_header_option(name: str, fmt: Format, options: ReadOptions) -> None:
+    if not options.has_header and fmt.name not in ("csv", "tsv"):
+        raise UsageError(f"{name}: --no-headers applies to CSV and TSV, not {fmt.name}", hint="drop --no-headers")
 
 
 def _check_readable(name: str) -> os.stat_result:
@@ -261,13 +312,15 @@ def _sniff(name: str, head: bytes, fmt: Format, compression: str | None) -> None
         )
 
 
-def has_no_data_rows(source: Source, storage: StorageOptions = ()) -> bool:
+def has_no_data_rows(source: Source, options: ReadOptions) -> bool:
     """Whether a plain text file holds a header and nothing else (a cheap look at its first bytes;
     other files and streams say so when read)."""
     if source.path is None or not source.format.text or source.compression is not None or source.format.name == "ndjson":
         return False
+    if not options.has_header:
+        return False  # an empty file was refused when opened
     if source.is_url:
-        head = read_head(source.path, (1 << 16) + 1, storage)
+        head = read_head(source.path, (1 << 16) + 1, options.storage)
         if len(head) > 1 << 16:
             return False
     else:

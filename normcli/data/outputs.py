@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -67,6 +67,19 @@ def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = 
                 hint="write to a new file; normcli never overwrites its inputs",
             )
     return path
+
+
+def check_replaceable(target: str, is_kind: Callable[[Path], bool], kind: str, force: bool = False) -> None:
+    """Refuse to replace an existing file that is not a ``kind`` (``is_kind`` says which files are):
+    ``fit -o stats.json`` must not overwrite someone's data, ``train -o p.json`` a stats file. An
+    empty file or a device (``/dev/null``) may be replaced; ``force`` (``--force``) allows any."""
+    path = Path(target)
+    if force or not path.is_file() or path.stat().st_size == 0 or is_kind(path):
+        return
+    raise UsageError(
+        f"{target}: exists and is not a {kind}; normcli will not replace it",
+        hint="choose another -o, or pass --force to replace it",
+    )
 
 
 @contextlib.contextmanager

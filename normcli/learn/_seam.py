@@ -12,9 +12,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from normcli.data.dataset import DatasetWriter, PartInfo, is_dataset_target
 from normcli.data.diagnostics import polars_errors as read_errors
-from normcli.data.formats import DEFAULT_NULL_VALUES, Format, ReadOptions
+from normcli.data.formats import DEFAULT_NULL_VALUES, Format, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source
 from normcli.data.outputs import atomic_path, check_output_target, output_format
+from normcli.data.selection import named, select, shown_names
 from normcli.data.storage import concurrently
 from normcli.data.table import Inputs, open_inputs, scan_source
 from normcli.scaling.engine import Engine, LocalEngine
@@ -43,10 +44,12 @@ __all__ = [
     "check_output_target",
     "concurrently",
     "dataset_format",
+    "dtype_pairs",
     "exact_moments",
     "fit_frame",
     "is_text_input",
     "load_stats",
+    "named",
     "open_inputs",
     "output_format",
     "is_dataset_target",
@@ -54,6 +57,8 @@ __all__ = [
     "read_errors",
     "row_ranges",
     "scan_source",
+    "select",
+    "shown_names",
     "sink",
     "sqrt_correctly_rounded",
     "stats_from_dict",

@@ -41,6 +41,7 @@ from normcli.learn._seam import (
     read_errors,
     row_ranges,
     scan_source,
+    select,
     sink,
     sqrt_correctly_rounded,
     stats_from_dict,
@@ -102,12 +103,7 @@ def _kept_columns(keep: Sequence[str] | str | None, schema: pl.Schema, meta: dic
         return names
     if keep == "none":
         return []
-    keep = list(keep)
-    absent = [n for n in keep if n not in schema]
-    if absent:
-        available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-        raise UsageError(f"--keep names no column '{absent[0]}'", hint=f"columns are: {available}")
-    return list(dict.fromkeys(keep))
+    return select(keep, names, "--keep")
 
 
 def _data_rows(mask: np.ndarray, first_row: int = 1, limit: int = 3) -> str:
@@ -448,11 +444,11 @@ def _predict_dataset(
         parts: list[PredictPart] = []
         infos: list[PartInfo] = []
         schemas = inputs.source_schemas()
-        ranges = concurrently(lambda s: row_ranges(s.source, read), schemas, [s.source.path or "" for s in schemas])
+        ranges = concurrently(lambda s: row_ranges(s.source, s.options), schemas, [s.source.path or "" for s in schemas])
         for schema, source_ranges in zip(schemas, ranges, strict=True):
             for rows in source_ranges:
                 index = len(parts)
-                parts.append(PredictPart(scorer, schema.source, read, dict(schema.types), overrides, columns, rows, 1, fmt, writer.part(index)))
+                parts.append(PredictPart(scorer, schema.source, schema.options, dict(schema.types), overrides, columns, rows, 1, fmt, writer.part(index)))
                 infos.append(PartInfo(writer.part_name(index), schema.source.display, input_rows=rows))
         if not scorer.kept:  # the row column numbers rows across all inputs
             counts = engine.run(count_part, parts, name="count")

@@ -42,12 +42,17 @@ class Engine:
     distributed = False
     """Whether the work runs in other processes (which must be able to read the inputs)."""
 
-    def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
+    def run(
+        self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task", done: Callable[[R], None] | None = None
+    ) -> list[R]:
+        """``function`` of each item, in the items' order; ``done`` is told each result as it
+        arrives (in order here, as completed on a cluster)."""
         raise NotImplementedError
 
-    def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]:
-        """The fragment function over ``fragments``: the partial statistics of each, in order."""
-        return self.run(fragment_stats, fragments, name="fragment")
+    def map(self, fragments: Sequence[Fragment], progress: Callable[[int], None] | None = None) -> list[FragmentStats]:
+        """The fragment function over ``fragments``: the partial statistics of each, in order.
+        ``progress`` is told the rows done so far, as each fragment finishes."""
+        return self.run(fragment_stats, fragments, name="fragment", done=_row_counter(progress))
 
     def close(self) -> None:
         """Release what the engine holds (a cluster connection)."""
@@ -59,11 +64,46 @@ class Engine:
         self.close()
 
 
+def _row_counter(progress: Callable[[int], None] | None) -> Callable[[FragmentStats], None] | None:
+    """A ``done`` callback telling ``progress`` the rows of the fragments finished so far."""
+    if progress is None:
+        return None
+    total = 0
+
+    def count(result: FragmentStats) -> None:
+        nonlocal total
+        total += result.rows
+        progress(total)
+
+    return count
+
+
 class LocalEngine(Engine):
     """Items in order, in this process."""
 
-    def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
-        return [function(item) for item in items]
+    def run(
+        self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task", done: Callable[[R], None] | None = None
+    ) -> list[R]:
+        results = []
+        for item in items:
+            results.append(function(item))
+            if done is not None:
+                done(results[-1])
+        return results
+
+    def map(self, fragments: Sequence[Fragment], progress: Callable[[int], None] | None = None) -> list[FragmentStats]:
+        """As :meth:`Engine.map`, with ``progress`` told the rows after every block (a fragment
+        may be a whole file)."""
+        if progress is None:
+            return super().map(fragments)
+        total = 0
+
+        def block_done(rows: int) -> None:
+            nonlocal total
+            total += rows
+            progress(total)
+
+        return [fragment_stats(fragment, block_done) for fragment in fragments]
 
 
 class DaskEngine(Engine):
@@ -151,7 +191,9 @@ class DaskEngine(Engine):
                 hint="install the same normcli and Polars versions on the client and every worker",
             )
 
-    def run(self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task") -> list[R]:
+    def run(
+        self, function: Callable[[T], R], items: Sequence[T], *, name: str = "task", done: Callable[[R], None] | None = None
+    ) -> list[R]:
         from distributed import as_completed
         from distributed.client import FutureCancelledError
 
@@ -180,6 +222,8 @@ class DaskEngine(Engine):
                     if future.status == "error":
                         raise self._failure(future.exception(), name, index, items[index])
                     results[index] = future.result()
+                    if done is not None:
+                        done(results[index])
         except FutureCancelledError:
             raise DataError(f"the Dask cluster at {self.where} cancelled the work", hint="check the scheduler's logs") from None
         finally:
@@ -220,9 +264,9 @@ class DaskEngine(Engine):
             self._client.close()
         self._client = None
 
-    def map(self, fragments: Sequence[Fragment]) -> list[FragmentStats]:
+    def map(self, fragments: Sequence[Fragment], progress: Callable[[int], None] | None = None) -> list[FragmentStats]:
         check_shippable(fragments)
-        return super().map(fragments)
+        return super().map(fragments, progress)
 
 
 def check_shippable(fragments: Sequence[Fragment]) -> None:

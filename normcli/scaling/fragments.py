@@ -15,7 +15,7 @@ fragment description and returns plain data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -97,7 +97,8 @@ class Fragment:
 
     def read_types(self) -> dict[str, pl.DataType] | None:
         """The schema to read with: numeric columns as Float64 in text formats, so a decimal far
-        below integer rows parses (a word is an error naming its line), ``unknown`` as text."""
+        below integer rows parses (a word is an error naming its line), ``unknown`` as text;
+        a column whose type ``--dtype`` fixed as exactly that type."""
         import polars as pl
 
         if self.types is None:
@@ -105,7 +106,8 @@ class Fragment:
         present = {c.name: c for c in self.columns if c.name not in self.absent}
         types = dict(self.types)
         for name, spec in present.items():
-            types[name] = pl.String if spec.unknown else pl.Float64
+            if name not in self.options.fixed:
+                types[name] = pl.String if spec.unknown else pl.Float64
         return types
 
     def frames(self) -> Iterator[pl.DataFrame]:
@@ -301,12 +303,18 @@ def _scaled_block_moments(block: pl.DataFrame, spec: ColumnSpec, magnitude: floa
     return Moments.of_block(values.len(), shift, deviation.sum(), (deviation * deviation).sum(), power)
 
 
-def fragment_stats(fragment: Fragment) -> FragmentStats:
-    """The partial statistics of one fragment: the function every engine runs, locally or remotely."""
-    return summarize(fragment.blocks(), fragment.columns, fragment.absent)
+def fragment_stats(fragment: Fragment, progress: Callable[[int], None] | None = None) -> FragmentStats:
+    """The partial statistics of one fragment: the function every engine runs, locally or remotely.
+    ``progress`` is told the rows of each block as it is done."""
+    return summarize(fragment.blocks(), fragment.columns, fragment.absent, progress)
 
 
-def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absent: Sequence[str] = ()) -> FragmentStats:
+def summarize(
+    blocks: Iterable[pl.DataFrame],
+    specs: Sequence[ColumnSpec],
+    absent: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> FragmentStats:
     """Partial statistics of ``specs`` over ``blocks`` (see the module docstring)."""
     present = [s for s in specs if s.name not in absent]
     accumulators = {s.name: _Accumulator(s) for s in specs}
@@ -321,6 +329,8 @@ def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absen
                 for k, expr in enumerate(_expressions(spec, schema[spec.name]))
             ]
         rows += block.height
+        if progress is not None:
+            progress(block.height)
         if not present:
             continue
         row = block.select(exprs).row(0)
