@@ -27,7 +27,7 @@ from normcli.errors import ExitStatus, UsageError
 # --------------------------------------------------------------------------- check
 
 
-@app.command()
+@app.command(short_help="Check that new data still look like the fitted data (exit 1 if not).")
 def check(
     inputs: Inputs = None,
     stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file the new data should match.")] = ...,  # type: ignore[assignment]
@@ -92,7 +92,7 @@ def check(
 # --------------------------------------------------------------------------- export
 
 
-@app.command()
+@app.command(short_help="Export stats as SQL (DuckDB, PostgreSQL, SQLite) or an ONNX model.")
 def export(
     stats: Annotated[str, typer.Argument(help="Stats file to export.", show_default=False)],
     to: Annotated[str, typer.Option("--to", help="sql (a SELECT) or onnx (a model file).")] = ...,  # type: ignore[assignment]

@@ -10,10 +10,9 @@ a Parquet stream is read into memory whole.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
 from normcli.data.inputs import InputStream, Source
@@ -88,6 +87,31 @@ def _first_boundary(buffer: bytes, quote: bytes | None) -> int:
         return pos + 1
 
 
+def first_records(handle: IO[bytes], rows: int, quoted: bool = True, header: bool = True) -> bytes:
+    """The bytes of the first ``rows`` records after the header line of an open text file (from
+    its start, a byte-order mark removed, when it has no header line)."""
+    quote = b'"' if quoted else None
+    data = b""
+    if header:
+        while not (header_end := _first_boundary(data, quote)):
+            more = handle.read(1 << 16)
+            if not more:
+                return b""
+            data += more
+        data = data[header_end:]
+    else:
+        data = handle.read(1 << 16)
+        data = data[len(_BOM) :] if data.startswith(_BOM) else data
+    lines = data.count(b"\n")
+    while lines <= rows:
+        more = handle.read(1 << 20)
+        if not more:
+            return data
+        data += more
+        lines += more.count(b"\n")
+    return data[: _last_boundary(data, quote)]
+
+
 class StreamReader:
     """Chunks of whole records from a text stream, parsed into frames with a fixed schema.
 
@@ -137,14 +161,21 @@ class StreamReader:
         return chunk
 
     def _read_header(self) -> list[str]:
+        """The column names from the first record; without a header (``--no-headers``) the first
+        record is data, left in place, and the columns are ``column_1``, ``column_2``, ..."""
         while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
             pass
-        header = self._take(cut or len(self._pending))
-        if header.startswith(_BOM):
-            header = header[len(_BOM):]
+        if self._pending.startswith(_BOM):
+            del self._pending[: len(_BOM)]
+            cut = max(cut - len(_BOM), 0)
+        if self.options.has_header:
+            header = self._take(cut or len(self._pending))
+        else:
+            header = bytes(self._pending[: cut or len(self._pending)])
         if not header.strip():
             raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
-        self._header_lines = header.count(b"\n")
+        if self.options.has_header:
+            self._header_lines = header.count(b"\n")
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
@@ -153,8 +184,11 @@ class StreamReader:
                 hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
             ) from None
         delimiter = self.format.delimiter(self.options)
+        import csv
+
         rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
-        return rows[0] if rows else []
+        first = rows[0] if rows else []
+        return first if self.options.has_header else [f"column_{i + 1}" for i in range(len(first))]
 
     def _chunks(self) -> Iterator[bytes]:
         """Each chunk of whole records, in order: up to :data:`CHUNK_BYTES`, or what a slow

@@ -1,6 +1,6 @@
 """The fragment function: partial statistics of one fragment, computed block by block.
 
-A fragment is a file, a range of rows of a file, or a stream. It is read in blocks of exactly
+A fragment is a file, a range of rows of a large Parquet file (:func:`row_ranges`), or a stream. It is read in blocks of exactly
 :data:`BLOCK_ROWS` rows (the last may be shorter), counted from the fragment's first row, so the
 blocks — and therefore the statistics — do not depend on how Polars split the work among threads,
 nor on whether the rows came from a file, a pipe or a worker of a cluster. Each block's sums are
@@ -20,7 +20,7 @@ fragment description and returns plain data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,15 @@ if TYPE_CHECKING:
 
 BLOCK_ROWS = 65_536
 """Rows per block: the unit whose float sums are exact-added. Fixed, so results are reproducible."""
+
+FRAGMENT_ROWS = 64 * BLOCK_ROWS
+"""A Parquet file with more rows is split into fragments of at least this many rows (4,194,304),
+cut at row-group ends rounded down to a multiple of :data:`BLOCK_ROWS`: the blocks stay those of
+the whole file, so the statistics do not depend on the split, and a cluster gets tasks of a few
+seconds each."""
+
+SPLIT_MIN_BYTES = 8 << 20
+"""Parquet files smaller than this are one fragment whatever their rows (no footer is read)."""
 
 SAFE_MAX = 2.0**500
 SAFE_MIN = 2.0**-400
@@ -104,7 +113,8 @@ class Fragment:
 
     def read_types(self) -> dict[str, pl.DataType] | None:
         """The schema to read with: numeric columns (and weights) as Float64 in text formats, so a
-        decimal far below integer rows parses (a word is an error naming its line), ``unknown`` as text."""
+        decimal far below integer rows parses (a word is an error naming its line), ``unknown`` as text;
+        a column whose type ``--dtype`` fixed as exactly that type."""
         import polars as pl
 
         if self.types is None:
@@ -112,8 +122,9 @@ class Fragment:
         present = {c.name: c for c in self.columns if c.name not in self.absent}
         types = dict(self.types)
         for name, spec in present.items():
-            types[name] = pl.String if spec.unknown else pl.Float64
-            if spec.weight is not None:
+            if name not in self.options.fixed:
+                types[name] = pl.String if spec.unknown else pl.Float64
+            if spec.weight is not None and spec.weight not in self.options.fixed:
                 types[spec.weight] = pl.Float64
         return types
 
@@ -142,6 +153,53 @@ class Fragment:
     def blocks(self) -> Iterator[pl.DataFrame]:
         """The fragment's rows in blocks of exactly :data:`BLOCK_ROWS` rows, each one contiguous."""
         yield from reblock(self.frames(), BLOCK_ROWS)
+
+
+def split_rows(row_groups: Sequence[int], target: int | None = None) -> list[tuple[int, int]] | None:
+    """(offset, length) ranges of a Parquet file with row groups of these sizes, or None for one
+    fragment. A fragment ends after the row group that brings it to ``target`` rows, at that
+    group's end rounded down to a multiple of :data:`BLOCK_ROWS` (row groups written by Polars or
+    pyarrow usually end on one already)."""
+    target = FRAGMENT_ROWS if target is None else target
+    total = sum(row_groups)
+    cuts = [0]
+    end = 0
+    for rows in row_groups[:-1]:
+        end += rows
+        cut = end // BLOCK_ROWS * BLOCK_ROWS
+        if cut - cuts[-1] >= target and cut < total:
+            cuts.append(cut)
+    if len(cuts) == 1:
+        return None
+    cuts.append(total)
+    return [(start, stop - start) for start, stop in zip(cuts, cuts[1:], strict=False)]
+
+
+def row_ranges(source: Source, options: ReadOptions) -> list[tuple[int, int] | None]:
+    """The row ranges a file is read in as fragments: several for a large Parquet file (from its
+    footer), else one (``[None]``: the whole file). The same plan serves every engine."""
+    if source.path is None or source.format.name != "parquet":
+        return [None]
+    with polars_errors([source], options):
+        if source.is_url:
+            from normcli.data.storage import Store, parquet_metadata
+
+            store, key = Store.of(source.path, options.storage)
+            if store.size(key) < SPLIT_MIN_BYTES:
+                return [None]
+            metadata = parquet_metadata(source.path, options.storage)
+        else:
+            import os
+
+            import pyarrow.parquet as pq
+
+            if os.path.getsize(source.path) < SPLIT_MIN_BYTES:
+                return [None]
+            metadata = pq.read_metadata(source.path)
+    if metadata.num_rows <= FRAGMENT_ROWS:
+        return [None]
+    ranges = split_rows([metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+    return list(ranges) if ranges else [None]
 
 
 def reblock(frames: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
@@ -334,11 +392,12 @@ def _check_weights(block: pl.DataFrame, weights: Sequence[str], where: str, firs
             )
 
 
-def fragment_stats(fragment: Fragment) -> FragmentStats:
-    """The partial statistics of one fragment: the function every engine runs, locally or remotely."""
+def fragment_stats(fragment: Fragment, progress: Callable[[int], None] | None = None) -> FragmentStats:
+    """The partial statistics of one fragment: the function every engine runs, locally or remotely.
+    ``progress`` is told the rows of each block as it is done."""
     first_row = fragment.rows[0] if fragment.rows is not None else 0
     return summarize(
-        fragment.blocks(), fragment.columns, fragment.absent,
+        fragment.blocks(), fragment.columns, fragment.absent, progress,
         by=fragment.by, where=fragment.source.display, first_row=first_row,
     )
 
@@ -347,13 +406,15 @@ def summarize(
     blocks: Iterable[pl.DataFrame],
     specs: Sequence[ColumnSpec],
     absent: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
     *,
     by: Sequence[str] = (),
     where: str = "data",
     first_row: int = 0,
 ) -> FragmentStats:
     """Partial statistics of ``specs`` over ``blocks`` (see the module docstring); per group too
-    when ``by`` names group columns. ``where`` and ``first_row`` locate rows in error messages."""
+    when ``by`` names group columns. ``progress`` is told the rows of each block as it is done;
+    ``where`` and ``first_row`` locate rows in error messages."""
     present = [s for s in specs if s.name not in absent]
     weights = list(dict.fromkeys(s.weight for s in present if s.weight is not None))
     accumulators = {s.name: _Accumulator(s) for s in specs}
@@ -373,6 +434,8 @@ def summarize(
         if weights:
             _check_weights(block, weights, where, first_row + rows)
         rows += block.height
+        if progress is not None:
+            progress(block.height)
         if not present:
             continue
         row = block.select(exprs).row(0)
