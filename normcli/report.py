@@ -294,10 +294,10 @@ def model_csv(document: dict) -> str:
     return buffer.getvalue()
 
 
-def check_table(report, full_numbers: bool = False) -> str:  # noqa: ANN001 - a normcli.scaling.check.CheckReport
+def check_table(report, width: int | None = None) -> str:  # noqa: ANN001 - a normcli.scaling.check.CheckReport
     """The table of ``normcli check``: one row per fitted column, its numbers then and now.
 
-    ``full_numbers`` (stdout is not a terminal): nothing cut to a width.
+    ``width`` is the terminal's; None (stdout is not a terminal): nothing cut to a width.
     """
     import math
 
@@ -348,4 +348,4 @@ def check_table(report, full_numbers: bool = False) -> str:  # noqa: ANN001 - a 
             cells.append("" if c.worst_group is None else f"{c.worst_group[0]}: {number(c.worst_group[1])}")
         cells.append("ok" if c.ok else "; ".join(c.problems))
         table.add_row(*(escape(cell) for cell in cells))
-    return _plain(table) if full_numbers else _render(table)
+    return _plain(table) if width is None else _render(table, width)

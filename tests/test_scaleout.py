@@ -773,3 +773,38 @@ def test_ctrl_c_on_the_client_cancels_the_tasks_and_leaves_no_dataset(cluster, t
         wait_until(lambda: not any(client.processing().values()), timeout=60, what="idle workers")
     leftovers = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
     assert not any(name.endswith("_SUCCESS") or name.startswith("out/part-") for name in leftovers), leftovers
+
+
+# --------------------------------------------------------------------------- groups and weights (issue 12)
+
+
+def test_grouped_weighted_fit_on_the_cluster_is_byte_identical_to_a_local_fit(cluster, tmp_path) -> None:
+    """The group dimension of the partials (--by) and the weights travel to the workers and back."""
+    names = write_inputs(tmp_path, np.random.default_rng(12))
+    options = ["--by", "city", "--weight", "count", "--method-for", "wide=maxabs"]
+    local = run("fit", *names, *options, "-o", "local.json", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    remote = run("fit", *names, *options, "-o", "dask.json", "--scheduler-file", str(cluster.scheduler_file), cwd=tmp_path)
+    assert remote.returncode == 0, remote.stderr
+    assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+    doc = json.loads((tmp_path / "local.json").read_text())
+    assert doc["groups"]["keys"] == [["Lima"], ["Oslo"], ["Pune"]] and doc["options"]["weight"] == "count"
+    # a grouped transform on the cluster writes what a local one does, part by part
+    result = run("transform", *names, "--stats", "local.json", "-o", "out/", "--scheduler-file", str(cluster.scheduler_file), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for index, name in enumerate(names):
+        assert run("transform", name, "--stats", "local.json", "-o", f"ref-{index}.parquet", cwd=tmp_path).returncode == 0
+        assert pl.read_parquet(tmp_path / "out" / f"part-{index:05d}.parquet").equals(pl.read_parquet(tmp_path / f"ref-{index}.parquet"))
+
+
+def test_grouped_statistics_do_not_depend_on_how_a_file_is_split_into_fragments(big_parquet, monkeypatch) -> None:
+    from normcli.scaling import fragments
+    from normcli.scaling.fit import fit
+    from normcli.scaling.statsfile import dumps_stats
+
+    monkeypatch.setattr(fragments, "SPLIT_MIN_BYTES", 0)
+    texts = set()
+    for target in (fragments.BLOCK_ROWS, 2 * fragments.BLOCK_ROWS, 10**9):
+        monkeypatch.setattr(fragments, "FRAGMENT_ROWS", target)
+        texts.add(dumps_stats(fit([str(big_parquet)], by=["count"], weight="offset")))
+    assert len(texts) == 1

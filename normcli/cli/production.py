@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -11,23 +10,29 @@ from normcli.cli.app import app
 from normcli.cli.options import (
     Clip,
     Debug,
+    Dtype,
     Format,
     Impute,
     Inputs,
+    NoHeaders,
     NullValues,
     Quiet,
     Separator,
+    StorageOption,
+    Text,
     UnknownGroup,
+    _parse_storage_options,
+    _reading,
     _run,
     _split_list,
 )
-from normcli.context import Env, _isatty
+from normcli.context import Env
 from normcli.errors import ExitStatus, UsageError
 
 # --------------------------------------------------------------------------- check
 
 
-@app.command(short_help="Check that new data still look like the fitted data (exit 1 if not).")
+@app.command(short_help="Check new data against the fitted stats (drift: exit 1).")
 def check(
     inputs: Inputs = None,
     stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file the new data should match.")] = ...,  # type: ignore[assignment]
@@ -39,6 +44,10 @@ def check(
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -62,23 +71,26 @@ def check(
 
         from normcli.scaling.check import Thresholds, check_data
 
-        with env.status("checking…"):
+        thresholds = Thresholds(max_shift, max_std_ratio, max_null_rate_change, max_out_of_range)
+        with env.progress("checking " + ", ".join(inputs or ["<stdin>"]), inputs) as progress:
             report = check_data(
                 inputs or [],
                 stats=stats,
-                thresholds=Thresholds(max_shift, max_std_ratio, max_null_rate_change, max_out_of_range),
+                thresholds=thresholds,
                 null_values=_split_list(null_values),
                 format=format,
-                separator=separator,
+                **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
+                storage=_parse_storage_options(storage_option),
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
+                progress=progress.rows,
             )
         if json_output:
             env.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         else:
             from normcli.report import check_table
 
-            env.write_text(check_table(report, full_numbers=not _isatty(sys.stdout)))
+            env.write_text(check_table(report, width=env.width()))
         for note in report.notes:
             env.note(note)
         if not report.ok:

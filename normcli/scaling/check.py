@@ -22,12 +22,12 @@ largest per-group mean shift of each column is reported; neither fails the check
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from normcli.data.formats import ReadOptions
+from normcli.data.formats import ReadOptions, dtype_pairs
 from normcli.data.inputs import open_sources
 from normcli.data.schema import NULL, is_numeric_dtype
 from normcli.errors import UsageError
@@ -189,24 +189,34 @@ def check_data(
     null_values: Sequence[str] | None = None,
     format: str | None = None,
     separator: str | None = None,
+    has_header: bool = True,
+    text: Sequence[str] = (),
+    dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+    storage: Sequence[tuple[str, str]] = (),
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> CheckReport:
     """Compare new data with ``stats`` (a :class:`Stats` or a stats file); see the module docstring.
 
-    Missing-value tokens default to those of the fit. Example::
+    Missing-value tokens default to those of the fit; the reading options are those of
+    :func:`normcli.scaling.fit.fit`. Example::
 
         report = normcli.check_data(["new.csv"], stats="stats.json")
         report.ok, report.verdict, [c.shift for c in report.columns]
     """
     source_name = "<stats>" if isinstance(stats, Stats) else str(stats)
     if not isinstance(stats, Stats):
-        stats = load_stats(stats)
+        stats = load_stats(stats, tuple(storage), stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
     thresholds = thresholds or Thresholds()
     read = ReadOptions(
         format=format,
         null_values=tuple(null_values) if null_values is not None else stats.null_values,
         separator=separator,
+        has_header=has_header,
+        text=tuple(text),
+        dtypes=dtype_pairs(dtypes),
+        storage=tuple(storage),
     )
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         scanned = scan_inputs(sources, read, allow_missing_columns=True)
@@ -233,7 +243,7 @@ def check_data(
         by = stats.by if stats.groups is not None and all(name in table.dtypes for name in stats.by) else ()
         if stats.groups is not None and not by:
             notes.append(f"the new data lack the group column(s) {', '.join(stats.by)}: groups not compared")
-        fold = fold_fragments(scanned, specs, {}, by=by) if specs else None
+        fold = fold_fragments(scanned, specs, {}, by=by, progress=progress) if specs else None
         rows_now = fold.rows if fold is not None else 0
         inputs = [s.display for s in sources]
     for spec in specs:
