@@ -776,7 +776,7 @@ def _write(
             else:
                 output = prepared.with_columns(exprs)
             output = output.drop(helpers)
-            if counters and isinstance(target, (str, Path)) and not _is_url(target):
+            if counters and not _is_url(target):  # the counters come out of the same pass
                 sink = out_format.sink(output, target, compression, options=read, lazy=True)
                 _, counts = pl.collect_all([sink, prepared.select(counters)])
                 _add_counts(totals, unseen, counts)
