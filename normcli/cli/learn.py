@@ -153,7 +153,7 @@ def train(
 
     def body(env: Env) -> None:
         from normcli.data.inputs import named_files
-        from normcli.data.outputs import check_output_target
+        from normcli.data.outputs import check_distinct_outputs, check_output_target
         from normcli.learn.dataset import DataOptions, Reading
         from normcli.nn import NetworkConfig, TrainConfig
 
@@ -167,6 +167,11 @@ def train(
             raise UsageError(
                 "the model cannot go to stdout", hint="name a file with -o model.npz; --json prints the metrics"
             )
+        if plot == "-":
+            raise UsageError("the plot cannot go to stdout", hint="name a PNG file with --plot curves.png")
+        if metrics_out == "-":
+            raise UsageError("--metrics-out - would mix the metrics with the table on stdout", hint="use --json to print the metrics on stdout")
+        check_distinct_outputs({"-o": None if compare else output or "model.npz", "--metrics-out": metrics_out, "--plot": plot})
         read_files = [*named_files(inputs or []), *([Path(stats)] if stats else [])]
         for extra in (metrics_out, plot):  # checked now, not after training
             if extra is not None:

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
-from normcli.data.outputs import atomic_path, check_output_target, output_format
+from normcli.data.outputs import atomic_path, check_output_target, output_format, stdout_stream, writing
 from normcli.data.table import Inputs, open_inputs
 from normcli.scaling.fit import fit_frame
 from normcli.scaling.model import FitOptions, Stats
@@ -37,6 +37,8 @@ __all__ = [
     "sink",
     "stats_from_dict",
     "stats_to_dict",
+    "stdout_stream",
+    "writing",
 ]
 
 

@@ -28,6 +28,8 @@ from normcli.learn._seam import (
     output_format,
     sink,
     stats_from_dict,
+    stdout_stream,
+    writing,
 )
 from normcli.learn.columns import ID_NAME
 from normcli.learn.dataset import Feedback, Reading, read_frame
@@ -244,9 +246,8 @@ def predict(
             metrics = _regression_metrics(frame[target], values)
     lazy = out.lazy()
     if target_path is None:
-        import sys
-
-        sink(lazy, stdout if stdout is not None else sys.stdout.buffer, out_format, compression)
+        with writing("the output"):
+            sink(lazy, stdout_stream(stdout), out_format, compression)
     else:
         with atomic_path(target_path) as temp:
             sink(lazy, temp, out_format, compression)

@@ -8,7 +8,6 @@ stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streami
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import IO, TYPE_CHECKING
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import Format, ReadOptions
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
-from normcli.data.outputs import atomic_path, check_output_target, output_format, writing
+from normcli.data.outputs import atomic_path, check_output_target, output_format, stdout_stream, writing
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
 from normcli.errors import DataError, UsageError
 from normcli.scaling.methods import METHODS
@@ -129,8 +128,8 @@ def transform(
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
         exprs = scaling_expressions(stats, inverse=inverse, clip=clip, float32=float32)
-        stream = stdout if stdout is not None else sys.stdout.buffer
         if target is None:
+            stream = stdout_stream(stdout)
             with writing("the output"):
                 _write(plan, exprs, out_format, compression, stream, read)
         else:
