@@ -27,7 +27,7 @@ _PARSE_ERROR = re.compile(
     r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'",
     re.DOTALL,
 )
-_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated")
+_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated", "does not match number of columns")
 _DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer"}
 _DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64"}
 _WRITE_ERRNOS = {

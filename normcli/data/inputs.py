@@ -13,6 +13,7 @@ import contextlib
 import glob
 import io
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,10 @@ from normcli.data.formats import FORMATS, PARQUET_MAGIC, Format, ReadOptions, de
 from normcli.errors import DataError, UsageError
 
 STDIN = "<stdin>"
+
+_DESCRIPTOR = re.compile(r"^/(?:proc/(?:self|thread-self|\d+)(?:/task/\d+)?|dev)/fd/\d+$")
+STANDARD_STREAMS = ("/dev/stdin", "/dev/stdout", "/dev/stderr")
+"""Names of this process's standard descriptors (0, 1, 2)."""
 
 
 class InputStream(io.RawIOBase):
@@ -80,6 +85,27 @@ class InputStream(io.RawIOBase):
                 break
             self._prefix += data
         return self._prefix[:size]
+
+
+def follow_links(name: str) -> tuple[str, bool]:
+    """The path ``name`` leads to through symbolic links, and whether it names an open descriptor.
+
+    Folders are resolved with :func:`os.path.realpath`; the last component is followed step by
+    step, so that ``/dev/stdout`` → ``/proc/self/fd/1`` is seen to be a descriptor before it is
+    resolved into whatever that descriptor is (a pipe, a terminal, the file of a ``>``).
+    """
+    current = os.path.abspath(name)
+    for _ in range(64):
+        if current in STANDARD_STREAMS or _DESCRIPTOR.match(current):
+            return current, True
+        folder, base = os.path.split(current)
+        current = os.path.join(os.path.realpath(folder), base)
+        if _DESCRIPTOR.match(current):
+            return current, True
+        if not os.path.islink(current):
+            return current, False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    raise DataError(f"{name}: too many levels of symbolic links", hint="check where the link points")
 
 
 def _widen_pipe(fd: int) -> None:
@@ -206,8 +232,9 @@ def _check_readable(name: str) -> os.stat_result:
 
 def _is_stream_path(name: str, info: os.stat_result) -> bool:
     """Whether a path must be read as a stream: not a regular file (a FIFO, a character device,
-    a pipe behind /dev/stdin), or a /proc file whose size says 0 although it has content."""
-    if not stat.S_ISREG(info.st_mode):
+    a pipe behind /dev/stdin), a name of an open descriptor (``/dev/stdin < data.csv`` is read as
+    ``-`` is), or a /proc file whose size says 0 although it has content."""
+    if not stat.S_ISREG(info.st_mode) or follow_links(name)[1]:
         return True
     return info.st_size == 0 and os.path.realpath(name).startswith("/proc/")
 

@@ -37,6 +37,7 @@ from typing import IO
 
 from normcli.data.diagnostics import write_failure
 from normcli.data.formats import FORMATS, Format, detect_format
+from normcli.data.inputs import STANDARD_STREAMS, follow_links
 from normcli.errors import DataError, UsageError
 
 TEMP_SUFFIX = ".normcli-tmp"
@@ -45,8 +46,6 @@ TEMP_SUFFIX = ".normcli-tmp"
 _RANDOM_CHARACTERS = 8
 """Length of the random part :func:`tempfile.mkstemp` puts in a name."""
 
-_DESCRIPTOR = re.compile(r"^/(?:proc/(?:self|thread-self|\d+)(?:/task/\d+)?|dev)/fd/\d+$")
-_STANDARD_STREAMS = ("/dev/stdin", "/dev/stdout", "/dev/stderr")
 
 _NOTHING_CHANGED = "free some space or choose another output; nothing was changed"
 
@@ -68,7 +67,7 @@ def resolve_target(name: str) -> Target:
             f"{name}: ends in '/', so it names a folder",
             hint="name the output file itself, e.g. -o folder/out.csv",
         )
-    final, descriptor = _follow_links(name)
+    final, descriptor = follow_links(name)
     if descriptor:
         _check_descriptor(name, final)
         return Target(name, Path(name), direct=True)
@@ -94,27 +93,6 @@ def resolve_target(name: str) -> Target:
     )
 
 
-def _follow_links(name: str) -> tuple[str, bool]:
-    """The path ``name`` leads to through symbolic links, and whether it names an open descriptor.
-
-    Folders are resolved with :func:`os.path.realpath`; the last component is followed step by
-    step, so that ``/dev/stdout`` → ``/proc/self/fd/1`` is seen to be a descriptor before it is
-    resolved into whatever that descriptor is (a pipe, a terminal, the file of a ``>``).
-    """
-    current = os.path.abspath(name)
-    for _ in range(64):
-        if current in _STANDARD_STREAMS or _DESCRIPTOR.match(current):
-            return current, True
-        folder, base = os.path.split(current)
-        current = os.path.join(os.path.realpath(folder), base)
-        if _DESCRIPTOR.match(current):
-            return current, True
-        if not os.path.islink(current):
-            return current, False
-        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
-    raise DataError(f"{name}: too many levels of symbolic links", hint="check where the link points")
-
-
 def _check_descriptor(name: str, path: str) -> None:
     """A descriptor of this process must be one its parent (the shell) gave it.
 
@@ -123,8 +101,8 @@ def _check_descriptor(name: str, path: str) -> None:
     Without this check ``-o /dev/stdout`` with stdout closed (``>&-``) would reopen whatever file
     happened to take descriptor 1 — an input, truncated.
     """
-    if path in _STANDARD_STREAMS:
-        number = _STANDARD_STREAMS.index(path)
+    if path in STANDARD_STREAMS:
+        number = STANDARD_STREAMS.index(path)
     elif _own_descriptor(path):
         number = int(path.rsplit("/", 1)[1])
     else:
