@@ -13,23 +13,27 @@ import csv
 import errno
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
-from normcli.data.formats import ReadOptions
+from normcli.data.formats import BOOLEAN_CARRIER, ReadOptions, cleaned_text
 from normcli.data.inputs import Source, describe
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
-    pass
+    import polars as pl
 
 _PARSE_ERROR = re.compile(
     r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'",
     re.DOTALL,
 )
+_CAST_ERROR = re.compile(
+    r"conversion from `str` to `(?P<dtype>[^`]+)` failed in column '(?P<column>.*?)' for \d+ out of \d+ values: \[(?P<values>.*?)\]",
+    re.DOTALL,
+)
 _STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated", "does not match number of columns")
-_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer"}
-_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64"}
+_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer", BOOLEAN_CARRIER: "true or false", "bool": "true or false"}
+_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "bool": "Boolean", BOOLEAN_CARRIER: "Boolean"}
 _WRITE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
@@ -108,8 +112,9 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
             structural = candidate.structure()
             if structural is not None:
                 return structural
-    if match:
-        column, value, dtype = match.group("column"), match.group("value"), match.group("dtype")
+    unparsable = (match.group("column"), match.group("value"), match.group("dtype")) if match else _cast_failure(text)
+    if unparsable:
+        column, value, dtype = unparsable
         place = "(line unknown)"
         for candidate in texts:
             located = candidate.unparsable(column, dtype)
@@ -146,6 +151,43 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
             hint="the file is probably truncated or corrupt; write or copy it again",
         )
     return DataError(f"{where}: cannot read: {first}")
+
+
+def _cast_failure(text: str) -> tuple[str, str, str] | None:
+    """(column, first value, dtype) of a failed strict cast from text (how transform parses typed
+    columns, :func:`~normcli.data.formats.typed_from_text`)."""
+    import json
+
+    match = _CAST_ERROR.search(text)
+    if not match:
+        return None
+    try:
+        values = json.loads(f"[{match.group('values')}]")
+        value = str(values[0]) if values else ""
+    except (ValueError, IndexError):
+        value = match.group("values")
+    return match.group("column"), value, match.group("dtype")
+
+
+def _first_unparsable(cells: pl.LazyFrame, column: str, dtype: str, null_values: Sequence[str]) -> tuple[int, str] | None:
+    """(row index, text) of the first cell of ``column`` (read as text, no null tokens) that
+    Polars' CSV reader would not parse as ``dtype`` with ``null_values`` as missing."""
+    import polars as pl
+
+    cleaned = cleaned_text(column, null_values)
+    if _DTYPE_NAMES.get(dtype) == "Boolean":
+        parsed = cleaned.str.to_lowercase().is_in(["true", "false"])
+    else:
+        parsed = cleaned.cast(getattr(pl, _DTYPE_NAMES.get(dtype, "Float64")), strict=False).is_not_null()
+    row = "\x00row"
+    bad = (
+        cells.select(pl.col(column))
+        .with_row_index(row)
+        .filter(cleaned.is_not_null() & ~parsed)
+        .head(1)
+        .collect()
+    )
+    return (int(bad[row][0]), str(bad[column][0])) if bad.height else None
 
 
 def _is_no_data(exc: BaseException) -> bool:
@@ -269,33 +311,19 @@ class _FileText(_Text):
     def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
         """(file, line, value) of the first cell of ``column`` that does not parse as ``dtype``.
 
-        Reads that one column as text and finds the first cell the cast rejects. The line number
+        Reads that one column as text and finds the first cell the reader rejects. The line number
         assumes no quoted field spans lines before it.
         """
         import polars as pl
 
         if self.format_name not in ("csv", "tsv"):
             return None
-        target = getattr(pl, _DTYPE_NAMES.get(dtype, "Float64"))
         try:
-            cells = (
-                pl.scan_csv(
-                    self.source.path,
-                    separator=self.separator(),
-                    null_values=list(self.options.null_values),
-                    infer_schema=False,
-                    glob=False,
-                )
-                .select(pl.col(column))
-                .with_row_index("__row__")
-            )
-            text = pl.col(column)
-            bad = cells.filter(text.is_not_null() & text.cast(target, strict=False).is_null()).head(1).collect()
+            cells = pl.scan_csv(self.source.path, separator=self.separator(), infer_schema=False, glob=False)
+            found = _first_unparsable(cells, column, dtype, self.options.null_values)
         except (pl.exceptions.PolarsError, OSError):
             return None
-        if bad.height:
-            return self.display, int(bad["__row__"][0]) + 2, str(bad[column][0])
-        return None
+        return (self.display, found[0] + 2, found[1]) if found else None
 
 
 class _ChunkText(_Text):
@@ -319,16 +347,16 @@ class _ChunkText(_Text):
         return io.StringIO(self.chunk.decode("utf-8", errors="replace"), newline="")
 
     def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+        import polars as pl
+
         if self.format_name not in ("csv", "tsv") or column not in self.names:
             return None
-        index = self.names.index(column)
-        nulls = set(self.options.null_values) | {""}
-        convert: Callable[[str], object] = float if dtype.startswith("f") else int
-        reader = csv.reader(self.open(), delimiter=self.separator())
-        for row in reader:
-            if index < len(row) and row[index] not in nulls:
-                try:
-                    convert(row[index])
-                except ValueError:
-                    return self.display, self.first_line_number + reader.line_num - 1, row[index]
-        return None
+        try:
+            cells = pl.read_csv(
+                self.chunk, has_header=False, new_columns=self.names, separator=self.separator(),
+                schema=dict.fromkeys(self.names, pl.String), raise_if_empty=False,
+            ).lazy()
+            found = _first_unparsable(cells, column, dtype, self.options.null_values)
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        return (self.display, self.first_line_number + found[0], found[1]) if found else None

@@ -9,8 +9,8 @@ or by the first bytes and applies to the text formats.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import IO, TYPE_CHECKING, Any
 
@@ -62,9 +62,19 @@ class Format:
 
     # ------------------------------------------------------------------ reading
 
-    def scan(self, path: str, options: ReadOptions, schema: Mapping[str, pl.DataType] | None = None, *, infer: bool = False) -> pl.LazyFrame:
+    def scan(
+        self,
+        path: str,
+        options: ReadOptions,
+        schema: Mapping[str, pl.DataType] | None = None,
+        *,
+        infer: bool = False,
+        keep_text: bool = False,
+    ) -> pl.LazyFrame:
         """A lazy scan of one file. With ``schema`` (every column's type) nothing is inferred;
-        ``infer`` reads float words such as ``inf`` as missing, for type inference only."""
+        ``infer`` reads float words such as ``inf`` as missing, for type inference only;
+        ``keep_text`` applies the null tokens to typed columns only, so text columns keep them as
+        written (see :func:`typed_from_text`; without text columns the two readings are the same)."""
         import polars as pl
 
         if self.name == "parquet":
@@ -74,6 +84,11 @@ class Format:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
         if self.name == "ndjson":
             return pl.scan_ndjson(path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS)
+        if keep_text and schema and any(dtype == pl.String for dtype in schema.values()):
+            raw = pl.scan_csv(
+                path, separator=self.delimiter(options), schema=dict.fromkeys(schema, pl.String), glob=False, raise_if_empty=True
+            )
+            return raw.with_columns(typed_from_text(schema, options.null_values))
         return pl.scan_csv(
             path,
             separator=self.delimiter(options),
@@ -93,13 +108,18 @@ class Format:
         *,
         columns: list[str] | None = None,
         infer: bool = False,
+        keep_text: bool = False,
     ) -> pl.DataFrame:
         """Parse one chunk of a stream (whole records, no header line) into a frame.
 
-        ``schema`` gives every column's type (nothing is inferred); ``columns`` keeps only those.
+        ``schema`` gives every column's type (nothing is inferred); ``columns`` keeps only those;
+        ``keep_text`` as in :meth:`scan`.
         """
         import polars as pl
 
+        if keep_text and schema and self.name != "ndjson" and any(dtype == pl.String for dtype in schema.values()):
+            raw = self.parse(data, names, replace(options, null_values=()), dict.fromkeys(schema, pl.String), columns=columns)
+            return raw.with_columns(typed_from_text({n: t for n, t in schema.items() if n in raw.columns}, options.null_values))
         if self.name == "ndjson":
             frame = pl.read_ndjson(
                 io.BytesIO(data), schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS
@@ -135,6 +155,57 @@ class Format:
     def batch_writer(self, stream: IO[bytes], compression: str | None = None) -> BatchWriter:
         """A writer of frames one after another onto an open binary stream (for streamed output)."""
         return BatchWriter(self, stream, compression)
+
+
+BOOLEAN_CARRIER = "u8"
+"""Polars' name of the type (UInt8) booleans are parsed through, as 0/1, by :func:`typed_from_text`:
+a failed cast from text to it is about a true/false column."""
+
+
+def cleaned_text(name: str, null_values: Sequence[str]) -> pl.Expr:
+    """The text of column ``name`` as Polars' CSV reader sees it before parsing a number: a null
+    token, an empty quoted cell ``""`` or only spaces and tabs is missing, leading spaces and tabs
+    are dropped (trailing ones are not: ``'5 '`` is not a number there either)."""
+    import polars as pl
+
+    text = pl.col(name)
+    if null_values:
+        text = pl.when(~text.is_in(list(null_values))).then(text)  # then(text) keeps the name, for errors
+    text = text.str.strip_chars_start(" \t")
+    return pl.when(text != "").then(text)
+
+
+def typed_from_text(schema: Mapping[str, pl.DataType], null_values: Sequence[str]) -> list[pl.Expr]:
+    """Expressions turning text columns (read with no null tokens) into ``schema``'s types, exactly
+    as Polars' CSV reader parses them with ``null_values``; String columns are left as written.
+
+    This is how transform passes text through byte for byte: a cell ``NA`` is missing in a fitted
+    (numeric) column, and stays ``NA`` in a column of country codes. Polars applies null tokens
+    to every column of a file alike, so the file is read as text and only the typed columns are
+    parsed (tested against the reader on every corner of the float syntax in tests/test_transform.py).
+    Numbers take a fast path: a plain cast, which accepts a subset of what the reader accepts;
+    only the cells it refuses (and null tokens) go through :func:`cleaned_text` and a strict cast,
+    which raises on a cell the reader would refuse too. This costs about 1.2× the CPU of reading
+    the numbers directly (bench/bench_passthrough.py), against 1.6× for the slow path everywhere.
+    """
+    import polars as pl
+
+    exprs = []
+    for name, dtype in schema.items():
+        if dtype == pl.String:
+            continue
+        if dtype == pl.Boolean:  # via 0/1 and a strict cast, whose error names the column and value
+            text = cleaned_text(name, null_values).str.to_lowercase()
+            digits = (text + " ").str.replace(r"^true $", "1").str.replace(r"^false $", "0")  # others fail the cast
+            exprs.append(digits.cast(pl.UInt8).cast(pl.Boolean))
+        elif dtype == pl.Null:
+            exprs.append(pl.lit(None, dtype=pl.Null).alias(name))
+        else:
+            raw = pl.col(name)
+            direct = raw.cast(dtype, strict=False)
+            plain = direct.is_not_null() & ~raw.is_in(list(null_values)) if null_values else direct.is_not_null()
+            exprs.append(pl.when(plain).then(direct).otherwise(cleaned_text(name, null_values).cast(dtype)))
+    return exprs
 
 
 class BatchWriter:

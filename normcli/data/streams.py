@@ -192,20 +192,29 @@ class StreamReader:
         cut = _last_boundary(self._pending, self._quote) or len(self._pending)
         return self._parse(self.line, bytes(self._pending[:cut]), None, None, infer=True)
 
-    def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
-        """Every chunk parsed with ``schema`` (names → types), only ``columns`` if given."""
+    def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None, *, keep_text: bool = False) -> Iterator[pl.DataFrame]:
+        """Every chunk parsed with ``schema`` (names → types), only ``columns`` if given;
+        ``keep_text`` as in :meth:`~normcli.data.formats.Format.scan`."""
         for chunk in self._chunks():
-            frame = self._parse(self.line, chunk, schema, columns)
+            frame = self._parse(self.line, chunk, schema, columns, keep_text=keep_text)
             self.rows += frame.height
             yield frame
 
-    def _parse(self, line: int, chunk: bytes, schema: Mapping[str, pl.DataType] | None, columns: list[str] | None, infer: bool = False) -> pl.DataFrame:
+    def _parse(
+        self,
+        line: int,
+        chunk: bytes,
+        schema: Mapping[str, pl.DataType] | None,
+        columns: list[str] | None,
+        infer: bool = False,
+        keep_text: bool = False,
+    ) -> pl.DataFrame:
         import polars as pl
 
         from normcli.data.diagnostics import translate_chunk_error
 
         try:
-            return self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer)
+            return self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer, keep_text=keep_text)
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise translate_chunk_error(exc, self.source, self.options, self.names, chunk, line) from exc
 

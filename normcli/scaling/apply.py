@@ -1,8 +1,8 @@
 """Applying fitted statistics to data: one ``with_columns`` of expressions, streamed to an output.
 
 Every fitted column becomes ``((x − center) − center_lo) / scale`` (or the inverse) through its
-method (:mod:`normcli.scaling.methods`); other columns pass through untouched and in place. Nulls
-stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streaming query; streams
+method (:mod:`normcli.scaling.methods`); other columns pass through untouched and in place (text
+exactly as written, null tokens included). Nulls stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streaming query; streams
 (stdin, FIFOs) are transformed chunk by chunk, so the first rows come out before the input ends.
 """
 
@@ -19,6 +19,9 @@ from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
 from normcli.data.outputs import atomic_path, check_output_target, output_format, stdout_stream, writing
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
 from normcli.errors import DataError, UsageError
+
+DELIMITED = ("csv", "tsv")
+"""Formats whose cells are text: between them, columns that are not fitted pass through as written."""
 from normcli.scaling.methods import METHODS
 from normcli.scaling.model import Stats
 from normcli.scaling.statsfile import load_stats
@@ -150,8 +153,11 @@ class _Part:
 def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format: Format, report: TransformReport) -> list[_Part]:
     """Schemas of the inputs, checked against the stats; the types each is read with.
 
-    Fitted columns are read as Float64; from text to text the other columns are read as strings,
-    so they pass through exactly as written whatever their later rows hold.
+    Fitted columns are read as Float64; from CSV/TSV to CSV/TSV the other columns are read as
+    strings, so they pass through exactly as written whatever their later rows hold (into
+    Parquet or NDJSON they keep their types). Null tokens make
+    cells missing in typed columns only: a text column keeps ``NA`` (Namibia) and ``null`` (a
+    word) as they are, in any output format (see :func:`~normcli.data.formats.typed_from_text`).
     """
     import polars as pl
 
@@ -177,7 +183,7 @@ def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format
                 report.notes.append(f"column '{name}' has no values in the first rows of {source.display}: its missing values stay missing")
                 types[name] = pl.Null
         check_columns(types, stats, source.display)
-        text_to_text = source.format.text and out_format.text
+        text_to_text = source.format.name in DELIMITED and out_format.name in DELIMITED
         for name in types:
             if name in stats.names:
                 types[name] = pl.Float64
@@ -190,11 +196,11 @@ def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format
 def _frames(part: _Part, read: ReadOptions) -> Iterator[pl.DataFrame]:
     source = part.schema.source
     if part.reader is not None:
-        yield from part.reader.frames(part.types)
+        yield from part.reader.frames(part.types, keep_text=True)
         return
     assert source.path is not None
     with polars_errors([source], read):
-        yield from source.format.scan(source.path, read, part.types).collect_batches()
+        yield from source.format.scan(source.path, read, part.types, keep_text=True).collect_batches()
 
 
 def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compression: str | None, target, read: ReadOptions) -> None:
@@ -203,7 +209,7 @@ def _write(parts: list[_Part], exprs: list[pl.Expr], out_format: Format, compres
 
     sources = [p.schema.source for p in parts]
     if not any(p.reader for p in parts):
-        scans = [p.schema.source.format.scan(p.schema.source.path, read, p.types) for p in parts]
+        scans = [p.schema.source.format.scan(p.schema.source.path, read, p.types, keep_text=True) for p in parts]
         frame = scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")
         with polars_errors(sources, read):
             out_format.sink(frame.with_columns(exprs), target, compression)
