@@ -82,8 +82,8 @@ class Format:
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
-        if self.name == "ndjson":
-            return pl.scan_ndjson(path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS)
+        if self.name == "ndjson":  # types from every line: a key first seen on line 10,001 is a column too
+            return pl.scan_ndjson(path, schema=dict(schema) if schema else None, infer_schema_length=None)
         if keep_text and schema and any(dtype == pl.String for dtype in schema.values()):
             raw = pl.scan_csv(
                 path, separator=self.delimiter(options), schema=dict.fromkeys(schema, pl.String), glob=False, raise_if_empty=True
@@ -113,7 +113,8 @@ class Format:
         """Parse one chunk of a stream (whole records, no header line) into a frame.
 
         ``schema`` gives every column's type (nothing is inferred); ``columns`` keeps only those;
-        ``keep_text`` as in :meth:`scan`.
+        ``keep_text`` as in :meth:`scan`. NDJSON chunks come back with the keys and types of their
+        own lines (:class:`~normcli.data.streams.StreamReader` fits them to the schema).
         """
         import polars as pl
 
@@ -121,10 +122,9 @@ class Format:
             raw = self.parse(data, names, replace(options, null_values=()), dict.fromkeys(schema, pl.String), columns=columns)
             return raw.with_columns(typed_from_text({n: t for n, t in schema.items() if n in raw.columns}, options.null_values))
         if self.name == "ndjson":
-            frame = pl.read_ndjson(
-                io.BytesIO(data), schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS
-            )
-            return frame.select(columns) if columns is not None else frame
+            # every line's keys and types are read, also with a schema: the caller checks that the
+            # chunk fits it (a key or a float the first chunk did not have) and casts it
+            return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]

@@ -180,12 +180,14 @@ class StreamReader:
     # ------------------------------------------------------------------ parsed frames
 
     def sample(self) -> pl.DataFrame:
-        """The first rows (up to :data:`INFER_SCHEMA_ROWS`) with inferred types, for the schema.
+        """The first rows (up to :data:`INFER_SCHEMA_ROWS`; NDJSON: the first chunk) with inferred
+        types, for the schema.
 
         Reads ahead as far as needed but consumes nothing: :meth:`frames` starts from the top.
         """
         lines = self._pending.count(b"\n")
-        while not self._eof and len(self._pending) < self.chunk_bytes and lines <= INFER_SCHEMA_ROWS:
+        enough = INFER_SCHEMA_ROWS if self.format.name != "ndjson" else float("inf")  # NDJSON: the whole first chunk
+        while not self._eof and len(self._pending) < self.chunk_bytes and lines <= enough:
             seen = len(self._pending)
             if self._fill():
                 lines += self._pending.count(b"\n", seen)
@@ -214,9 +216,51 @@ class StreamReader:
         from normcli.data.diagnostics import translate_chunk_error
 
         try:
-            return self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer, keep_text=keep_text)
+            frame = self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer, keep_text=keep_text)
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise translate_chunk_error(exc, self.source, self.options, self.names, chunk, line) from exc
+        if self.format.name == "ndjson" and schema is not None:
+            frame = self._fit_json(frame, schema, line)
+            return frame.select(columns) if columns is not None else frame
+        return frame
+
+    def _fit_json(self, frame: pl.DataFrame, schema: Mapping[str, pl.DataType], line: int) -> pl.DataFrame:
+        """An NDJSON chunk, parsed with its own keys and types, cast to the stream's schema.
+
+        A key the first chunk did not have, or a value its column's type cannot hold (1.5 in a
+        column of integers), is an error naming the line: a stream cannot be read twice, and
+        dropping the key or truncating the value would lose data silently.
+        """
+        import polars as pl
+
+        from normcli.data.schema import _dtype_name, unify_dtypes
+
+        def first_row(mask: pl.Series) -> int:
+            return line + int(mask.arg_true()[0])
+
+        for name in frame.columns:
+            if name not in schema:
+                raise DataError(
+                    f"{self.source.display}: line {first_row(frame[name].is_not_null())} has the key '{name}', "
+                    "which the stream's first lines did not have",
+                    hint="give the first line every key (null where there is no value), or read the data from a file",
+                )
+        columns = []
+        for name, dtype in schema.items():
+            if name not in frame.columns:
+                columns.append(pl.lit(None, dtype=dtype).alias(name))
+                continue
+            have = frame.schema[name]
+            if have != dtype and unify_dtypes(_dtype_name(dtype), _dtype_name(have)) != _dtype_name(dtype):
+                values = frame[name]
+                lost = values.is_not_null() & (values.cast(dtype, strict=False).cast(have, strict=False) != values).fill_null(True)
+                raise DataError(
+                    f"{self.source.display}: column '{name}' has a {_dtype_name(have)} value at line {first_row(lost)}, "
+                    f"but the stream's first lines made it {_dtype_name(dtype)}",
+                    hint="read the data from a file (its types come from every line), or give the first lines such a value",
+                )
+            columns.append(pl.col(name).cast(dtype))
+        return frame.select(columns)
 
 
 def read_parquet_stream(source: Source) -> pl.DataFrame:
