@@ -169,8 +169,6 @@ def train(
             )
         if plot == "-":
             raise UsageError("the plot cannot go to stdout", hint="name a PNG file with --plot curves.png")
-        if metrics_out == "-":
-            raise UsageError("--metrics-out - would mix the metrics with the table on stdout", hint="use --json to print the metrics on stdout")
         check_distinct_outputs({"-o": None if compare else output or "model.npz", "--metrics-out": metrics_out, "--plot": plot})
         read_files = [*named_files(inputs or []), *([Path(stats)] if stats else [])]
         for extra in (metrics_out, plot):  # checked now, not after training
