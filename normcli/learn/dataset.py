@@ -139,6 +139,11 @@ class DataOptions:
         both = sorted(set(self.categorical) & set(self.numeric))
         if both:
             raise UsageError(f"{', '.join(both)}: both --categorical and --numeric")
+        twice = sorted({name for name in self.features or () if (self.features or ()).count(name) > 1})
+        if twice:
+            raise UsageError(f"--features names '{twice[0]}' more than once", hint="name each feature column once")
+        if self.features is not None and self.target in self.features:
+            raise UsageError(f"--features names the target '{self.target}'", hint="a model cannot learn its target from itself")
 
 
 @dataclass

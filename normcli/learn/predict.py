@@ -15,6 +15,7 @@ training encode as all-zero and are counted, or refused with ``unknown="error"``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -71,9 +72,49 @@ def load_encoder(meta: dict[str, Any], model: str) -> FeatureEncoder:
     return FeatureEncoder(tuple(NumericFeature(c.name, c.center, c.scale, c.mean) for c in columns))
 
 
+def check_metadata(network: Any, meta: dict[str, Any], model: str) -> tuple[str, str, list[Any] | None, tuple[float, float]]:
+    """(task, target, class labels, (center, scale) of the target) from a model's metadata,
+    checked against its network: a tampered ``task`` (``clustering``, or ``regression`` on a
+    classification network) or labels that do not match the outputs are refused, never used."""
+    import math
+
+    def bad(why: str) -> DataError:
+        return DataError(f"{model}: inconsistent model metadata: {why}", hint="train the model again")
+
+    task, target, labels = meta.get("task"), meta.get("target"), meta.get("class_labels")
+    if task not in ("classification", "regression"):
+        raise bad(f"task {task!r} is neither classification nor regression")
+    if task != network.config.task:
+        raise bad(f"it says {task} but the network was trained for {network.config.task}")
+    if not isinstance(target, str) or not target:
+        raise bad(f"target {target!r} is not a column name")
+    outputs = network.config.output_dim
+    scaling = (0.0, 1.0)
+    if task == "classification":
+        if not isinstance(labels, list) or len(labels) != outputs or len(labels) < 2:
+            raise bad(f"{len(labels) if isinstance(labels, list) else 'no'} class labels for a network with {outputs} outputs")
+        if any(isinstance(label, (list, dict)) for label in labels) or len({json.dumps(label) for label in labels}) != len(labels):
+            raise bad("the class labels are not distinct values")
+    else:
+        if outputs != 1:
+            raise bad(f"a regression network has one output, this one has {outputs}")
+        given = meta.get("target_scaling")
+        if given is not None:
+            try:
+                scaling = (float(given["center"]), float(given["scale"]))
+            except (KeyError, TypeError, ValueError):
+                raise bad("target_scaling needs a center and a scale") from None
+            if not (math.isfinite(scaling[0]) and math.isfinite(scaling[1]) and scaling[1] > 0):
+                raise bad(f"target_scaling {scaling} is not a finite center and a positive scale")
+    return task, target, labels, scaling
+
+
 def _null_values(meta: dict[str, Any], model: str) -> tuple[str, ...] | None:
     if meta.get("null_values") is not None:
-        return tuple(meta["null_values"])
+        tokens = meta["null_values"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{model}: inconsistent model metadata: null_values is not a list of texts", hint="train the model again")
+        return tuple(tokens)
     if meta.get("input_stats") is not None:
         return stats_from_dict(meta["input_stats"], f"{model} (input_stats)").null_values
     return None
@@ -138,10 +179,7 @@ def predict(
     feedback = feedback or Feedback()
     network, meta = load_model(model)
     encoder = load_encoder(meta, model)
-    try:
-        task, trained_target, labels = meta["task"], meta["target"], meta.get("class_labels")
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{model}: not a normcli model (metadata lacks {exc})", hint="train one with normcli train") from None
+    task, trained_target, labels, scaling = check_metadata(network, meta, model)
     if network.config.input_dim != encoder.width:
         raise DataError(f"{model}: the network takes {network.config.input_dim} inputs, the encoding gives {encoder.width}")
     features = encoder.columns
@@ -173,6 +211,13 @@ def predict(
             )
         if target is not None and target not in schema:
             raise UsageError(f"no target column named '{target}' in the data")
+        if target is not None and task == "regression" and not (schema[target].is_numeric() or schema[target] == pl.Null):
+            raise UsageError(
+                f"--target '{target}' is {schema[target]}, but the model predicts numbers (a regression of '{trained_target}')",
+                hint="name the column of true values",
+            )
+        if target is not None and target != trained_target:
+            feedback.warn(f"--target '{target}' is not the column the model was trained to predict ('{trained_target}')")
         kept = _kept_columns(keep, schema, meta, features)
         outputs = [name] + ([f"prob_{label}" for label in labels] if task == "classification" and labels else [])
         clash = [n for n in kept if n in outputs]
@@ -239,8 +284,7 @@ def predict(
         if target is not None:
             metrics = _classification_metrics(frame[target], proba, labels)
     else:
-        scaling = meta.get("target_scaling") or {"center": 0.0, "scale": 1.0}
-        values = raw.astype(np.float64)[:, 0] * scaling["scale"] + scaling["center"]
+        values = raw.astype(np.float64)[:, 0] * scaling[1] + scaling[0]
         out = out.with_columns(pl.Series(name, values))
         if target is not None:
             metrics = _regression_metrics(frame[target], values)
