@@ -56,7 +56,7 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
         _silence_stdout()
         return int(ExitStatus.OK)
     if isinstance(exc, OSError):
-        what = exc.strerror or str(exc)
+        what = exc.strerror or str(exc) or type(exc).__name__
         name = f"{exc.filename}: " if exc.filename else ""
         print(f"{PROG}: error: {name}{what}", file=stderr)
         return int(ExitStatus.DATA_ERROR)

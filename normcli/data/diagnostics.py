@@ -27,6 +27,10 @@ _PARSE_ERROR = re.compile(
     r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'",
     re.DOTALL,
 )
+_COMPRESSION_WORDS = (
+    "unexpected end of file", "corrupt deflate", "decompress", "incomplete frame", "data corruption",
+    "unknown frame descriptor", "checksum", "invalid gzip header",
+)
 _CAST_ERROR = re.compile(
     r"conversion from `str` to `(?P<dtype>[^`]+)` failed in column '(?P<column>.*?)' for \d+ out of \d+ values: \[(?P<values>.*?)\]",
     re.DOTALL,
@@ -111,6 +115,8 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         for candidate in texts:
             structural = candidate.structure()
             if structural is not None:
+                if candidate.compression is not None:  # deflate is checked only at its end: garbage parses first
+                    structural.hint = f"{structural.hint}; or the compressed file is damaged (gzip -t checks it)"
                 return structural
     unparsable = (match.group("column"), match.group("value"), match.group("dtype")) if match else _cast_failure(text)
     if unparsable:
@@ -140,7 +146,7 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         located = candidate.bad_json()
         if located is not None:
             return located
-    if "unexpected end of file" in lowered or "corrupt deflate" in lowered or "decompress" in lowered:
+    if any(word in lowered for word in _COMPRESSION_WORDS):
         return DataError(
             f"{where}: compressed data ends unexpectedly or is corrupt",
             hint="the file is probably truncated; copy or download it again",

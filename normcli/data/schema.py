@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText, clip, polars_errors
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
-from normcli.data.inputs import Source
+from normcli.data.inputs import MAX_COLUMNS, Source, check_header_width, raise_too_wide
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -122,10 +122,13 @@ def read_schema(source: Source, options: ReadOptions, reader: StreamReader | Non
         names = reader.names or sample.columns
     else:
         assert source.path is not None
+        check_header_width(source, options)
         with polars_errors([source], options):
             types = dict(source.format.scan(source.path, options, infer=True).collect_schema())
         schema = SourceSchema(source, types, options)
         names = list(types)
+    if len(names) > MAX_COLUMNS:  # Parquet, NDJSON
+        raise_too_wide(source, len(names))
     check_column_names(names, source)
     check_separator(names, source, options)
     return schema

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
-from normcli.data.inputs import InputStream, Source
+from normcli.data.inputs import MAX_HEADER_BYTES, MAX_RECORD_BYTES, InputStream, Source, check_header_line, check_text
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -137,9 +137,10 @@ class StreamReader:
         return chunk
 
     def _read_header(self) -> list[str]:
-        while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
+        while not (cut := _first_boundary(self._pending, self._quote)) and len(self._pending) <= MAX_HEADER_BYTES and self._fill():
             pass
         header = self._take(cut or len(self._pending))
+        check_header_line(header, self.source, self.options)
         if header.startswith(_BOM):
             header = header[len(_BOM):]
         if not header.strip():
@@ -153,7 +154,10 @@ class StreamReader:
                 hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
             ) from None
         delimiter = self.format.delimiter(self.options)
-        rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
+        try:
+            rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
+        except csv.Error as exc:
+            raise DataError(f"{self.source.display}: the header line is malformed ({exc})", hint="check its quoting") from None
         return rows[0] if rows else []
 
     def _chunks(self) -> Iterator[bytes]:
@@ -164,6 +168,11 @@ class StreamReader:
                 pass
             cut = len(self._pending) if self._eof else _last_boundary(self._pending, self._quote)
             if not cut:
+                if len(self._pending) > MAX_RECORD_BYTES:
+                    raise DataError(
+                        f"{self.source.display}: the record at line {self.line} is longer than {MAX_RECORD_BYTES >> 20} MiB",
+                        hint="check for a quote that is never closed, or binary data",
+                    )
                 if self._fill() or self._pending:  # wait for the rest of a record
                     continue
                 return
@@ -191,6 +200,8 @@ class StreamReader:
             seen = len(self._pending)
             if self._fill():
                 lines += self._pending.count(b"\n", seen)
+        if self.format.name == "ndjson":
+            check_text(bytes(self._pending[:4096]), self.source.display)
         cut = _last_boundary(self._pending, self._quote) or len(self._pending)
         return self._parse(self.line, bytes(self._pending[:cut]), None, None, infer=True)
 

@@ -146,6 +146,8 @@ def reblock(frames: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]
 # --------------------------------------------------------------------------- the statistics
 
 _STATS_PER_COLUMN = 8
+COLUMNS_PER_SELECT = 256
+"""Columns whose block statistics one Polars ``select`` computes (see :func:`summarize`)."""
 
 
 def _expressions(spec: ColumnSpec, dtype: pl.DataType) -> list[pl.Expr]:
@@ -251,28 +253,37 @@ def fragment_stats(fragment: Fragment) -> FragmentStats:
 
 
 def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absent: Sequence[str] = ()) -> FragmentStats:
-    """Partial statistics of ``specs`` over ``blocks`` (see the module docstring)."""
+    """Partial statistics of ``specs`` over ``blocks`` (see the module docstring).
+
+    The expressions of a block are evaluated :data:`COLUMNS_PER_SELECT` columns at a time: Polars'
+    cost of planning one ``select`` grows faster than its number of expressions (20,000 columns
+    in one select took 2.5 GB; in groups, 0.2 GB). Each column's results do not depend on the
+    grouping.
+    """
     present = [s for s in specs if s.name not in absent]
     accumulators = {s.name: _Accumulator(s) for s in specs}
     rows = 0
-    exprs: list[pl.Expr] | None = None
+    groups: list[tuple[list[ColumnSpec], list[pl.Expr]]] | None = None
     for block in blocks:
-        if exprs is None:
+        if groups is None:
             schema = block.schema
-            exprs = [
-                expr.alias(f"{index}\x00{k}")  # any column name may occur, so aliases are positional
-                for index, spec in enumerate(present)
-                for k, expr in enumerate(_expressions(spec, schema[spec.name]))
-            ]
+            groups = []
+            for start in range(0, len(present), COLUMNS_PER_SELECT):
+                group = present[start : start + COLUMNS_PER_SELECT]
+                exprs = [
+                    expr.alias(f"{index}\x00{k}")  # any column name may occur, so aliases are positional
+                    for index, spec in enumerate(group)
+                    for k, expr in enumerate(_expressions(spec, schema[spec.name]))
+                ]
+                groups.append((group, exprs))
         rows += block.height
-        if not present:
-            continue
-        row = block.select(exprs).row(0)
-        for index, spec in enumerate(present):
-            accumulator = accumulators[spec.name]
-            accumulator.add(block, row[index * _STATS_PER_COLUMN : (index + 1) * _STATS_PER_COLUMN])
-            if spec.keep_values:
-                accumulator.values.append(_values(block, spec))
+        for group, exprs in groups:
+            row = block.select(exprs).row(0)
+            for index, spec in enumerate(group):
+                accumulator = accumulators[spec.name]
+                accumulator.add(block, row[index * _STATS_PER_COLUMN : (index + 1) * _STATS_PER_COLUMN])
+                if spec.keep_values:
+                    accumulator.values.append(_values(block, spec))
     result = FragmentStats(rows=rows)
     for spec in specs:
         accumulator = accumulators[spec.name]

@@ -94,11 +94,24 @@ def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None) -> None
 # --------------------------------------------------------------------------- loading
 
 
+MAX_STATS_BYTES = 128 << 20
+"""Stats files are refused above this size, before they are read: a column takes about 500
+bytes, so even 100,000 columns (the column limit of inputs) stay near 50 MB; parsing JSON into
+Python objects takes about five times the file's size in memory."""
+
+
 def load_stats(path: str | Path) -> Stats:
     """Read and validate a stats file; any problem is a :class:`DataError` naming the field."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STATS_BYTES + 1)
+        if len(data) > MAX_STATS_BYTES:
+            raise DataError(
+                f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
+                hint="is it a stats file written by normcli fit?",
+            )
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"{name}: no such stats file", hint="create one with: normcli fit DATA -o " + name) from None
     except IsADirectoryError:
@@ -120,6 +133,8 @@ def parse_stats(text: str, name: str = "<stats>") -> Stats:
         doc = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise DataError(f"{name}: not valid stats JSON ({exc})", hint="re-create it with normcli fit") from None
+    except RecursionError:
+        raise DataError(f"{name}: not valid stats JSON (nested too deeply)", hint="re-create it with normcli fit") from None
     return stats_from_dict(doc, name)
 
 
@@ -139,24 +154,25 @@ class _Reader:
             raise self.fail(f"{where}.{key}", "is missing")
         return obj[key]
 
-    def integer(self, obj: Any, key: str, where: str, minimum: int = 0) -> int:
+    def integer(self, obj: Any, key: str, where: str, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+        """An integer in [minimum, maximum] (counts: at most 2^63 − 1, as any table's rows)."""
         value = self.get(obj, key, where)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(f"{where}.{key}", f"must be an integer ≥ {minimum}, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(f"{where}.{key}", f"must be an integer from {minimum} to {maximum}, not {_shown(value)}")
         return value
 
     def number(self, obj: Any, key: str, where: str, *, nullable: bool = False) -> float | None:
         value = self.get(obj, key, where)
         if value is None and nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(f"{where}.{key}", f"must be a finite number, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise self.fail(f"{where}.{key}", f"must be a finite number, not {_shown(value)}")
         return float(value)
 
     def string(self, obj: Any, key: str, where: str) -> str:
         value = self.get(obj, key, where)
         if not isinstance(value, str):
-            raise self.fail(f"{where}.{key}", f"must be a string, not {value!r}")
+            raise self.fail(f"{where}.{key}", f"must be a string, not {_shown(value)}")
         return value
 
     def pair(self, obj: Any, key: str, where: str) -> tuple[float, float]:
@@ -164,10 +180,11 @@ class _Reader:
         if (
             not isinstance(value, list)
             or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-            or not value[0] < value[1]
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in value)
+            or not float(value[0]) < float(value[1])
+            or not math.isfinite(float(value[1]) - float(value[0]))
         ):
-            raise self.fail(f"{where}.{key}", f"must be [low, high] with low < high, not {value!r}")
+            raise self.fail(f"{where}.{key}", f"must be [low, high] with low < high and a finite width, not {_shown(value)}")
         return float(value[0]), float(value[1])
 
     def expansion(self, obj: Any, key: str, where: str) -> Dyadic:
@@ -175,10 +192,25 @@ class _Reader:
         if (
             not isinstance(value, list)
             or not value
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            or len(value) > 64
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in value)
         ):
-            raise self.fail(f"{where}.{key}", f"must be a non-empty list of finite numbers, not {value!r}")
+            raise self.fail(f"{where}.{key}", f"must be a list of 1 to 64 finite numbers, not {_shown(value)}")
         return Dyadic.from_expansion([float(v) for v in value])
+
+
+def _finite(value: int | float) -> bool:
+    """Finite as a float64 (an integer of 400 digits is not: it would overflow)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short (a tampered field may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:40] + f"… ({len(text)} characters)"
 
 
 def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
@@ -228,10 +260,11 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
     if not isinstance(columns_raw, list) or not columns_raw:
         raise read.fail("columns", "must be a non-empty list")
     columns = tuple(_column_from_dict(read, c, f"columns[{i}]", version) for i, c in enumerate(columns_raw))
-    names = [c.name for c in columns]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise read.fail("columns", f"name '{duplicates[0]}' more than once")
+    seen: set[str] = set()
+    for column in columns:
+        if column.name in seen:
+            raise read.fail("columns", f"name '{column.name}' more than once")
+        seen.add(column.name)
     return Stats(
         inputs=tuple(files),
         row_count=row_count,
@@ -251,7 +284,7 @@ def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> Co
     where = f"column '{name}'"
     method = read.string(entry, "method", where)
     if method not in METHODS:
-        raise read.fail(f"{where}.method", f"must be one of {', '.join(METHODS)}, not {method!r}")
+        raise read.fail(f"{where}.method", f"must be one of {', '.join(METHODS)}, not {_shown(method)}")
     count = read.integer(entry, "count", where)
     std = read.number(entry, "std", where)
     if std < 0:
@@ -271,10 +304,8 @@ def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> Co
     else:
         sums = read.get(entry, "sums", where)
         if not isinstance(sums, dict):
-            raise read.fail(f"{where}.sums", f"must be an object, not {sums!r}")
-        power = read.integer(sums, "power", f"{where}.sums", minimum=-1100) if "power" in sums else 0
-        if abs(power) > 1100:
-            raise read.fail(f"{where}.sums.power", f"must be between -1100 and 1100, not {power}")
+            raise read.fail(f"{where}.sums", f"must be an object, not {_shown(sums)}")
+        power = read.integer(sums, "power", f"{where}.sums", minimum=-1100, maximum=1100) if "power" in sums else 0
         moments = Moments(
             count,
             read.number(sums, "shift", f"{where}.sums"),
