@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from conftest import NORMCLI
 from normcli.cli import app
-from normcli.errors import DataError
+from normcli.errors import DataError, UsageError
 from normcli.scaling.exact import Dyadic, Moments, sqrt_correctly_rounded
 from normcli.scaling.fit import fit
 from normcli.scaling.fragments import BLOCK_ROWS, ColumnSpec, reblock, summarize
@@ -167,7 +167,9 @@ def test_merge_refuses_overlapping_shards_unless_allowed(tmp_path: Path) -> None
     with pytest.raises(DataError, match="both list the input"):
         merge_stats([one, one])
     doubled = merge_stats([one, one], allow_overlap=True)
-    assert dumps_stats(doubled) == dumps_stats(fit([a, a]))
+    assert dumps_stats(doubled) == dumps_stats(fit([a, a], allow_overlap=True))
+    with pytest.raises(UsageError, match="given twice"):  # fit refuses the same file twice, as merge does
+        fit([a, a])
 
 
 def test_merge_cli_is_byte_identical_to_fit_of_the_union(tmp_path: Path, monkeypatch) -> None:

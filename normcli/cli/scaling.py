@@ -40,6 +40,7 @@ def fit(
     ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
     feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Read a file given more than once (under any name) each time: its rows count twice (default: an error).")] = False,
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
@@ -81,6 +82,7 @@ def fit(
                 format=format,
                 separator=separator,
                 allow_missing_columns=allow_missing_columns,
+                allow_overlap=allow_overlap,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
             )

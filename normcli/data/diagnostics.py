@@ -36,8 +36,8 @@ _CAST_ERROR = re.compile(
     re.DOTALL,
 )
 _STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated", "does not match number of columns")
-_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer", BOOLEAN_CARRIER: "true or false", "bool": "true or false"}
-_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "bool": "Boolean", BOOLEAN_CARRIER: "Boolean"}
+_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer", "i128": "a 128-bit integer", BOOLEAN_CARRIER: "true or false", "bool": "true or false"}
+_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "i128": "Int128", "bool": "Boolean", BOOLEAN_CARRIER: "Boolean"}
 _WRITE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
@@ -282,9 +282,16 @@ class _Text:
                     if not line.strip():
                         continue
                     try:
-                        value = json.loads(line.strip())
+                        value = json.loads(line.strip(), parse_float=_float64, parse_int=_int64)
                     except json.JSONDecodeError as exc:
                         problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+                    except _OutOfRange as exc:
+                        return DataError(
+                            f"{self.display}: line {number} has the number {clip(str(exc))}, beyond what a float64 or a 64-bit integer holds",
+                            hint="write it as a string, or as null",
+                        )
+                    except RecursionError:
+                        problem = "is nested too deeply"
                     else:
                         if isinstance(value, dict):
                             continue
@@ -293,6 +300,23 @@ class _Text:
         except (OSError, EOFError, UnicodeDecodeError):
             return None
         return None
+
+
+class _OutOfRange(ValueError):
+    """A JSON number Polars' reader refuses: beyond float64, or an integer beyond 64 bits."""
+
+
+def _float64(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _OutOfRange(text)
+    return value
+
+
+def _int64(text: str) -> int:
+    if len(text) > 20 or not -(2**63) <= int(text) < 2**64:
+        raise _OutOfRange(text)
+    return int(text)
 
 
 class _FileText(_Text):

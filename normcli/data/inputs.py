@@ -273,6 +273,11 @@ def _sniff_file(name: str, fmt: Format, compression: str | None) -> None:
             hint="rename it to .parquet or pass --format parquet",
         )
     kind = sniff_compression(head)
+    if compression is not None and kind != compression:
+        raise DataError(
+            f"{name}: is named as {compression}-compressed but is not",
+            hint=f"rename it without the compressed ending, e.g. .{fmt.name}",
+        )
     if compression is None and kind is not None:
         raise DataError(
             f"{name}: is {kind}-compressed but has no compressed extension",
@@ -402,6 +407,20 @@ def has_no_data_rows(source: Source) -> bool:
         elif byte == 0x0A and not quoted:
             return not head[index + 1 :].strip()
     return True
+
+
+def check_distinct_inputs(sources: Sequence[Source], hint: str = "name each input once") -> None:
+    """Refuse a file given twice, also under another name (a glob and its match, ``./a.csv``, a
+    link or a hard link): its rows would count twice, without a word."""
+    seen: dict[tuple[int, int], Source] = {}
+    for source in sources:
+        if source.path is None:
+            continue
+        info = os.stat(source.path)
+        first = seen.setdefault((info.st_dev, info.st_ino), source)
+        if first is not source:
+            same = f"'{source.display}' is given twice" if first.display == source.display else f"'{first.display}' and '{source.display}' are the same file"
+            raise UsageError(f"{same}: its rows would count twice", hint=hint)
 
 
 def describe(sources: Sequence[Source]) -> str:

@@ -206,6 +206,18 @@ def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = 
     return Path(target)
 
 
+def check_output_columns(schema: Mapping[str, object], fmt: Format, hint: str = "") -> None:
+    """Refuse columns the output format cannot hold (lists and structs in CSV/TSV), before any work."""
+    if fmt.name not in ("csv", "tsv"):
+        return
+    for name, dtype in schema.items():
+        if str(dtype).startswith(("List", "Array", "Struct", "Object")):
+            raise UsageError(
+                f"column '{name}' is {dtype}: {fmt.name.upper()} cannot hold nested values",
+                hint="write Parquet or NDJSON instead (-o out.parquet)" + (f", {hint}" if hint else ""),
+            )
+
+
 def check_distinct_outputs(outputs: Mapping[str, str | None]) -> None:
     """Refuse two options of one command naming the same file (``-o m.npz --metrics-out m.npz``).
 

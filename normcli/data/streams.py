@@ -203,6 +203,10 @@ class StreamReader:
         if self.format.name == "ndjson":
             check_text(bytes(self._pending[:4096]), self.source.display)
         cut = _last_boundary(self._pending, self._quote) or len(self._pending)
+        if not self._pending[:cut].strip() and self.names:  # a header and no rows: the columns, empty
+            import polars as pl
+
+            return pl.DataFrame(schema=dict.fromkeys(self.names, pl.String))
         return self._parse(self.line, bytes(self._pending[:cut]), None, None, infer=True)
 
     def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None, *, keep_text: bool = False) -> Iterator[pl.DataFrame]:

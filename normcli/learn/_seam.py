@@ -11,7 +11,8 @@ from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
-from normcli.data.outputs import atomic_path, check_output_target, output_format, stdout_stream, writing
+from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
+from normcli.data.inputs import check_distinct_inputs
 from normcli.data.table import Inputs, open_inputs
 from normcli.scaling.fit import fit_frame
 from normcli.scaling.model import FitOptions, Stats
@@ -27,6 +28,8 @@ __all__ = [
     "ReadOptions",
     "Stats",
     "atomic_path",
+    "check_distinct_inputs",
+    "check_output_columns",
     "check_output_target",
     "fit_frame",
     "is_text_input",

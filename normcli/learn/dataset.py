@@ -32,6 +32,7 @@ from normcli.learn._seam import (
     Inputs,
     ReadOptions,
     Stats,
+    check_distinct_inputs,
     fit_frame,
     is_text_input,
     load_stats,
@@ -477,10 +478,13 @@ def prepare(
 ) -> Prepared:
     """Read, choose and encode features, encode the target and split (see the module docstring).
 
-    ``stats`` are the loaded ``--stats`` (None: fit standard stats on the training split).
+    ``stats`` are the loaded ``--stats`` (None: fit standard stats on the training split). A file
+    given twice is refused: its rows would count twice and land in both splits.
     """
     import numpy as np
     import polars as pl
+
+    check_distinct_inputs(inputs.sources, hint="name each input once: repeated rows would land in both the training and the validation split")
 
     feedback = feedback or Feedback()
     notes: list[str] = []

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from normcli.errors import DataError, UsageError
 from normcli.learn._seam import (
     atomic_path,
+    check_output_columns,
     check_output_target,
     is_text_input,
     open_inputs,
@@ -219,6 +220,7 @@ def predict(
         if target is not None and target != trained_target:
             feedback.warn(f"--target '{target}' is not the column the model was trained to predict ('{trained_target}')")
         kept = _kept_columns(keep, schema, meta, features)
+        check_output_columns({n: schema[n] for n in kept}, out_format, hint="or leave the column out of --keep")
         outputs = [name] + ([f"prob_{label}" for label in labels] if task == "classification" and labels else [])
         clash = [n for n in kept if n in outputs]
         if clash:

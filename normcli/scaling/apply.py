@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import Format, ReadOptions
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
-from normcli.data.outputs import atomic_path, check_output_target, output_format, stdout_stream, writing
+from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
 from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
 from normcli.errors import DataError, UsageError
 
@@ -130,6 +130,7 @@ def transform(
         if all(has_no_data_rows(s) for s in sources):
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
+        check_output_columns(plan[0].types, out_format)
         exprs = scaling_expressions(stats, inverse=inverse, clip=clip, float32=float32)
         if target is None:
             stream = stdout_stream(stdout)

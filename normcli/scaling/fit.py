@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
-from normcli.data.inputs import Source, describe, open_sources
+from normcli.data.inputs import Source, check_distinct_inputs, describe, open_sources
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
@@ -40,6 +40,7 @@ def fit(
     format: str | None = None,
     separator: str | None = None,
     allow_missing_columns: bool = False,
+    allow_overlap: bool = False,
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
     engine: Engine | None = None,
@@ -47,7 +48,9 @@ def fit(
     """Fit scaling statistics over one or more files (or ``-`` for stdin), streaming.
 
     The keyword arguments mirror ``normcli fit``'s options. Warnings (constant columns, integers past
-    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
+    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed. A file given
+    twice (under any names) is refused unless ``allow_overlap``, as ``merge`` refuses shards that
+    list the same file.
 
     Example::
 
@@ -64,6 +67,8 @@ def fit(
     )
     read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator)
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
+        if not allow_overlap:
+            check_distinct_inputs(sources, hint="name each input once, or pass --allow-overlap to count its rows twice")
         return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine)
 
 
@@ -79,6 +84,8 @@ def fit_sources(
     schemas, readers, frames = _schemas(sources, read)
     table = unify(schemas, allow_missing_columns)
     specs, skipped = select_columns(table, options)
+    if not specs and all(s.sample is not None and s.sample.height == 0 for s in schemas):
+        raise _no_rows(sources, read, describe(sources))  # a header and nothing else, from a pipe
     if not specs:
         return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
     fragments = [
