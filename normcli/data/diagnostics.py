@@ -229,6 +229,7 @@ class _Text:
             if handle is None:
                 return None
             with handle:
+                csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long cells are data, not faults
                 reader = csv.reader(handle, delimiter=self.separator(), strict=True)
                 width = None if self.has_header else self.width()
                 offset = self.first_line_number - 1
@@ -287,7 +288,7 @@ class _Text:
                         problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
                     except _OutOfRange as exc:
                         return DataError(
-                            f"{self.display}: line {number} has the number {clip(str(exc))}, beyond what a float64 or a 64-bit integer holds",
+                            f"{self.display}: line {number} has the number {clip(str(exc))}, beyond what a float64 holds",
                             hint="write it as a string, or as null",
                         )
                     except RecursionError:
@@ -303,7 +304,7 @@ class _Text:
 
 
 class _OutOfRange(ValueError):
-    """A JSON number Polars' reader refuses: beyond float64, or an integer beyond 64 bits."""
+    """A JSON number Polars' reader refuses: beyond float64 range."""
 
 
 def _float64(text: str) -> float:
@@ -314,9 +315,11 @@ def _float64(text: str) -> float:
 
 
 def _int64(text: str) -> int:
-    if len(text) > 20 or not -(2**63) <= int(text) < 2**64:
+    """Polars reads integers beyond 64 bits as floats: only those beyond float64 fail. (Only the
+    line's structure is looked at, so the value is not built: Python limits int() to 4,300 digits.)"""
+    if len(text) > 300 and float(text) in (float("inf"), float("-inf")):
         raise _OutOfRange(text)
-    return int(text)
+    return 0
 
 
 class _FileText(_Text):
