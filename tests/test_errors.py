@@ -14,6 +14,7 @@ import os
 import pty
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -628,13 +629,21 @@ def test_22_integers_then_a_float_far_down(workdir: Path, monkeypatch) -> None:
         assert column(doc, "a")[key] == pytest.approx(value, rel=1e-13)
 
 
+_MEASURE = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)\n"
+)
+"""Runs a command and prints its exit code and peak RSS. A child's ru_maxrss starts from its
+parent's RSS at fork, and pytest's process is large: this small process is the parent instead."""
+
+
 def rss_of(args: list[str], cwd: Path) -> tuple[int, str, int]:
     """(exit code, stderr, peak RSS in bytes) of one normcli process, measured with wait4."""
-    process = subprocess.Popen([*NORMCLI, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = process.stderr.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, stderr, usage.ru_maxrss * 1024
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *NORMCLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    code, rss = (int(v) for v in done.stdout.split())
+    return code, done.stderr, rss
 
 
 def test_23_ten_thousand_columns_in_bounded_memory(workdir: Path) -> None:
