@@ -237,7 +237,7 @@ def model_with_lying_header(folder: Path) -> None:
 
 
 def model_with_compressed_metadata_bomb(folder: Path) -> None:
-    """Metadata that claims 100 MB (compressed to 100 KB): refused before it is read."""
+    """Metadata that claims 400 MB (100 M characters of UTF-32, compressed to 400 KB): refused before it is read."""
     classes_csv(folder)
     entries = npz_entries(folder / "model.npz")
     entries["metadata.npy"] = npy(np.array(" " * (100 << 20)))
