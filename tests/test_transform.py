@@ -297,3 +297,28 @@ def _stats_of_x(folder: Path, null_values=("NA",)):
     """Stats of a column x fitted on a clean file (the cells under test make x text when inferred)."""
     (folder / "good.csv").write_text("x\n1\n2\n4\n")
     return fit([str(folder / "good.csv")], null_values=null_values)
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_predict_passes_kept_text_columns_through(tmp_path: Path, via: str) -> None:
+    """predict --keep writes kept columns as they are: a country code NA used to come out empty.
+    Features still read null tokens as missing, as in training."""
+    from typer.testing import CliRunner
+
+    from normcli.cli import app
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=200), rng.normal(size=200)
+    codes = ["NA", "null", "N/A", "DE"] * 50
+    frame = pl.DataFrame({"country": codes, "x1": x1, "x2": x2, "y": (x1 + x2 > 0).astype(int)})
+    frame.write_csv(tmp_path / "c.csv")
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", str(tmp_path / "c.csv"), "--target", "y", "--exclude", "country", "--epochs", "2", "-o", str(tmp_path / "m.npz"), "-q"])
+    assert trained.exit_code == 0, trained.stderr
+    args = ["predict", "--model", str(tmp_path / "m.npz"), "--keep", "country", "-q"]
+    if via == "file":
+        result = runner.invoke(app, [*args, str(tmp_path / "c.csv")])
+    else:
+        result = runner.invoke(app, args, input=(tmp_path / "c.csv").read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert cells(result.stdout, "country") == codes

@@ -175,6 +175,16 @@ def cleaned_text(name: str, null_values: Sequence[str]) -> pl.Expr:
     return pl.when(text != "").then(text)
 
 
+def missing_tokens(names: Sequence[str], null_values: Sequence[str]) -> list[pl.Expr]:
+    """Null tokens made missing in text columns read as written (what the CSV reader's
+    ``null_values`` does to a String column: a cell equal to a token is null)."""
+    import polars as pl
+
+    if not null_values:
+        return []
+    return [pl.when(~pl.col(name).is_in(list(null_values))).then(pl.col(name)) for name in names]
+
+
 def typed_from_text(schema: Mapping[str, pl.DataType], null_values: Sequence[str]) -> list[pl.Expr]:
     """Expressions turning text columns (read with no null tokens) into ``schema``'s types, exactly
     as Polars' CSV reader parses them with ``null_values``; String columns are left as written.

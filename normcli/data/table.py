@@ -7,7 +7,7 @@ so it sees its inputs as one Polars ``LazyFrame`` with one unified schema.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -56,7 +56,7 @@ class Inputs:
                     if source.format.text:
                         reader = StreamReader(source, self.options)
                         schema = read_schema(source, self.options, reader)
-                        frames = list(reader.frames(schema.types))
+                        frames = list(reader.frames(schema.types, keep_text=True))  # null tokens: in scan()
                         import polars as pl
 
                         self._frames[index] = pl.concat(frames) if frames else schema.sample.clear()
@@ -83,24 +83,34 @@ class Inputs:
             types[name] = pl.Float64 if dtype == "Float64" else holder.types[name]
         return pl.Schema(types)
 
-    def scan(self, schema_overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+    def scan(self, schema_overrides: dict[str, pl.DataType] | None = None, raw: Collection[str] = ()) -> pl.LazyFrame:
         """A lazy frame over all inputs, concatenated in order; ``schema_overrides`` forces the
-        types of columns (numeric features are read as Float64)."""
+        types of columns (numeric features are read as Float64). Null tokens make cells missing,
+        except in the text columns named in ``raw``, which keep every cell as written (predict's
+        kept columns: an id ``NA`` stays ``NA``)."""
         import polars as pl
+
+        from normcli.data.formats import missing_tokens
 
         schemas = self._read_schemas()
         overrides = schema_overrides or {}
         frames = []
         for index, schema in enumerate(schemas):
+            delimited = schema.source.format.name in ("csv", "tsv")
+            texts = [n for n, t in schema.types.items() if t == pl.String and n not in raw and n not in overrides]
             if index in self._frames:
                 frame = self._frames[index].lazy()
+                if delimited:  # streams were read with every text column as written
+                    frame = frame.with_columns(missing_tokens(texts, self.options.null_values))
                 frames.append(frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in schema.types]))
                 continue
             source = schema.source
             assert source.path is not None
             if source.format.text:
                 types = {name: overrides.get(name, dtype) for name, dtype in schema.types.items()}
-                frames.append(source.format.scan(source.path, self.options, types))
+                keep = delimited and any(n in types and types[n] == pl.String for n in raw)
+                frame = source.format.scan(source.path, self.options, types, keep_text=keep)
+                frames.append(frame.with_columns(missing_tokens(texts, self.options.null_values)) if keep else frame)
             else:
                 frame = source.format.scan(source.path, self.options)
                 frames.append(frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in schema.types]))

@@ -193,12 +193,14 @@ def read_frame(
     overrides: dict[str, pl.DataType] | None,
     feedback: Feedback,
     stage: str = "reading",
+    raw: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """``columns`` of the inputs in memory; rows read are reported to ``feedback.progress``."""
+    """``columns`` of the inputs in memory; rows read are reported to ``feedback.progress``.
+    Text columns named in ``raw`` keep null tokens as written (see :meth:`Inputs.scan`)."""
     import polars as pl
 
     with polars_errors(inputs):
-        lazy = inputs.scan(overrides or None).select(list(columns))
+        lazy = inputs.scan(overrides or None, raw=raw).select(list(columns))
         if feedback.progress is None:
             return lazy.collect()
         batches = []

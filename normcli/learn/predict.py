@@ -230,7 +230,8 @@ def predict(
             )
         overrides = {n: pl.Float64 for n in numeric} if text_input else {}
         columns = list(dict.fromkeys([*features, *kept, *([target] if target else [])]))
-        frame = read_frame(inputs, columns, overrides, feedback)
+        passed_through = [n for n in kept if n not in features and n != target]  # written as they are
+        frame = read_frame(inputs, columns, overrides, feedback, raw=passed_through)
         where = inputs.describe()
     encoded = encoder.encode(frame)
     notes: list[str] = []
