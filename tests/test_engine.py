@@ -377,6 +377,20 @@ def test_transform_writes_rows_before_its_input_ends_and_spools_nothing(tmp_path
     assert rest.count(b"\n") == 500_000
 
 
+def test_fit_warns_about_columns_that_look_like_row_ids(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "ids.parquet"
+    pl.DataFrame({
+        "shuffled_rows": rng.permutation(500),            # 0..499 each once: a row number
+        "order_id": rng.integers(0, 10**9, 500),          # named like an id
+        "gaps": np.sort(rng.choice(2000, 500, replace=False)),  # distinct, but not consecutive
+        "doubled": np.arange(500) * 2,                     # distinct and regular, not a range
+        "x": rng.normal(size=500),
+    }).write_parquet(path)
+    warned = {w.split("'")[1] for w in fit([str(path)]).warnings if "row identifier" in w}
+    assert warned == {"shuffled_rows", "order_id"}
+
+
 # --------------------------------------------------------------------------- never a stats file the loader refuses (issue 10, #14)
 
 

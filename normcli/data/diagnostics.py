@@ -9,7 +9,6 @@ first offending line with a hint on how to fix it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import io
 import re
@@ -24,20 +23,25 @@ if TYPE_CHECKING:
     import polars as pl
 
 _PARSE_ERROR = re.compile(
-    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'",
+    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'"
+    r"|conversion from `str` to `(?P<dtype2>[^`]+)` failed in column '(?P<column2>.*?)' for \d+ out of \d+ values: \[\"(?P<value2>.*?)\"",
     re.DOTALL,
 )
+"""Polars' messages for a cell that is not of its column's type: from the CSV parser, or from the
+cast of a trimmed numeric column (see :class:`~normcli.data.formats.ReadOptions`)."""
+_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated", "does not match number of columns")
 _COMPRESSION_WORDS = (
     "unexpected end of file", "corrupt deflate", "decompress", "incomplete frame", "data corruption",
     "unknown frame descriptor", "checksum", "invalid gzip header",
 )
-_CAST_ERROR = re.compile(
-    r"conversion from `str` to `(?P<dtype>[^`]+)` failed in column '(?P<column>.*?)' for \d+ out of \d+ values: \[(?P<values>.*?)\]",
-    re.DOTALL,
-)
-_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated", "does not match number of columns")
-_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer", "i128": "a 128-bit integer", BOOLEAN_CARRIER: "true or false", "bool": "true or false"}
-_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "i128": "Int128", "bool": "Boolean", BOOLEAN_CARRIER: "Boolean"}
+_DTYPE_WORDS = {
+    "f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer", "i128": "a 128-bit integer",
+    BOOLEAN_CARRIER: "true or false", "bool": "true or false",
+}
+_DTYPE_NAMES = {
+    "f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "i128": "Int128",
+    "bool": "Boolean", BOOLEAN_CARRIER: "Boolean",
+}
 _WRITE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
@@ -93,6 +97,14 @@ def polars_errors(sources: Sequence[Source], options: ReadOptions) -> Iterator[N
 def translate_read_error(exc: BaseException, sources: Sequence[Source], options: ReadOptions) -> BaseException:
     """A user-facing error for a Polars failure while reading files."""
     files = [s for s in sources if s.path is not None]
+    urls = [s.path for s in files if s.is_url and s.path is not None]
+    if urls and isinstance(exc, OSError):  # the object store failed, not the data
+        from normcli.data.storage import failure
+
+        url = next((u for u in urls if u in str(exc)), urls[0] if len(urls) == 1 else describe(sources))
+        located = failure(exc, url)
+        if located is not None:
+            return located
     return _translate(exc, describe(sources), options, [_FileText(s, options) for s in files])
 
 
@@ -111,21 +123,25 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         return exc  # a failed write, not a bad read: whoever writes names the output
     lowered = text.lower()
     match = _PARSE_ERROR.search(text)
-    if any(word in lowered for word in _STRUCTURE_WORDS) or (match and any(c in match.group("value") for c in "\"\n")):
+    reported = (match.group("value") if match.group("value") is not None else match.group("value2")) if match else ""
+    if any(word in lowered for word in _STRUCTURE_WORDS) or any(c in reported for c in "\"\n"):
         for candidate in texts:
             structural = candidate.structure()
             if structural is not None:
                 if candidate.compression is not None:  # deflate is checked only at its end: garbage parses first
                     structural.hint = f"{structural.hint}; or the compressed file is damaged (gzip -t checks it)"
                 return structural
-    unparsable = (match.group("column"), match.group("value"), match.group("dtype")) if match else _cast_failure(text)
-    if unparsable:
-        column, value, dtype = unparsable
+    if match:
+        column = match.group("column") if match.group("column") is not None else match.group("column2")
+        value = reported
+        dtype = match.group("dtype") or match.group("dtype2")
         place = "(line unknown)"
         for candidate in texts:
-            located = candidate.unparsable(column, dtype)
+            located = candidate.unparsable(column, dtype, value)
             if located is not None:
-                where, line, value = located
+                where, line, value, repeats_header = located
+                if repeats_header:
+                    return repeated_header(where, line)
                 place = f"at line {line}"
                 break
         return DataError(
@@ -135,7 +151,7 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         )
     first = first_line(text)
     if "more fields than defined" in lowered or "found more fields" in lowered:
-        return DataError(f"{where}: a row has more fields than the header", hint="check for ragged rows or a wrong --separator")
+        return DataError(f"{where}: a row has more fields than the header", hint="check for ragged rows or a wrong --delimiter")
     if "invalid utf-8" in lowered or "invalid utf8" in lowered:
         return DataError(f"{where}: is not valid UTF-8", hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv")
     if "empty csv" in lowered or _is_no_data(exc):
@@ -159,41 +175,42 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
     return DataError(f"{where}: cannot read: {first}")
 
 
-def _cast_failure(text: str) -> tuple[str, str, str] | None:
-    """(column, first value, dtype) of a failed strict cast from text (how transform parses typed
-    columns, :func:`~normcli.data.formats.typed_from_text`)."""
-    import json
-
-    match = _CAST_ERROR.search(text)
-    if not match:
-        return None
-    try:
-        values = json.loads(f"[{match.group('values')}]")
-        value = str(values[0]) if values else ""
-    except (ValueError, IndexError):
-        value = match.group("values")
-    return match.group("column"), value, match.group("dtype")
+def repeated_header(where: str, line: int) -> DataError:
+    """A data line that repeats the header: CSV files concatenated with their header lines."""
+    return DataError(
+        f"{where}: line {line} repeats the header line: CSV files concatenated with their headers?",
+        hint="name the files (or a glob such as 'part-*.csv') instead of concatenating them, "
+        "or keep the first header only: awk 'FNR > 1 || NR == 1' part-*.csv",
+    )
 
 
-def _first_unparsable(cells: pl.LazyFrame, column: str, dtype: str, null_values: Sequence[str]) -> tuple[int, str] | None:
-    """(row index, text) of the first cell of ``column`` (read as text, no null tokens) that
-    Polars' CSV reader would not parse as ``dtype`` with ``null_values`` as missing."""
+def _first_unparsable(
+    cells: pl.LazyFrame, column: str, dtype: str, value: str | None, options: ReadOptions, trimmed: bool | None = None
+) -> tuple[int, str, list[str]] | None:
+    """(row index, the cell, the whole row) of the first cell of ``column`` (read as text, no null
+    tokens) that is not of type ``dtype`` as normcli reads it, or that is the ``value`` Polars
+    reported. A trimmed column (``' 5 '``, ``+5``; ``trimmed`` None: if inference made it one)
+    converts with spaces stripped both sides; any other one as Polars' CSV reader parses a number:
+    leading spaces and tabs skipped, trailing not."""
     import polars as pl
 
-    cleaned = cleaned_text(column, null_values)
+    text = pl.col(column)
+    if column in options.trimmed if trimmed is None else trimmed:
+        cleaned = text.str.strip_chars()
+        cleaned = pl.when(~cleaned.is_in([*options.null_values, ""])).then(cleaned)
+    else:
+        cleaned = cleaned_text(column, options.null_values)
     if _DTYPE_NAMES.get(dtype) == "Boolean":
         parsed = cleaned.str.to_lowercase().is_in(["true", "false"])
     else:
         parsed = cleaned.cast(getattr(pl, _DTYPE_NAMES.get(dtype, "Float64")), strict=False).is_not_null()
+    bad = (cleaned.is_not_null() & ~parsed) | (text == value if value is not None else pl.lit(False))
     row = "\x00row"
-    bad = (
-        cells.select(pl.col(column))
-        .with_row_index(row)
-        .filter(cleaned.is_not_null() & ~parsed)
-        .head(1)
-        .collect()
-    )
-    return (int(bad[row][0]), str(bad[column][0])) if bad.height else None
+    found = cells.with_row_index(row).filter(text.is_not_null() & bad).head(1).collect()
+    if not found.height:
+        return None
+    values = found.row(0)
+    return int(values[0]), str(found[column][0]), [str(v) for v in values[1:]]
 
 
 def _is_no_data(exc: BaseException) -> bool:
@@ -222,6 +239,8 @@ class _Text:
 
     def structure(self) -> DataError | None:
         """The first structural CSV problem (a long row, an unclosed quote) with its line."""
+        import csv
+
         if self.format_name not in ("csv", "tsv") or self.compression not in (None, "gzip"):
             return None
         try:
@@ -256,7 +275,7 @@ class _Text:
                     elif len(row) > width:
                         return DataError(
                             f"{self.display}: line {start} has {len(row)} fields but the header has {width}",
-                            hint="fix that row, quote values that contain the separator, or check --separator",
+                            hint="fix that row, quote values that contain the delimiter, or check --delimiter",
                         )
         except (OSError, EOFError, csv.Error, UnicodeDecodeError):
             return None
@@ -265,7 +284,12 @@ class _Text:
     def width(self) -> int | None:
         return None
 
-    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+    def unparsable(
+        self, column: str, dtype: str, value: str | None = None, trimmed: bool | None = None
+    ) -> tuple[str, int, str, bool] | None:
+        """(input, line, value, whether that line repeats the header) of the first cell of
+        ``column`` that is not of type ``dtype``: the cell Polars reported (``value``), or one
+        that does not convert (trimmed of spaces if ``trimmed``; see :func:`_first_unparsable`)."""
         return None
 
     def bad_json(self) -> DataError | None:
@@ -337,26 +361,35 @@ class _FileText(_Text):
         import gzip
 
         assert self.source.path is not None
+        if self.source.is_url:
+            from normcli.data.storage import open_url
+
+            raw = open_url(self.source.path, self.options.storage)
+            binary = gzip.open(raw) if self.compression == "gzip" else raw
+            return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[arg-type]
         if self.compression == "gzip":
             return gzip.open(self.source.path, "rt", encoding="utf-8-sig", errors="replace", newline="")
         return open(self.source.path, encoding="utf-8-sig", errors="replace", newline="")
 
-    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
-        """(file, line, value) of the first cell of ``column`` that does not parse as ``dtype``.
-
-        Reads that one column as text and finds the first cell the reader rejects. The line number
-        assumes no quoted field spans lines before it.
-        """
+    def unparsable(
+        self, column: str, dtype: str, value: str | None = None, trimmed: bool | None = None
+    ) -> tuple[str, int, str, bool] | None:
+        """See :meth:`_Text.unparsable`. Reads the file as text (one Polars scan) and finds the
+        first such cell. The line number assumes no quoted field spans lines before it."""
         import polars as pl
 
         if self.format_name not in ("csv", "tsv"):
             return None
         try:
-            cells = pl.scan_csv(self.source.path, separator=self.separator(), infer_schema=False, glob=False)
-            found = _first_unparsable(cells, column, dtype, self.options.null_values)
+            cells = self.source.format.scan_text(self.source.path, self.options, raw=True)  # type: ignore[arg-type]
+            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
         except (pl.exceptions.PolarsError, OSError):
             return None
-        return (self.display, found[0] + 2, found[1]) if found else None
+        if found is None:
+            return None
+        index, cell, row = found
+        line = index + (2 if self.options.has_header else 1)
+        return self.display, line, cell, self.options.has_header and row == cells.collect_schema().names()
 
 
 class _ChunkText(_Text):
@@ -379,7 +412,10 @@ class _ChunkText(_Text):
     def open(self) -> IO[str]:
         return io.StringIO(self.chunk.decode("utf-8", errors="replace"), newline="")
 
-    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+    def unparsable(
+        self, column: str, dtype: str, value: str | None = None, trimmed: bool | None = None
+    ) -> tuple[str, int, str, bool] | None:
+        """See :meth:`_Text.unparsable`: the chunk, still in memory, read as text by Polars."""
         import polars as pl
 
         if self.format_name not in ("csv", "tsv") or column not in self.names:
@@ -389,7 +425,10 @@ class _ChunkText(_Text):
                 self.chunk, has_header=False, new_columns=self.names, separator=self.separator(),
                 schema=dict.fromkeys(self.names, pl.String), raise_if_empty=False,
             ).lazy()
-            found = _first_unparsable(cells, column, dtype, self.options.null_values)
+            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
         except (pl.exceptions.PolarsError, OSError):
             return None
-        return (self.display, self.first_line_number + found[0], found[1]) if found else None
+        if found is None:
+            return None
+        index, cell, row = found
+        return self.display, self.first_line_number + index, cell, self.options.has_header and row == self.names

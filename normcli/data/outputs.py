@@ -18,6 +18,12 @@ command has finished, after its stdout was written: ``train -o m.npz --metrics-o
 fails on the metrics or on stdout leaves ``m.npz`` as it was. :func:`check_distinct_outputs` makes
 sure one command's outputs are different files. Before any work, :func:`check_output_target`
 refuses a target that cannot be written or that is one of the command's inputs.
+
+An output named by URL (``s3://bucket/key``) is written straight to its key: an object store makes
+an object visible only when its upload completes (a single PUT, or a multipart upload that is
+completed last and aborted on failure), so readers see the old object or the whole new one, never
+a part — the same guarantee as the local rename. Dataset folders (``-o out/`` for transform and
+predict) are :mod:`normcli.data.dataset`; for every other output a name ending in ``/`` is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -38,6 +44,7 @@ from typing import IO
 from normcli.data.diagnostics import write_failure
 from normcli.data.formats import FORMATS, Format, detect_format
 from normcli.data.inputs import STANDARD_STREAMS, follow_links
+from normcli.data.storage import StorageOptions, check_scheme, is_url, store_errors, write_url
 from normcli.errors import DataError, UsageError
 
 TEMP_SUFFIX = ".normcli-tmp"
@@ -167,7 +174,7 @@ def output_format(path: str | None, override: str | None) -> tuple[Format, str |
     try:
         fmt, compression = detect_format(path, override, "--output-format")
     except UsageError:
-        if not resolve_target(path).direct:
+        if is_url(path) or not resolve_target(path).direct:
             raise
         return FORMATS["csv"], None
     if compression is not None and not fmt.text:
@@ -178,8 +185,16 @@ def output_format(path: str | None, override: str | None) -> tuple[Format, str |
     return fmt, compression
 
 
-def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
-    """Check before any work that ``target`` can be written and is none of the inputs."""
+def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = ()) -> Path | str:
+    """Check before any work that ``target`` can be written and is none of the inputs.
+
+    Returns the target as a :class:`Path`, or as the URL string it is (the store's permissions are
+    known only when writing)."""
+    if is_url(target):
+        check_scheme(target)
+        if target in [str(source) for source in inputs]:
+            raise UsageError(f"{target}: output is one of the inputs", hint="write to a new key; normcli never overwrites its inputs")
+        return target
     resolved = resolve_target(target)
     path = resolved.path
     if resolved.direct:
@@ -206,6 +221,19 @@ def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = 
     return Path(target)
 
 
+def check_replaceable(target: str, is_kind: Callable[[Path], bool], kind: str, force: bool = False) -> None:
+    """Refuse to replace an existing file that is not a ``kind`` (``is_kind`` says which files are):
+    ``fit -o stats.json`` must not overwrite someone's data, ``train -o p.json`` a stats file. An
+    empty file or a device (``/dev/null``) may be replaced; ``force`` (``--force``) allows any."""
+    path = Path(target)
+    if force or not path.is_file() or path.stat().st_size == 0 or is_kind(path):
+        return
+    raise UsageError(
+        f"{target}: exists and is not a {kind}; normcli will not replace it",
+        hint="choose another -o, or pass --force to replace it",
+    )
+
+
 def check_output_columns(schema: Mapping[str, object], fmt: Format, hint: str = "") -> None:
     """Refuse columns the output format cannot hold (lists and structs in CSV/TSV), before any work."""
     if fmt.name not in ("csv", "tsv"):
@@ -228,13 +256,16 @@ def check_distinct_outputs(outputs: Mapping[str, str | None]) -> None:
     for option, name in outputs.items():
         if name is None or name == "-":
             continue
-        resolved = resolve_target(name)
-        if resolved.direct:
-            continue
-        key = os.path.normcase(str(resolved.path))
+        if is_url(name):
+            key = name
+        else:
+            resolved = resolve_target(name)
+            if resolved.direct:
+                continue
+            key = os.path.normcase(str(resolved.path))
         for other, other_key in seen.items():
             same = key == other_key or (
-                resolved.path.exists() and os.path.exists(other_key) and os.path.samefile(resolved.path, other_key)
+                not is_url(name) and os.path.exists(key) and os.path.exists(other_key) and os.path.samefile(key, other_key)
             )
             if same:
                 raise UsageError(
@@ -303,16 +334,21 @@ def committed_together() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path | str]:
     """Yield the path to write ``target``'s bytes to; put them in place only if the block succeeds.
 
     For a regular file that is a temporary file named ``.<target>.<random>.normcli-tmp`` beside
     it (the name shortened so that it fits the file system's limit), so a leftover after SIGKILL
     is recognisable. On any exception (or KeyboardInterrupt) it is removed and ``target`` is
     untouched; a failed write (disk full, file-size limit) becomes a :class:`DataError` naming
-    ``target``. Devices, FIFOs and descriptors are yielded as they are (written directly).
+    ``target``. Devices, FIFOs and descriptors are yielded as they are (written directly), and so
+    is a URL: the store publishes the object only once it is complete.
     """
     display = os.fspath(target)
+    if is_url(display):  # the store publishes the object only once it is complete
+        with store_errors(display):
+            yield display  # type: ignore[misc]
+        return
     resolved = resolve_target(display)
     if resolved.direct:
         with writing(display):
@@ -389,13 +425,17 @@ def writing(name: str, hint: str | None = None) -> Iterator[None]:
         raise DataError(f"cannot write {name}: {failure}", hint=hint) from exc
 
 
-def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically (temporary file in the same folder, then rename)."""
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes, storage: StorageOptions = ()) -> None:
+    """Write ``data`` to ``target`` atomically (temporary file in the same folder, then rename; on
+    a store, one PUT)."""
+    if is_url(target):
+        write_url(str(target), data, storage)
+        return
     with atomic_path(target) as temp:
-        temp.write_bytes(data)
+        Path(temp).write_bytes(data)
 
 
-def write_text_output(text: str, target: str, stdout: IO[bytes] | None = None) -> None:
+def write_text_output(text: str, target: str, stdout: IO[bytes] | None = None, storage: StorageOptions = ()) -> None:
     """Write ``text`` to ``target`` atomically, or to the binary ``stdout`` when ``target`` is ``-``."""
     if target == "-":
         stream = stdout_stream(stdout)
@@ -404,4 +444,4 @@ def write_text_output(text: str, target: str, stdout: IO[bytes] | None = None) -
             stream.flush()
         return
     check_output_target(target)
-    atomic_write_bytes(target, text.encode())
+    atomic_write_bytes(target, text.encode(), storage)

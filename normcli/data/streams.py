@@ -10,12 +10,11 @@ a Parquet stream is read into memory whole.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
+from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions, _convert_trimmed, _read_types
 from normcli.data.inputs import MAX_HEADER_BYTES, MAX_RECORD_BYTES, InputStream, Source, check_header_line, check_text
 from normcli.errors import DataError
 
@@ -88,6 +87,31 @@ def _first_boundary(buffer: bytes, quote: bytes | None) -> int:
         return pos + 1
 
 
+def first_records(handle: IO[bytes], rows: int, quoted: bool = True, header: bool = True) -> bytes:
+    """The bytes of the first ``rows`` records after the header line of an open text file (from
+    its start, a byte-order mark removed, when it has no header line)."""
+    quote = b'"' if quoted else None
+    data = b""
+    if header:
+        while not (header_end := _first_boundary(data, quote)):
+            more = handle.read(1 << 16)
+            if not more:
+                return b""
+            data += more
+        data = data[header_end:]
+    else:
+        data = handle.read(1 << 16)
+        data = data[len(_BOM) :] if data.startswith(_BOM) else data
+    lines = data.count(b"\n")
+    while lines <= rows:
+        more = handle.read(1 << 20)
+        if not more:
+            return data
+        data += more
+        lines += more.count(b"\n")
+    return data[: _last_boundary(data, quote)]
+
+
 class StreamReader:
     """Chunks of whole records from a text stream, parsed into frames with a fixed schema.
 
@@ -137,15 +161,22 @@ class StreamReader:
         return chunk
 
     def _read_header(self) -> list[str]:
+        """The column names from the first record; without a header (``--no-headers``) the first
+        record is data, left in place, and the columns are ``column_1``, ``column_2``, ..."""
         while not (cut := _first_boundary(self._pending, self._quote)) and len(self._pending) <= MAX_HEADER_BYTES and self._fill():
             pass
-        header = self._take(cut or len(self._pending))
+        if self._pending.startswith(_BOM):
+            del self._pending[: len(_BOM)]
+            cut = max(cut - len(_BOM), 0)
+        if self.options.has_header:
+            header = self._take(cut or len(self._pending))
+        else:
+            header = bytes(self._pending[: cut or len(self._pending)])
         check_header_line(header, self.source, self.options)
-        if header.startswith(_BOM):
-            header = header[len(_BOM):]
         if not header.strip():
             raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
-        self._header_lines = header.count(b"\n")
+        if self.options.has_header:
+            self._header_lines = header.count(b"\n")
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
@@ -154,11 +185,14 @@ class StreamReader:
                 hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv",
             ) from None
         delimiter = self.format.delimiter(self.options)
+        import csv
+
         try:
             rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
         except csv.Error as exc:
             raise DataError(f"{self.source.display}: the header line is malformed ({exc})", hint="check its quoting") from None
-        return rows[0] if rows else []
+        first = rows[0] if rows else []
+        return first if self.options.has_header else [f"column_{i + 1}" for i in range(len(first))]
 
     def _chunks(self) -> Iterator[bytes]:
         """Each chunk of whole records, in order: up to :data:`CHUNK_BYTES`, or what a slow
@@ -261,12 +295,14 @@ class StreamReader:
                     hint="give the first line every key (null where there is no value), or read the data from a file",
                 )
         columns = []
-        for name, dtype in schema.items():
+        read_types = _read_types(schema, self.options) or {}  # trimmed numbers are read as text first
+        for name, dtype in read_types.items():
             if name not in frame.columns:
                 columns.append(pl.lit(None, dtype=dtype).alias(name))
                 continue
             have = frame.schema[name]
-            if have != dtype and unify_dtypes(_dtype_name(dtype), _dtype_name(have)) != _dtype_name(dtype):
+            fixed = name in self.options.fixed  # --text / --dtype: the user's type, whatever the lines hold
+            if have != dtype and not fixed and unify_dtypes(_dtype_name(dtype), _dtype_name(have)) != _dtype_name(dtype):
                 values = frame[name]
                 lost = values.is_not_null() & (values.cast(dtype, strict=False).cast(have, strict=False) != values).fill_null(True)
                 raise DataError(
@@ -275,7 +311,7 @@ class StreamReader:
                     hint="read the data from a file (its types come from every line), or give the first lines such a value",
                 )
             columns.append(pl.col(name).cast(dtype))
-        return frame.select(columns)
+        return _convert_trimmed(frame.lazy().select(columns), schema, self.options).collect()
 
 
 def read_parquet_stream(source: Source) -> pl.DataFrame:

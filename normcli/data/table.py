@@ -63,6 +63,7 @@ class Inputs:
                     else:
                         self._frames[index] = read_parquet_stream(source)
                         schema = SourceSchema(source, dict(self._frames[index].schema), self.options, sample=self._frames[index])
+                        schema.fix_types()
                 else:
                     schema = read_schema(source, self.options)
                 schemas.append(schema)
@@ -97,24 +98,48 @@ class Inputs:
         frames = []
         for index, schema in enumerate(schemas):
             delimited = schema.source.format.name in ("csv", "tsv")
-            texts = [n for n, t in schema.types.items() if t == pl.String and n not in raw and n not in overrides]
+            texts = [n for n, t in schema.types.items() if t == pl.String and n not in raw]
             if index in self._frames:
                 frame = self._frames[index].lazy()
                 if delimited:  # streams were read with every text column as written
-                    frame = frame.with_columns(missing_tokens(texts, self.options.null_values))
-                frames.append(frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in schema.types]))
+                    frame = frame.with_columns(missing_tokens(texts, schema.options.null_values))
+                stored = frame.collect_schema()
+                types = {**schema.types, **{n: t for n, t in overrides.items() if n in schema.types}}
+                frames.append(frame.cast({n: t for n, t in types.items() if stored[n] != t}))
                 continue
-            source = schema.source
-            assert source.path is not None
-            if source.format.text:
-                types = {name: overrides.get(name, dtype) for name, dtype in schema.types.items()}
-                keep = delimited and any(n in types and types[n] == pl.String for n in raw)
-                frame = source.format.scan(source.path, self.options, types, keep_text=keep)
-                frames.append(frame.with_columns(missing_tokens(texts, self.options.null_values)) if keep else frame)
-            else:
-                frame = source.format.scan(source.path, self.options)
-                frames.append(frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in schema.types]))
+            frames.append(scan_source(schema.source, schema.types, schema.options, overrides, raw))
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+
+    def source_schemas(self) -> list[SourceSchema]:
+        """Each input's own schema (as inferred), in order."""
+        return list(self._read_schemas())
+
+
+def scan_source(
+    source: Source,
+    types: dict[str, pl.DataType],
+    options: ReadOptions,
+    overrides: dict[str, pl.DataType],
+    raw: Collection[str] = (),
+) -> pl.LazyFrame:
+    """A lazy scan of one input file with its inferred ``types`` (and the ``options`` inference
+    decided for it: :attr:`SourceSchema.options`), ``overrides`` forcing some columns' types (text
+    formats read them so; Parquet casts). Text columns named in ``raw`` keep null tokens as
+    written (see :meth:`Inputs.scan`)."""
+    import polars as pl
+
+    from normcli.data.formats import missing_tokens
+
+    assert source.path is not None
+    read = {name: overrides.get(name, dtype) for name, dtype in types.items()}
+    keep = source.format.name in ("csv", "tsv") and any(read.get(n) == pl.String for n in raw)
+    frame = source.format.scan(source.path, options, read, keep_text=keep)
+    if keep:
+        texts = [n for n, t in read.items() if t == pl.String and n not in raw]
+        frame = frame.with_columns(missing_tokens(texts, options.null_values))
+    if source.format.text:
+        return frame
+    return frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in types])
 
 
 @contextlib.contextmanager

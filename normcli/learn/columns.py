@@ -1,7 +1,8 @@
 """What a column is to the learning code: a row identifier, a number, a category, or neither.
 
-Pure rules on a column's name, type and a few counts, so that other commands (``fit``'s warning
-about id-like columns it scales) can apply the very same ones. Nothing here reads files.
+Pure rules on a column's name, type and a few counts. Nothing here reads files. The name rule
+(:data:`~normcli.data.schema.ID_NAME`) is shared with ``fit``, which warns about id-like columns
+it scales.
 
 Rules (documented in the README, "train"):
 
@@ -19,9 +20,10 @@ Rules (documented in the README, "train"):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
+
+from normcli.data.schema import ID_NAME
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,13 +40,6 @@ __all__ = [
 
 MAX_INTEGER_CATEGORIES = 10
 """An integer feature with at most this many distinct values (in the training split) is a category."""
-
-ID_NAME = re.compile(
-    r"(?i:^(id|idx|index|row|row_?id|row_?number|row_?names|uuid|unnamed: ?\d+)$)"
-    r"|(?i:[_\-. ]id$)"
-    r"|[a-z0-9](?:Id|ID)$"
-)
-"""Column names that say "row identifier" (case-insensitive but for the camel-case ``fooId``)."""
 
 Kind = Literal["numeric", "categorical"]
 

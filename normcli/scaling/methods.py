@@ -165,6 +165,12 @@ def _finite_or_none(value: Fraction) -> float | None:
 
 def _warnings(column: ColumnStats, partial: ColumnPartial, constant: bool) -> list[str]:
     warnings = []
+    identifier = _looks_like_an_identifier(column)
+    if identifier:
+        warnings.append(
+            f"column '{column.name}' looks like a row identifier ({identifier}); scaling it is rarely "
+            f"meaningful: --exclude '{column.name}'"
+        )
     if constant:
         if column.min == column.max:
             warnings.append(f"column '{column.name}' is constant ({column.min:.17g}); scale set to 1")
@@ -181,6 +187,22 @@ def _warnings(column: ColumnStats, partial: ColumnPartial, constant: bool) -> li
             "and lose precision"
         )
     return warnings
+
+
+def _looks_like_an_identifier(column: ColumnStats) -> str | None:
+    """Why a fitted column looks like a row id: its name, or — from the exact statistics — being
+    the consecutive integers min..max, each once (mean and M2 of a permutation of a range)."""
+    from normcli.data.schema import ID_NAME
+
+    if ID_NAME.search(column.name):
+        return "its name"
+    n = column.count
+    if n < 100 or column.null_count or not column.dtype.startswith(("Int", "UInt")) or column.max - column.min + 1 != n:
+        return None
+    moments = column.moments
+    if moments.mean() == (Fraction(column.min) + Fraction(column.max)) / 2 and moments.m2() == Fraction(n * (n * n - 1), 12):
+        return f"the integers {column.min:.0f} to {column.max:.0f}, each once"
+    return None
 
 
 def _magnitude(partial: ColumnPartial) -> float:

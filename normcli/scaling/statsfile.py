@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from normcli import __version__
+from normcli.data.inputs import STDIN, read_stdin_text
 from normcli.data.outputs import write_text_output
+from normcli.data.storage import is_url, read_url
 from normcli.errors import DataError
 from normcli.scaling.exact import Dyadic, Moments, expansion
 from normcli.scaling.methods import METHODS
@@ -81,14 +85,28 @@ def _sums_to_dict(moments: Moments) -> dict[str, Any]:
     return sums
 
 
+_FORMAT_KEY = re.compile(rb'"format"\s*:\s*"normcli-stats"')
+
+
+def is_stats_file(path: str | Path) -> bool:
+    """Whether ``path`` looks like a stats file: its first 4 KiB declare ``"format": "normcli-stats"``
+    (normcli writes that key first). A quick look for :func:`~normcli.data.outputs.check_replaceable`,
+    not a validation (:func:`load_stats` validates)."""
+    try:
+        with open(path, "rb") as handle:
+            return bool(_FORMAT_KEY.search(handle.read(4096)))
+    except OSError:
+        return False
+
+
 def dumps_stats(stats: Stats) -> str:
     """Strict, deterministic JSON text of ``stats`` (shortest round-trip floats, no NaN/Infinity)."""
     return json.dumps(stats_to_dict(stats), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None) -> None:
-    """Write ``stats`` to ``path`` atomically, or to stdout when ``path`` is ``-``."""
-    write_text_output(dumps_stats(stats), path, stdout)
+def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None, storage: tuple[tuple[str, str], ...] = ()) -> None:
+    """Write ``stats`` to ``path`` (a file or a URL) atomically, or to stdout when ``path`` is ``-``."""
+    write_text_output(dumps_stats(stats), path, stdout, storage)
 
 
 # --------------------------------------------------------------------------- loading
@@ -100,18 +118,38 @@ bytes, so even 100,000 columns (the column limit of inputs) stay near 50 MB; par
 Python objects takes about five times the file's size in memory."""
 
 
-def load_stats(path: str | Path) -> Stats:
-    """Read and validate a stats file; any problem is a :class:`DataError` naming the field."""
+def load_stats(
+    path: str | Path,
+    storage: tuple[tuple[str, str], ...] = (),
+    *,
+    stdin: IO[bytes] | None = None,
+    stdin_is_terminal: bool = False,
+    data: Sequence[str] | None = None,
+) -> Stats:
+    """Read and validate a stats file (a path or a URL); any problem is a :class:`DataError`
+    naming the field. Files larger than :data:`MAX_STATS_BYTES` are refused before they are read.
+
+    ``-`` reads the stats from ``stdin`` (``normcli fit a.csv -o - | normcli transform b.csv -s -``);
+    ``data``, the data inputs of the same command, must then not read stdin too.
+    """
     name = str(path)
+    if name == "-":
+        return parse_stats(read_stdin_text(stdin, stdin_is_terminal, data, what="stats", limit=MAX_STATS_BYTES), STDIN)
+    if is_url(path):
+        try:
+            text = read_url(name, storage, limit=MAX_STATS_BYTES).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{name}: not a normcli stats file (not UTF-8 JSON)") from None
+        return parse_stats(text, name)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_STATS_BYTES + 1)
-        if len(data) > MAX_STATS_BYTES:
+            raw = handle.read(MAX_STATS_BYTES + 1)
+        if len(raw) > MAX_STATS_BYTES:
             raise DataError(
                 f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
                 hint="is it a stats file written by normcli fit?",
             )
-        text = data.decode("utf-8")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"{name}: no such stats file", hint="create one with: normcli fit DATA -o " + name) from None
     except IsADirectoryError:
