@@ -6,10 +6,13 @@ nothing else asks ``sys.stdout.isatty()`` on its own and tests can swap the stre
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from dataclasses import dataclass
 from typing import IO, Any
+
+from normcli.errors import DataError
 
 PROG = "normcli"
 
@@ -31,7 +34,7 @@ class Env:
         """The process's real streams (under CliRunner, the runner's)."""
         return cls(
             stdin=sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin,  # type: ignore[arg-type]
-            stdout=sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout,  # type: ignore[arg-type]
+            stdout=_binary(sys.stdout),
             stderr=sys.stderr,
             stdin_is_terminal=_isatty(sys.stdin),
             stderr_is_terminal=_isatty(sys.stderr),
@@ -71,9 +74,29 @@ class Env:
         return Console(file=self.stderr)
 
     def write_text(self, text: str) -> None:
-        """Data on stdout."""
-        self.stdout.write(text.encode())
-        self.stdout.flush()
+        """Data on stdout (a full disk behind it is a clean error; a closed pipe is passed on)."""
+        from normcli.data.outputs import writing
+
+        with writing("stdout"):
+            self.stdout.write(text.encode())
+            self.stdout.flush()
+
+
+class ClosedStdout(io.RawIOBase):
+    """Stands for a stdout the shell closed (``>&-``): writing data to it is a clean error."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        raise DataError("cannot write to stdout: it is closed", hint="redirect it, e.g. > out.csv, or name an output file with -o")
+
+
+def _binary(stream: Any) -> IO[bytes]:
+    """The binary side of a text stream; :class:`ClosedStdout` for one the shell closed."""
+    if stream is None:
+        return ClosedStdout()  # type: ignore[return-value]
+    return stream.buffer if hasattr(stream, "buffer") else stream
 
 
 def _isatty(stream: Any) -> bool:

@@ -10,13 +10,10 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
-import random
 import subprocess
-import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +27,7 @@ from typer.testing import CliRunner
 
 from conftest import NORMCLI
 from normcli.cli import app
-from normcli.errors import DataError
+from normcli.errors import DataError, UsageError
 from normcli.scaling.exact import Dyadic, Moments, sqrt_correctly_rounded
 from normcli.scaling.fit import fit
 from normcli.scaling.fragments import BLOCK_ROWS, ColumnSpec, reblock, summarize
@@ -74,6 +71,19 @@ def test_sqrt_is_correctly_rounded(value, divisor) -> None:
     assert (Fraction(below) + Fraction(got)) ** 2 / 4 <= exact <= (Fraction(got) + Fraction(above)) ** 2 / 4
     if value and divisor == 1:
         assert got == math.sqrt(value)  # math.sqrt is correctly rounded for a float
+
+
+@given(st.floats(min_value=1e150, max_value=1.7976931348623157e308, allow_nan=False), st.integers(1, 1000))
+@settings(max_examples=300, deadline=None)
+def test_sqrt_is_correctly_rounded_up_to_the_top_of_float64(value, divisor) -> None:
+    """The std of values near ±1.7e308 raised OverflowError (the root, as an integer, did not fit a float)."""
+    exact = Fraction(value) ** 2 / divisor
+    got = sqrt_correctly_rounded(exact)
+    below, above = math.nextafter(got, 0), math.nextafter(got, math.inf)
+    upper = (Fraction(got) + Fraction(above)) ** 2 / 4 if math.isfinite(above) else exact
+    assert (Fraction(below) + Fraction(got)) ** 2 / 4 <= exact <= upper
+    if divisor == 1:
+        assert got == value
 
 
 @given(st.lists(finite, min_size=1, max_size=30))
@@ -167,7 +177,9 @@ def test_merge_refuses_overlapping_shards_unless_allowed(tmp_path: Path) -> None
     with pytest.raises(DataError, match="both list the input"):
         merge_stats([one, one])
     doubled = merge_stats([one, one], allow_overlap=True)
-    assert dumps_stats(doubled) == dumps_stats(fit([a, a]))
+    assert dumps_stats(doubled) == dumps_stats(fit([a, a], allow_overlap=True))
+    with pytest.raises(UsageError, match="given twice"):  # fit refuses the same file twice, as merge does
+        fit([a, a])
 
 
 def test_merge_cli_is_byte_identical_to_fit_of_the_union(tmp_path: Path, monkeypatch) -> None:
@@ -374,3 +386,52 @@ def test_fit_warns_about_columns_that_look_like_row_ids(tmp_path: Path) -> None:
     }).write_parquet(path)
     warned = {w.split("'")[1] for w in fit([str(path)]).warnings if "row identifier" in w}
     assert warned == {"shuffled_rows", "order_id"}
+
+
+# --------------------------------------------------------------------------- never a stats file the loader refuses (issue 10, #14)
+
+
+EXTREMES = [
+    ([1e-300, 2e-300, 3e-300], (0.0, 1.0)),
+    ([0.0, 1.0, 2.0], (-1e307, 1e307)),
+    ([0.0, 1e-300], (0.0, 1e300)),
+    ([1e300, 1.7e308, -1.7e308], (0.0, 1.0)),
+    ([5e-324, 1e-323, 0.0], (1e300, 1.5e300)),
+    ([1.0, 1.0 + 2**-52], (0.0, 1e-300)),
+]
+
+
+@pytest.mark.parametrize(("values", "feature_range"), EXTREMES)
+@pytest.mark.parametrize("method", ["standard", "minmax", "maxabs", "robust"])
+def test_fit_writes_only_stats_that_load_and_transform(tmp_path: Path, values, feature_range, method: str) -> None:
+    """minmax with --feature-range=-1e308,1e308 used to write scale 0, which transform refused:
+    a fit either fails with one clear error or writes a file that loads and applies."""
+    src = write(tmp_path, "x.csv", "a\n" + "\n".join(repr(v) for v in values) + "\n")
+    try:
+        stats = fit([src], method=method, feature_range=feature_range)
+    except (DataError, UsageError) as exc:
+        assert exc.one_line() and "scale" in exc.one_line() or "--feature-range" in exc.one_line()
+        return
+    path = tmp_path / "s.json"
+    save_stats(stats, str(path))
+    column = load_stats(path).column("a")
+    assert column.scale > 0 and math.isfinite(column.scale) and math.isfinite(column.center)
+    out = tmp_path / "out.parquet"
+    from normcli.scaling.apply import transform
+
+    transform([src], stats=path, output=str(out))
+    assert pl.read_parquet(out)["a"].len() == len(values)
+
+
+def test_merge_of_shards_near_1e200_equals_the_fit_of_their_union(tmp_path: Path) -> None:
+    """The merge of ±1e200 shards used to raise ValueError where one fit of the same rows worked."""
+    a = write(tmp_path, "a.csv", "a\n1e200\n-1e200\n")
+    b = write(tmp_path, "b.csv", "a\n-1e200\n1e200\n3\n")
+    for method in ("standard", "minmax", "maxabs"):
+        merged = merge_stats([parse_stats(dumps_stats(fit([p], method=method))) for p in (a, b)])
+        assert dumps_stats(merged) == dumps_stats(fit([a, b], method=method))
+        values = np.array([1e200, -1e200, -1e200, 1e200, 3])
+        # within float64's precision at the column's magnitude (block sums around a block's mean
+        # lose the low bits of 1e200 − 1, as any float64 sum does)
+        assert merged.column("a").mean == pytest.approx(values.mean(), abs=1e-15 * 1e200)
+        assert merged.column("a").std == pytest.approx((values / 1e100).std() * 1e100, rel=1e-15)  # squares overflow

@@ -262,19 +262,30 @@ def test_saved_bytes_are_deterministic(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz"]  # no temp files left
 
 
-def test_load_uses_np_load_without_pickle(tmp_path, monkeypatch):
+class _Trap:
+    """Unpickling this creates a file: proof that an object array was unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_load_never_unpickles(tmp_path):
+    """Object arrays are refused before unpickling (np.load(allow_pickle=True) would run the trap)."""
     path = tmp_path / "m.npz"
     save_model(trained_like_model(), path)
-    calls = []
-    real_load = np.load
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("allow_pickle"))
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(np, "load", spy)
-    load_model(path)
-    assert calls == [False]
+    arrays = dict(np.load(path))
+    trap = tmp_path / "unpickled"
+    first = next(name for name in arrays if name != "metadata")
+    arrays[first] = np.array([_Trap(str(trap))], dtype=object)
+    np.savez(tmp_path / "evil.npz", **arrays)
+    with pytest.raises(DataError, match="object"):
+        load_model(tmp_path / "evil.npz")
+    assert not trap.exists()
+    dict(np.load(tmp_path / "evil.npz", allow_pickle=True))  # the trap is real
+    assert trap.exists()
 
 
 def test_save_replaces_existing_file(tmp_path):

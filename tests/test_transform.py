@@ -228,3 +228,146 @@ def test_inverse_from_a_pipe_restores_integers_chunk_by_chunk(tmp_path: Path) ->
     )
     assert pl.read_parquet(io.BytesIO(parquet.getvalue()))["year"].to_list() == [2007.0, 1999.0, 2021.0]
     assert report.notes == ["columns fitted as integers ('year', 'n') are written as floats: Parquet from a stream cannot be checked before it is written (transform a file to restore them)"]
+
+
+# --------------------------------------------------------------------------- null tokens and pass-through text
+
+
+PASS_THROUGH = (
+    'country,x,note,code\n'
+    'NA,1,null,007\n'
+    'DE,2,"a, b",NA\n'
+    'NaN,NA,N/A,1\n'
+    ',4,"",null\n'
+    'N/A,5,NULL, 2\n'
+)
+"""Country codes, words and codes that look like null tokens; x is the only fitted column."""
+
+
+def cells(text: str, column: str) -> list[str]:
+    """The cells of ``column`` as text, by Python's csv module (an independent reader)."""
+    import csv
+
+    rows = list(csv.reader(io.StringIO(text)))
+    index = rows[0].index(column)
+    return [row[index] for row in rows[1:]]
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_null_tokens_apply_to_fitted_columns_only(tmp_path: Path, via: str) -> None:
+    """Namibia's code NA, the word null and a code 007 pass through as written (they used to be
+    emptied); NA in the fitted column x is missing."""
+    src = tmp_path / "in.csv"
+    src.write_text(PASS_THROUGH)
+    stats = fit([str(src)], columns=["x"])
+    out = io.BytesIO()
+    if via == "file":
+        transform([str(src)], stats=stats, output=str(tmp_path / "out.csv"))
+        written = (tmp_path / "out.csv").read_text()
+    else:
+        transform([], stats=stats, stdin=io.BytesIO(src.read_bytes()), stdout=out)
+        written = out.getvalue().decode()
+    for column in ("country", "note", "code"):
+        assert cells(written, column) == cells(PASS_THROUGH, column)
+    x = np.array([1, 2, 4, 5], dtype=float)
+    scaled = cells(written, "x")
+    assert scaled[2] == ""
+    np.testing.assert_array_equal([float(v) for v in scaled if v], (x - x.mean()) / x.std())
+
+
+@pytest.mark.parametrize("name", ["out.parquet", "out.ndjson"])
+def test_text_stays_text_and_typed_columns_read_tokens_in_typed_outputs(tmp_path: Path, name: str) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("country,x,n,flag\nNA,1,5,true\nDE,2,NA,False\nnull,3,7,NA\n")
+    stats = fit([str(src)], columns=["x"])
+    transform([str(src)], stats=stats, output=str(tmp_path / name))
+    result = pl.read_parquet(tmp_path / name) if name.endswith("parquet") else pl.read_ndjson(tmp_path / name)
+    assert result["country"].to_list() == ["NA", "DE", "null"]
+    assert result["n"].to_list() == [5, None, 7] and result.schema["n"] == pl.Int64
+    assert result["flag"].to_list() == [True, False, None] and result.schema["flag"] == pl.Boolean
+
+
+FLOAT_CELLS = [
+    "1", "-2", "+5", ".5", "5.", "1e5", "1E+05", "1e-400", "1e400", "007", "-0", "0.1e1", "4.9e-324",
+    "inf", "-inf", "+inf", "Inf", "INF", "infinity", "-Infinity", "nan", "NaN", "NAN", "-nan",
+    " 5", "\t5", "  -5", " 1e5", " inf", "", " ", "\t", '""', '" 5"', '"3"',
+]
+"""Cells the CSV reader parses as Float64 (or reads as missing): transform must read each the same."""
+TOKENS = ["NA", "N/A", "null", "NULL", '"NA"']
+
+BAD_CELLS = ["5 ", " NA", "NA ", "1_000", "0x10", '"1,5"', "1d5", "e5", "-", ".", "1..2", "٣", "- 5", "\u00a05"]
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+@pytest.mark.parametrize("null_values", [("NA", "N/A", "NaN", "nan", "null", "NULL"), ()])
+def test_transform_reads_numbers_as_polars_csv_reader_does(tmp_path: Path, null_values, via: str) -> None:
+    """transform reads a file as text and parses the fitted columns itself (so that text columns
+    keep null tokens): each cell must come out as Polars' own reader parses it for fit."""
+    cases = ["1.5"] * 10_000 + FLOAT_CELLS + (TOKENS if null_values else [])  # past the rows that infer types
+    body = "x,keep\n" + "".join(f"{cell},k{i}\n" for i, cell in enumerate(cases))
+    src = tmp_path / "cells.csv"
+    src.write_bytes(body.encode())
+    reference = pl.read_csv(src, schema={"x": pl.Float64, "keep": pl.String}, null_values=list(null_values) or None)["x"]
+    stats = _stats_of_x(tmp_path, null_values)
+    if via == "file":
+        transform([str(src)], stats=stats, output=str(tmp_path / "out.parquet"))
+        got = pl.read_parquet(tmp_path / "out.parquet")["x"]
+    else:
+        out = io.BytesIO()
+        transform([], stats=stats, stdin=io.BytesIO(src.read_bytes()), stdout=out, output_format_name="parquet")
+        got = pl.read_parquet(out.getvalue())["x"]
+    column = stats.column("x")
+    assert got.is_null().to_list() == reference.is_null().to_list()
+    expected = ((reference.drop_nulls().to_numpy() - column.center) - column.center_lo) / column.scale  # IEEE division
+    np.testing.assert_array_equal(got.drop_nulls().to_numpy(), expected)
+
+
+@pytest.mark.parametrize("cell", BAD_CELLS)
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_a_cell_the_reader_refuses_is_named_with_its_line(tmp_path: Path, cell: str, via: str) -> None:
+    rows = [f"{i}.5" for i in range(12_000)]  # past the rows that decide the column's type
+    rows[11_000] = cell
+    src = tmp_path / "bad.csv"
+    src.write_bytes(("x\n" + "\n".join(rows) + "\n").encode())
+    with pytest.raises(pl.exceptions.ComputeError):
+        pl.read_csv(src, schema={"x": pl.Float64}, null_values=["NA"])  # Polars' reader refuses it too
+    stats = _stats_of_x(tmp_path)
+    expected = cell.strip('"') if cell.startswith('"') else cell
+    with pytest.raises(DataError) as caught:
+        if via == "file":
+            transform([str(src)], stats=stats, output=str(tmp_path / "out.csv"))
+        else:
+            transform([], stats=stats, stdin=io.BytesIO(src.read_bytes()), stdout=io.BytesIO())
+    assert f"has the value '{expected}' at line 11002" in caught.value.message
+    assert not (tmp_path / "out.csv").exists()
+
+
+def _stats_of_x(folder: Path, null_values=("NA",)):
+    """Stats of a column x fitted on a clean file (the cells under test make x text when inferred)."""
+    (folder / "good.csv").write_text("x\n1\n2\n4\n")
+    return fit([str(folder / "good.csv")], null_values=null_values)
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_predict_passes_kept_text_columns_through(tmp_path: Path, via: str) -> None:
+    """predict --keep writes kept columns as they are: a country code NA used to come out empty.
+    Features still read null tokens as missing, as in training."""
+    from typer.testing import CliRunner
+
+    from normcli.cli import app
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=200), rng.normal(size=200)
+    codes = ["NA", "null", "N/A", "DE"] * 50
+    frame = pl.DataFrame({"country": codes, "x1": x1, "x2": x2, "y": (x1 + x2 > 0).astype(int)})
+    frame.write_csv(tmp_path / "c.csv")
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", str(tmp_path / "c.csv"), "--target", "y", "--exclude", "country", "--epochs", "2", "-o", str(tmp_path / "m.npz"), "-q"])
+    assert trained.exit_code == 0, trained.stderr
+    args = ["predict", "--model", str(tmp_path / "m.npz"), "--keep", "country", "-q"]
+    if via == "file":
+        result = runner.invoke(app, [*args, str(tmp_path / "c.csv")])
+    else:
+        result = runner.invoke(app, args, input=(tmp_path / "c.csv").read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert cells(result.stdout, "country") == codes

@@ -53,11 +53,17 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
         hint = f" ({_usage_hint(exc)})" if code == ExitStatus.USAGE_ERROR else ""
         print(f"{PROG}: error: {message}{hint}", file=stderr)
         return code
+    if isinstance(exc, MemoryError):
+        print(
+            f"{PROG}: error: out of memory (a smaller input or fewer columns may fit; see 'Memory' in docs/errors.md)",
+            file=stderr,
+        )
+        return int(ExitStatus.DATA_ERROR)
     if isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc):
         silence(sys.stdout)  # the interpreter's final flush must be quiet too
         return int(ExitStatus.OK)
     if isinstance(exc, OSError):
-        what = exc.strerror or str(exc)
+        what = exc.strerror or str(exc) or type(exc).__name__
         name = f"{exc.filename}: " if exc.filename else ""
         print(f"{PROG}: error: {name}{what}", file=stderr)
         return int(ExitStatus.DATA_ERROR)

@@ -93,6 +93,7 @@ def _feedback(env: Env, inputs: list[str] | None) -> Any:
 
 @app.command(short_help="Train a numpy batch-norm MLP; save it as .npz.")
 def train(
+    ctx: typer.Context,
     inputs: Inputs = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
     stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize numeric features with this stats file ('-': stdin; default: fit standard stats on the training split).")] = None,
@@ -154,7 +155,7 @@ def train(
 
     def body(env: Env) -> None:
         from normcli.data.inputs import named_files
-        from normcli.data.outputs import check_output_target
+        from normcli.data.outputs import check_distinct_outputs, check_output_target
         from normcli.learn.dataset import DataOptions, Reading
         from normcli.nn import NetworkConfig, TrainConfig
 
@@ -168,6 +169,17 @@ def train(
             raise UsageError(
                 "the model cannot go to stdout", hint="name a file with -o model.npz; --json prints the metrics"
             )
+        if val_split == 0 and early_stopping and not compare:
+            source = ctx.get_parameter_source("early_stopping")
+            if getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT"):
+                raise UsageError(
+                    "--early-stopping watches the validation loss, and --val-split 0 leaves no validation rows",
+                    hint="keep a validation split, or drop --early-stopping",
+                )
+            env.note(f"--val-split 0: no validation rows, so no early stopping: all {epochs} epochs run")
+        if plot == "-":
+            raise UsageError("the plot cannot go to stdout", hint="name a PNG file with --plot curves.png")
+        check_distinct_outputs({"-o": None if compare else output or "model.npz", "--metrics-out": metrics_out, "--plot": plot})
         read_files = [*named_files(inputs or []), *([Path(stats)] if stats else [])]
         if not compare:
             from normcli.data.outputs import check_replaceable

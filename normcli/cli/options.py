@@ -167,5 +167,9 @@ def _parse_storage_options(values: list[str] | None) -> tuple[tuple[str, str], .
 
 
 def _run(action: Callable[[Env], None], quiet: bool) -> None:
-    """Run a command body against the current environment."""
-    action(Env.current(quiet=quiet))
+    """Run a command body against the current environment; the files it writes are put in place
+    together at its end, after its stdout, or none of them (see :mod:`normcli.data.outputs`)."""
+    from normcli.data.outputs import committed_together
+
+    with committed_together():
+        action(Env.current(quiet=quiet))

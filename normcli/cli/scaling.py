@@ -57,6 +57,7 @@ def fit(
     by: Annotated[list[str] | None, typer.Option("--by", help="Also fit per group of these columns (comma-separated): each group's statistics, plus the pooled ones.")] = None,
     weight: Annotated[str | None, typer.Option("--weight", help="Column of frequency weights: a row of weight w counts as w rows (n = sum of weights).")] = None,
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Read a file given more than once (under any name) each time: its rows count twice (default: an error).")] = False,
     force: Force = False,
     null_values: NullValues = None,
     format: Format = None,
@@ -122,6 +123,7 @@ def fit(
                 format=format,
                 **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
                 allow_missing_columns=allow_missing_columns,
+                allow_overlap=allow_overlap,
                 storage=storage,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,

@@ -12,15 +12,15 @@ import contextlib
 import errno
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
-from normcli.data.formats import ReadOptions
+from normcli.data.formats import BOOLEAN_CARRIER, ReadOptions, cleaned_text
 from normcli.data.inputs import Source, describe
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
-    pass
+    import polars as pl
 
 _PARSE_ERROR = re.compile(
     r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'"
@@ -29,9 +29,19 @@ _PARSE_ERROR = re.compile(
 )
 """Polars' messages for a cell that is not of its column's type: from the CSV parser, or from the
 cast of a trimmed numeric column (see :class:`~normcli.data.formats.ReadOptions`)."""
-_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated")
-_DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer"}
-_DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64"}
+_STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated", "does not match number of columns")
+_COMPRESSION_WORDS = (
+    "unexpected end of file", "corrupt deflate", "decompress", "incomplete frame", "data corruption",
+    "unknown frame descriptor", "checksum", "invalid gzip header",
+)
+_DTYPE_WORDS = {
+    "f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer", "i128": "a 128-bit integer",
+    BOOLEAN_CARRIER: "true or false", "bool": "true or false",
+}
+_DTYPE_NAMES = {
+    "f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "i128": "Int128",
+    "bool": "Boolean", BOOLEAN_CARRIER: "Boolean",
+}
 _WRITE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
@@ -118,6 +128,8 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         for candidate in texts:
             structural = candidate.structure()
             if structural is not None:
+                if candidate.compression is not None:  # deflate is checked only at its end: garbage parses first
+                    structural.hint = f"{structural.hint}; or the compressed file is damaged (gzip -t checks it)"
                 return structural
     if match:
         column = match.group("column") if match.group("column") is not None else match.group("column2")
@@ -150,7 +162,7 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         located = candidate.bad_json()
         if located is not None:
             return located
-    if "unexpected end of file" in lowered or "corrupt deflate" in lowered or "decompress" in lowered:
+    if any(word in lowered for word in _COMPRESSION_WORDS):
         return DataError(
             f"{where}: compressed data ends unexpectedly or is corrupt",
             hint="the file is probably truncated; copy or download it again",
@@ -170,6 +182,35 @@ def repeated_header(where: str, line: int) -> DataError:
         hint="name the files (or a glob such as 'part-*.csv') instead of concatenating them, "
         "or keep the first header only: awk 'FNR > 1 || NR == 1' part-*.csv",
     )
+
+
+def _first_unparsable(
+    cells: pl.LazyFrame, column: str, dtype: str, value: str | None, options: ReadOptions, trimmed: bool | None = None
+) -> tuple[int, str, list[str]] | None:
+    """(row index, the cell, the whole row) of the first cell of ``column`` (read as text, no null
+    tokens) that is not of type ``dtype`` as normcli reads it, or that is the ``value`` Polars
+    reported. A trimmed column (``' 5 '``, ``+5``; ``trimmed`` None: if inference made it one)
+    converts with spaces stripped both sides; any other one as Polars' CSV reader parses a number:
+    leading spaces and tabs skipped, trailing not."""
+    import polars as pl
+
+    text = pl.col(column)
+    if column in options.trimmed if trimmed is None else trimmed:
+        cleaned = text.str.strip_chars()
+        cleaned = pl.when(~cleaned.is_in([*options.null_values, ""])).then(cleaned)
+    else:
+        cleaned = cleaned_text(column, options.null_values)
+    if _DTYPE_NAMES.get(dtype) == "Boolean":
+        parsed = cleaned.str.to_lowercase().is_in(["true", "false"])
+    else:
+        parsed = cleaned.cast(getattr(pl, _DTYPE_NAMES.get(dtype, "Float64")), strict=False).is_not_null()
+    bad = (cleaned.is_not_null() & ~parsed) | (text == value if value is not None else pl.lit(False))
+    row = "\x00row"
+    found = cells.with_row_index(row).filter(text.is_not_null() & bad).head(1).collect()
+    if not found.height:
+        return None
+    values = found.row(0)
+    return int(values[0]), str(found[column][0]), [str(v) for v in values[1:]]
 
 
 def _is_no_data(exc: BaseException) -> bool:
@@ -207,6 +248,7 @@ class _Text:
             if handle is None:
                 return None
             with handle:
+                csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long cells are data, not faults
                 reader = csv.reader(handle, delimiter=self.separator(), strict=True)
                 width = None if self.has_header else self.width()
                 offset = self.first_line_number - 1
@@ -242,10 +284,12 @@ class _Text:
     def width(self) -> int | None:
         return None
 
-    def unparsable(self, column: str, dtype: str, value: str | None = None) -> tuple[str, int, str, bool] | None:
+    def unparsable(
+        self, column: str, dtype: str, value: str | None = None, trimmed: bool | None = None
+    ) -> tuple[str, int, str, bool] | None:
         """(input, line, value, whether that line repeats the header) of the first cell of
         ``column`` that is not of type ``dtype``: the cell Polars reported (``value``), or one
-        that does not convert once trimmed of spaces."""
+        that does not convert (trimmed of spaces if ``trimmed``; see :func:`_first_unparsable`)."""
         return None
 
     def bad_json(self) -> DataError | None:
@@ -263,9 +307,16 @@ class _Text:
                     if not line.strip():
                         continue
                     try:
-                        value = json.loads(line.strip())
+                        value = json.loads(line.strip(), parse_float=_float64, parse_int=_int64)
                     except json.JSONDecodeError as exc:
                         problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+                    except _OutOfRange as exc:
+                        return DataError(
+                            f"{self.display}: line {number} has the number {clip(str(exc))}, beyond what a float64 holds",
+                            hint="write it as a string, or as null",
+                        )
+                    except RecursionError:
+                        problem = "is nested too deeply"
                     else:
                         if isinstance(value, dict):
                             continue
@@ -274,6 +325,25 @@ class _Text:
         except (OSError, EOFError, UnicodeDecodeError):
             return None
         return None
+
+
+class _OutOfRange(ValueError):
+    """A JSON number Polars' reader refuses: beyond float64 range."""
+
+
+def _float64(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _OutOfRange(text)
+    return value
+
+
+def _int64(text: str) -> int:
+    """Polars reads integers beyond 64 bits as floats: only those beyond float64 fail. (Only the
+    line's structure is looked at, so the value is not built: Python limits int() to 4,300 digits.)"""
+    if len(text) > 300 and float(text) in (float("inf"), float("-inf")):
+        raise _OutOfRange(text)
+    return 0
 
 
 class _FileText(_Text):
@@ -301,29 +371,25 @@ class _FileText(_Text):
             return gzip.open(self.source.path, "rt", encoding="utf-8-sig", errors="replace", newline="")
         return open(self.source.path, encoding="utf-8-sig", errors="replace", newline="")
 
-    def unparsable(self, column: str, dtype: str, value: str | None = None) -> tuple[str, int, str, bool] | None:
+    def unparsable(
+        self, column: str, dtype: str, value: str | None = None, trimmed: bool | None = None
+    ) -> tuple[str, int, str, bool] | None:
         """See :meth:`_Text.unparsable`. Reads the file as text (one Polars scan) and finds the
         first such cell. The line number assumes no quoted field spans lines before it."""
         import polars as pl
 
         if self.format_name not in ("csv", "tsv"):
             return None
-        target = getattr(pl, _DTYPE_NAMES.get(dtype, "Float64"))
-        text = pl.col(column)
-        stripped = text.str.strip_chars()
-        convertible = stripped.is_in([*self.options.null_values, ""]) | stripped.cast(target, strict=False).is_not_null()
-        bad = text.is_not_null() & (~convertible | (text == value if value is not None else pl.lit(False)))
         try:
-            cells = self.source.format.scan_text(self.source.path, self.options)  # type: ignore[arg-type]
-            names = cells.collect_schema().names()
-            found = cells.with_row_index("\x00row").filter(bad).head(1).collect()
+            cells = self.source.format.scan_text(self.source.path, self.options, raw=True)  # type: ignore[arg-type]
+            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
         except (pl.exceptions.PolarsError, OSError):
             return None
-        if not found.height:
+        if found is None:
             return None
-        row = found.row(0)
-        line = int(row[0]) + (2 if self.options.has_header else 1)
-        return self.display, line, str(found[column][0]), self.options.has_header and list(row[1:]) == names
+        index, cell, row = found
+        line = index + (2 if self.options.has_header else 1)
+        return self.display, line, cell, self.options.has_header and row == cells.collect_schema().names()
 
 
 class _ChunkText(_Text):
@@ -346,26 +412,23 @@ class _ChunkText(_Text):
     def open(self) -> IO[str]:
         return io.StringIO(self.chunk.decode("utf-8", errors="replace"), newline="")
 
-    def unparsable(self, column: str, dtype: str, value: str | None = None) -> tuple[str, int, str, bool] | None:
-        """See :meth:`_Text.unparsable`: the chunk, still in memory, read with Python's csv module."""
+    def unparsable(
+        self, column: str, dtype: str, value: str | None = None, trimmed: bool | None = None
+    ) -> tuple[str, int, str, bool] | None:
+        """See :meth:`_Text.unparsable`: the chunk, still in memory, read as text by Polars."""
+        import polars as pl
+
         if self.format_name not in ("csv", "tsv") or column not in self.names:
             return None
-        import csv
-
-        index = self.names.index(column)
-        nulls = set(self.options.null_values) | {""}
-        convert: Callable[[str], object] = float if dtype.startswith("f") else int
-        reader = csv.reader(self.open(), delimiter=self.separator())
-        for row in reader:
-            if index >= len(row) or row[index] in nulls:
-                continue
-            cell = row[index]
-            try:
-                convert(cell.strip()) if cell.strip() not in nulls else None
-                ok = cell != value
-            except ValueError:
-                ok = False
-            if not ok:
-                line = self.first_line_number + reader.line_num - 1
-                return self.display, line, cell, self.options.has_header and row == self.names
-        return None
+        try:
+            cells = pl.read_csv(
+                self.chunk, has_header=False, new_columns=self.names, separator=self.separator(),
+                schema=dict.fromkeys(self.names, pl.String), raise_if_empty=False,
+            ).lazy()
+            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        if found is None:
+            return None
+        index, cell, row = found
+        return self.display, self.first_line_number + index, cell, self.options.has_header and row == self.names

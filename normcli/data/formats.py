@@ -9,8 +9,8 @@ or by the first bytes and applies to the text formats.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import IO, TYPE_CHECKING, Any
 
@@ -139,12 +139,20 @@ class Format:
     # ------------------------------------------------------------------ reading
 
     def scan(
-        self, path: str, options: ReadOptions, schema: Mapping[str, pl.DataType] | None = None, *, infer: bool = False
+        self,
+        path: str,
+        options: ReadOptions,
+        schema: Mapping[str, pl.DataType] | None = None,
+        *,
+        infer: bool = False,
+        keep_text: bool = False,
     ) -> pl.LazyFrame:
         """A lazy scan of one file. With ``schema`` (every column's type) nothing is inferred (a
         Parquet file has its own types: only the columns ``--text``/``--dtype`` fixed are cast);
         ``infer`` reads float words such as ``inf`` as missing, for type inference only. Without a
-        header (``--no-headers``) the columns are ``column_1``, ``column_2``, ..."""
+        header (``--no-headers``) the columns are ``column_1``, ``column_2``, ...
+        ``keep_text`` applies the null tokens to typed columns only, so text columns keep them as
+        written (see :func:`typed_from_text`; without text columns the two readings are the same)."""
         import polars as pl
 
         if self.name == "parquet":
@@ -154,12 +162,16 @@ class Format:
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
-        if self.name == "ndjson":
+        if self.name == "ndjson":  # types from every line: a key first seen on line 10,001 is a column too
             frame = pl.scan_ndjson(
-                path, schema=_read_types(schema, options), infer_schema_length=INFER_SCHEMA_ROWS,
+                path, schema=_read_types(schema, options), infer_schema_length=None,
                 storage_options=options.storage_for(path),
             )
             return _convert_trimmed(frame, schema, options)
+        if keep_text and schema and any(dtype == pl.String for dtype in schema.values()):
+            raw = self.scan_text(path, options, raw=True)
+            typed = {n: t for n, t in schema.items() if n not in options.trimmed or not t.is_numeric()}
+            return _convert_trimmed(raw.with_columns(typed_from_text(typed, options.null_values)), schema, options)
         frame = pl.scan_csv(
             path,
             separator=self.delimiter(options),
@@ -175,15 +187,15 @@ class Format:
             frame = frame.rename(_one_based)
         return _convert_trimmed(frame, schema, options)
 
-    def scan_text(self, path: str, options: ReadOptions) -> pl.LazyFrame:
-        """A scan of a CSV/TSV file with every column read as text, exactly as written (for second
-        looks at bad values)."""
+    def scan_text(self, path: str, options: ReadOptions, *, raw: bool = False) -> pl.LazyFrame:
+        """A scan of a CSV/TSV file with every column read as text (for second looks at bad values),
+        null tokens as missing, or with ``raw`` exactly as written."""
         import polars as pl
 
         frame = pl.scan_csv(
             path, separator=self.delimiter(options), has_header=options.has_header,
-            null_values=list(options.null_values), infer_schema=False, glob=False,
-            storage_options=options.storage_for(path),
+            null_values=None if raw else list(options.null_values), infer_schema=False, glob=False,
+            raise_if_empty=True, storage_options=options.storage_for(path),
         )  # fmt: skip
         return frame if options.has_header else frame.rename(_one_based)
 
@@ -196,19 +208,24 @@ class Format:
         *,
         columns: list[str] | None = None,
         infer: bool = False,
+        keep_text: bool = False,
     ) -> pl.DataFrame:
         """Parse one chunk of a stream (whole records, no header line) into a frame.
 
-        ``schema`` gives every column's type (nothing is inferred); ``columns`` keeps only those.
+        ``schema`` gives every column's type (nothing is inferred); ``columns`` keeps only those;
+        ``keep_text`` as in :meth:`scan`. NDJSON chunks come back with the keys and types of their
+        own lines (:class:`~normcli.data.streams.StreamReader` fits them to the schema).
         """
         import polars as pl
 
         if self.name == "ndjson":
-            frame = pl.read_ndjson(
-                io.BytesIO(data), schema=_read_types(schema, options), infer_schema_length=INFER_SCHEMA_ROWS
-            )
-            frame = frame.select(columns) if columns is not None else frame
-            return _convert_trimmed(frame.lazy(), schema, options).collect()
+            # every line's keys and types are read, also with a schema: the caller checks that the
+            # chunk fits it (a key or a float the first chunk did not have) and casts it
+            return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+        if keep_text and schema and any(dtype == pl.String for dtype in schema.values()):
+            raw = self.parse(data, names, replace(options, null_values=(), trimmed=frozenset()), dict.fromkeys(schema, pl.String), columns=columns)
+            typed = {n: t for n, t in schema.items() if n in raw.columns and (n not in options.trimmed or not t.is_numeric())}
+            return _convert_trimmed(raw.lazy().with_columns(typed_from_text(typed, options.null_values)), {n: t for n, t in schema.items() if n in raw.columns}, options).collect()
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
@@ -307,6 +324,67 @@ def _convert_trimmed(frame: pl.LazyFrame, schema: Mapping[str, pl.DataType] | No
             missing = stripped.is_in([*options.null_values, ""])
             exprs.append(pl.when(missing).then(None).otherwise(stripped).cast(dtype).alias(name))
     return frame.with_columns(exprs) if exprs else frame
+
+
+BOOLEAN_CARRIER = "u8"
+"""Polars' name of the type (UInt8) booleans are parsed through, as 0/1, by :func:`typed_from_text`:
+a failed cast from text to it is about a true/false column."""
+
+
+def cleaned_text(name: str, null_values: Sequence[str]) -> pl.Expr:
+    """The text of column ``name`` as Polars' CSV reader sees it before parsing a number: a null
+    token, an empty quoted cell ``""`` or only spaces and tabs is missing, leading spaces and tabs
+    are dropped (trailing ones are not: ``'5 '`` is not a number there either)."""
+    import polars as pl
+
+    text = pl.col(name)
+    if null_values:
+        text = pl.when(~text.is_in(list(null_values))).then(text)  # then(text) keeps the name, for errors
+    text = text.str.strip_chars_start(" \t")
+    return pl.when(text != "").then(text)
+
+
+def missing_tokens(names: Sequence[str], null_values: Sequence[str]) -> list[pl.Expr]:
+    """Null tokens made missing in text columns read as written (what the CSV reader's
+    ``null_values`` does to a String column: a cell equal to a token is null)."""
+    import polars as pl
+
+    if not null_values:
+        return []
+    return [pl.when(~pl.col(name).is_in(list(null_values))).then(pl.col(name)) for name in names]
+
+
+def typed_from_text(schema: Mapping[str, pl.DataType], null_values: Sequence[str]) -> list[pl.Expr]:
+    """Expressions turning text columns (read with no null tokens) into ``schema``'s types, exactly
+    as Polars' CSV reader parses them with ``null_values``; String columns are left as written.
+
+    This is how transform passes text through byte for byte: a cell ``NA`` is missing in a fitted
+    (numeric) column, and stays ``NA`` in a column of country codes. Polars applies null tokens
+    to every column of a file alike, so the file is read as text and only the typed columns are
+    parsed (tested against the reader on every corner of the float syntax in tests/test_transform.py).
+    Numbers take a fast path: a plain cast, which accepts a subset of what the reader accepts;
+    only the cells it refuses (and null tokens) go through :func:`cleaned_text` and a strict cast,
+    which raises on a cell the reader would refuse too. This costs about 1.2× the CPU of reading
+    the numbers directly (bench/bench_passthrough.py), against 1.6× for the slow path everywhere.
+    """
+    import polars as pl
+
+    exprs = []
+    for name, dtype in schema.items():
+        if dtype == pl.String:
+            continue
+        if dtype == pl.Boolean:  # via 0/1 and a strict cast, whose error names the column and value
+            text = cleaned_text(name, null_values).str.to_lowercase()
+            digits = (text + " ").str.replace(r"^true $", "1").str.replace(r"^false $", "0")  # others fail the cast
+            exprs.append(digits.cast(pl.UInt8).cast(pl.Boolean))
+        elif dtype == pl.Null:
+            exprs.append(pl.lit(None, dtype=pl.Null).alias(name))
+        else:
+            raw = pl.col(name)
+            direct = raw.cast(dtype, strict=False)
+            plain = direct.is_not_null() & ~raw.is_in(list(null_values)) if null_values else direct.is_not_null()
+            exprs.append(pl.when(plain).then(direct).otherwise(cleaned_text(name, null_values).cast(dtype)))
+    return exprs
 
 
 class BatchWriter:

@@ -15,6 +15,7 @@ import contextlib
 import glob
 import io
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,23 @@ from normcli.data.storage import StorageOptions, concurrently, expand_url, is_ur
 from normcli.errors import DataError, UsageError
 
 STDIN = "<stdin>"
+
+MAX_COLUMNS = 100_000
+"""Inputs with more columns are refused: each column costs Polars about half a millisecond per
+block of rows and normcli a few KB, so 100,000 columns take about a minute per 65,536 rows and
+half a GB; a million-column header (12 MB of CSV) used to take 6 GB."""
+
+MAX_HEADER_BYTES = 32 << 20
+"""A first line (a CSV header) longer than this is refused before it is parsed: 100,000 columns
+with names of 300 characters fit; a file without line breaks (binary data) does not."""
+
+MAX_RECORD_BYTES = 256 << 20
+"""A record of a stream longer than this is refused rather than held in memory while its end is
+awaited (an unclosed quote makes the rest of a CSV stream one record)."""
+
+_DESCRIPTOR = re.compile(r"^/(?:proc/(?:self|thread-self|\d+)(?:/task/\d+)?|dev)/fd/\d+$")
+STANDARD_STREAMS = ("/dev/stdin", "/dev/stdout", "/dev/stderr")
+"""Names of this process's standard descriptors (0, 1, 2)."""
 
 
 class InputStream(io.RawIOBase):
@@ -83,6 +101,27 @@ class InputStream(io.RawIOBase):
                 break
             self._prefix += data
         return self._prefix[:size]
+
+
+def follow_links(name: str) -> tuple[str, bool]:
+    """The path ``name`` leads to through symbolic links, and whether it names an open descriptor.
+
+    Folders are resolved with :func:`os.path.realpath`; the last component is followed step by
+    step, so that ``/dev/stdout`` → ``/proc/self/fd/1`` is seen to be a descriptor before it is
+    resolved into whatever that descriptor is (a pipe, a terminal, the file of a ``>``).
+    """
+    current = os.path.abspath(name)
+    for _ in range(64):
+        if current in STANDARD_STREAMS or _DESCRIPTOR.match(current):
+            return current, True
+        folder, base = os.path.split(current)
+        current = os.path.join(os.path.realpath(folder), base)
+        if _DESCRIPTOR.match(current):
+            return current, True
+        if not os.path.islink(current):
+            return current, False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    raise DataError(f"{name}: too many levels of symbolic links", hint="check where the link points")
 
 
 def _widen_pipe(fd: int) -> None:
@@ -212,11 +251,12 @@ def reads_stdin(patterns: Sequence[str], stdin: IO[bytes] | None = None) -> bool
 
 
 def read_stdin_text(
-    stdin: IO[bytes] | None, stdin_is_terminal: bool, data: Sequence[str] | None, what: str
+    stdin: IO[bytes] | None, stdin_is_terminal: bool, data: Sequence[str] | None, what: str, limit: int | None = None
 ) -> str:
     """All of stdin as UTF-8 text, for a small document named ``-`` (a stats file).
 
-    Refused when the command's data (``data``) read stdin too, or stdin is a terminal.
+    Refused when the command's data (``data``) read stdin too, or stdin is a terminal, or it is
+    longer than ``limit`` bytes (read no further: ``cat /dev/zero | ... -s -`` must end).
     """
     if data is not None and reads_stdin(data, stdin):
         raise UsageError(
@@ -228,7 +268,10 @@ def read_stdin_text(
             f"the {what} should come from stdin ('-'), but stdin is a terminal",
             hint="pipe them in (normcli fit data.csv -o - | normcli ...), or name a file",
         )
-    raw = (stdin if stdin is not None else sys.stdin.buffer).read()
+    stream = stdin if stdin is not None else sys.stdin.buffer
+    raw = stream.read() if limit is None else stream.read(limit + 1)
+    if limit is not None and len(raw) > limit:
+        raise DataError(f"{STDIN}: the {what} are longer than {limit >> 20} MiB, which they never are", hint=f"is stdin the {what}?")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -276,8 +319,9 @@ def _check_readable(name: str) -> os.stat_result:
 
 def _is_stream_path(name: str, info: os.stat_result) -> bool:
     """Whether a path must be read as a stream: not a regular file (a FIFO, a character device,
-    a pipe behind /dev/stdin), or a /proc file whose size says 0 although it has content."""
-    if not stat.S_ISREG(info.st_mode):
+    a pipe behind /dev/stdin), a name of an open descriptor (``/dev/stdin < data.csv`` is read as
+    ``-`` is), or a /proc file whose size says 0 although it has content."""
+    if not stat.S_ISREG(info.st_mode) or follow_links(name)[1]:
         return True
     return info.st_size == 0 and os.path.realpath(name).startswith("/proc/")
 
@@ -298,6 +342,9 @@ def _sniff(name: str, head: bytes, fmt: Format, compression: str | None) -> None
         )
         raise DataError(f"{name}: file is empty", hint=hint)
     if fmt.name == "parquet" and not is_parquet:
+        kind = sniff_compression(head)
+        if kind is not None:
+            raise DataError(f"{name}: is {kind}-compressed; normcli reads Parquet files as they are", hint=f"decompress it first ({'gunzip' if kind == 'gzip' else 'unzstd'})")
         raise DataError(f"{name}: not a Parquet file (no PAR1 header)", hint="if it is CSV, rename it or pass --format csv")
     if fmt.name != "parquet" and is_parquet:
         raise DataError(
@@ -305,11 +352,135 @@ def _sniff(name: str, head: bytes, fmt: Format, compression: str | None) -> None
             hint="rename it to .parquet or pass --format parquet",
         )
     kind = sniff_compression(head)
+    if compression is not None and kind != compression:
+        raise DataError(
+            f"{name}: is named as {compression}-compressed but is not",
+            hint=f"rename it without the compressed ending, e.g. .{fmt.name}",
+        )
     if compression is None and kind is not None:
         raise DataError(
             f"{name}: is {kind}-compressed but has no compressed extension",
             hint=f"rename it to end in .{fmt.name}.{'gz' if kind == 'gzip' else 'zst'}",
         )
+
+
+def check_header_width(source: Source, options: ReadOptions) -> None:
+    """Look at a text file's first line before Polars infers a schema of every column: refuse one
+    too long or with too many fields (reading at most :data:`MAX_HEADER_BYTES` of it), and text
+    that is not UTF-8 lines (UTF-16, NUL bytes, CR-only line breaks, compressed Parquet)."""
+    if source.path is None or not source.format.text:
+        return
+    try:
+        with _open_text_file(source, options) as handle:
+            line = _first_line(handle)
+    except (OSError, EOFError, ValueError) as exc:  # a truncated or corrupt compressed file
+        raise DataError(
+            f"{source.display}: compressed data ends unexpectedly or is corrupt ({exc or type(exc).__name__})",
+            hint="the file is probably truncated; copy or download it again",
+        ) from None
+    check_header_line(line, source, options)
+
+
+def _first_line(handle: IO[bytes]) -> bytes:
+    """The bytes up to the first line break (included), or the first :data:`MAX_HEADER_BYTES` + 1."""
+    line = b""
+    while len(line) <= MAX_HEADER_BYTES:
+        piece = handle.read(1 << 16)
+        if not piece:
+            break
+        end = piece.find(b"\n")
+        if end >= 0:
+            return line + piece[: end + 1]
+        line += piece
+    return line
+
+
+def check_header_line(line: bytes, source: Source, options: ReadOptions) -> None:
+    """The first line of a text input: its encoding and line breaks (:func:`check_text`), then the
+    header-size limits (:data:`MAX_HEADER_BYTES`, :data:`MAX_COLUMNS`) of CSV/TSV."""
+    check_text(line, source.display)
+    if b"\r" in line.rstrip(b"\r\n"):
+        raise DataError(
+            f"{source.display}: has CR-only line breaks (old Mac text): the whole file reads as one line",
+            hint=r"convert them: tr '\r' '\n' < in.csv > out.csv",
+        )
+    if source.format.name not in ("csv", "tsv"):
+        return
+    if len(line) > MAX_HEADER_BYTES:
+        raise DataError(
+            f"{source.display}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB",
+            hint="is it binary data, or a file without line breaks? A header row of column names is expected",
+        )
+    delimiter = source.format.delimiter(options)
+    fields = line.count(delimiter.encode()) + 1
+    if fields > MAX_COLUMNS:  # an upper bound (quoted separators count too): count exactly
+        import csv
+
+        text = line.decode("utf-8", errors="replace")
+        fields = len(next(csv.reader([text.rstrip("\r\n")], delimiter=delimiter), []))
+    if fields > MAX_COLUMNS:
+        raise_too_wide(source, fields)
+
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE")
+)
+
+
+def check_text(head: bytes, display: str) -> None:
+    """Refuse the start of a text input that is not UTF-8 text: UTF-16/32 (with a byte-order mark,
+    or ASCII with every other byte NUL), other bytes with NULs (binary data), Parquet bytes."""
+    if head.startswith(PARQUET_MAGIC):
+        raise DataError(f"{display}: holds Parquet data", hint="decompress it if it is compressed, and pass --format parquet")
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    sample = head[:4096]
+    if encoding is None and b"\x00" in sample:
+        odd, even, half = sample[1::2].count(0), sample[0::2].count(0), len(sample) // 2
+        if odd * 2 > half and even * 4 < half:  # ASCII in UTF-16: every second byte is NUL
+            encoding = "UTF-16LE"
+        elif even * 2 > half and odd * 4 < half:
+            encoding = "UTF-16BE"
+        else:
+            raise DataError(f"{display}: holds NUL bytes: binary data, not text", hint="is it another format? pass --format")
+    if encoding is not None:
+        raise DataError(
+            f"{display}: is {encoding} text, not UTF-8",
+            hint=f"convert it first: iconv -f {encoding.removesuffix('LE').removesuffix('BE')} -t UTF-8 in.csv > out.csv",
+        )
+
+
+def raise_too_wide(source: Source, columns: int) -> None:
+    raise DataError(
+        f"{source.display}: has {columns:,} columns; normcli reads at most {MAX_COLUMNS:,}",
+        hint="select the columns you need first (e.g. with cut, xsv select or mlr cut)",
+    )
+
+
+def _open_text_file(source: Source, options: ReadOptions) -> IO[bytes]:
+    """A text file's (or object's) bytes, decompressed as they are read."""
+    assert source.path is not None
+    if not source.is_url:
+        if source.compression == "gzip":
+            import gzip
+
+            return gzip.open(source.path, "rb")  # type: ignore[return-value]
+        if source.compression is not None:
+            import pyarrow as pa
+
+            return pa.input_stream(source.path, compression=source.compression)  # type: ignore[return-value]
+        return open(source.path, "rb")
+    from normcli.data.storage import open_url
+
+    raw = open_url(source.path, options.storage)
+    if source.compression == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if source.compression is not None:
+        import pyarrow as pa
+
+        return pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), source.compression)  # type: ignore[return-value]
+    return raw
 
 
 def has_no_data_rows(source: Source, options: ReadOptions) -> bool:
@@ -335,6 +506,24 @@ def has_no_data_rows(source: Source, options: ReadOptions) -> bool:
         elif byte == 0x0A and not quoted:
             return not head[index + 1 :].strip()
     return True
+
+
+def check_distinct_inputs(sources: Sequence[Source], hint: str = "name each input once") -> None:
+    """Refuse a file given twice, also under another name (a glob and its match, ``./a.csv``, a
+    link or a hard link): its rows would count twice, without a word."""
+    seen: dict[tuple[int, int] | str, Source] = {}
+    for source in sources:
+        if source.path is None:
+            continue
+        if source.is_url:
+            key: tuple[int, int] | str = source.path
+        else:
+            info = os.stat(source.path)
+            key = (info.st_dev, info.st_ino)
+        first = seen.setdefault(key, source)
+        if first is not source:
+            same = f"'{source.display}' is given twice" if first.display == source.display else f"'{first.display}' and '{source.display}' are the same file"
+            raise UsageError(f"{same}: its rows would count twice", hint=hint)
 
 
 def describe(sources: Sequence[Source]) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText, clip, polars_errors, repeated_header
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
-from normcli.data.inputs import Source
+from normcli.data.inputs import MAX_COLUMNS, Source, check_header_width, raise_too_wide
 from normcli.data.selection import select
 from normcli.errors import DataError
 
@@ -213,7 +213,7 @@ class SourceSchema:
             rows = bad.arg_true()
             first_line = 2 if self.options.has_header else 1
             return (int(rows[0]) + first_line, str(column[int(rows[0])])) if len(rows) else None
-        located = _FileText(self.source, self.options).unparsable(name, "f64")
+        located = _FileText(self.source, self.options).unparsable(name, "f64", trimmed=True)
         return (located[1], located[2]) if located else None
 
 
@@ -232,10 +232,13 @@ def read_schema(
         names = reader.names or sample.columns
     else:
         assert source.path is not None
+        check_header_width(source, options)
         with polars_errors([source], options):
             types = dict(source.format.scan(source.path, options, infer=True).collect_schema())
         schema = SourceSchema(source, types, options)
         names = list(types)
+    if len(names) > MAX_COLUMNS:  # Parquet, NDJSON
+        raise_too_wide(source, len(names))
     check_column_names(names, source)
     check_separator(names, source, options)
     check_repeated_header(schema)

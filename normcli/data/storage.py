@@ -390,10 +390,13 @@ def upload_file(url: str, path: str, storage: StorageOptions = ()) -> None:
         obstore.put(store._store, key, Path(path))
 
 
-def read_url(url: str, storage: StorageOptions = ()) -> bytes:
-    """The whole object at ``url`` (for small ones: a stats file)."""
+def read_url(url: str, storage: StorageOptions = (), limit: int | None = None) -> bytes:
+    """The whole object at ``url`` (for small ones: a stats file); one larger than ``limit`` bytes
+    is refused before it is read."""
     store, key = Store.of(url, storage)
-    store.size(key)  # a missing object or bucket, or a denial, named as such
+    size = store.size(key)  # a missing object or bucket, or a denial, named as such
+    if limit is not None and size > limit:
+        raise DataError(f"{url}: is larger than {limit >> 20} MiB ({size:,} bytes)", hint="is it the file you meant?")
     with store_errors(url), store.open(key) as handle:
         return bytes(handle.read())
 

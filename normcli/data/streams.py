@@ -14,8 +14,8 @@ import io
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING
 
-from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
-from normcli.data.inputs import InputStream, Source
+from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions, _convert_trimmed, _read_types
+from normcli.data.inputs import MAX_HEADER_BYTES, MAX_RECORD_BYTES, InputStream, Source, check_header_line, check_text
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class StreamReader:
     def _read_header(self) -> list[str]:
         """The column names from the first record; without a header (``--no-headers``) the first
         record is data, left in place, and the columns are ``column_1``, ``column_2``, ..."""
-        while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
+        while not (cut := _first_boundary(self._pending, self._quote)) and len(self._pending) <= MAX_HEADER_BYTES and self._fill():
             pass
         if self._pending.startswith(_BOM):
             del self._pending[: len(_BOM)]
@@ -172,6 +172,7 @@ class StreamReader:
             header = self._take(cut or len(self._pending))
         else:
             header = bytes(self._pending[: cut or len(self._pending)])
+        check_header_line(header, self.source, self.options)
         if not header.strip():
             raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
         if self.options.has_header:
@@ -186,7 +187,10 @@ class StreamReader:
         delimiter = self.format.delimiter(self.options)
         import csv
 
-        rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
+        try:
+            rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
+        except csv.Error as exc:
+            raise DataError(f"{self.source.display}: the header line is malformed ({exc})", hint="check its quoting") from None
         first = rows[0] if rows else []
         return first if self.options.has_header else [f"column_{i + 1}" for i in range(len(first))]
 
@@ -198,6 +202,11 @@ class StreamReader:
                 pass
             cut = len(self._pending) if self._eof else _last_boundary(self._pending, self._quote)
             if not cut:
+                if len(self._pending) > MAX_RECORD_BYTES:
+                    raise DataError(
+                        f"{self.source.display}: the record at line {self.line} is longer than {MAX_RECORD_BYTES >> 20} MiB",
+                        hint="check for a quote that is never closed, or binary data",
+                    )
                 if self._fill() or self._pending:  # wait for the rest of a record
                     continue
                 return
@@ -214,34 +223,95 @@ class StreamReader:
     # ------------------------------------------------------------------ parsed frames
 
     def sample(self) -> pl.DataFrame:
-        """The first rows (up to :data:`INFER_SCHEMA_ROWS`) with inferred types, for the schema.
+        """The first rows (up to :data:`INFER_SCHEMA_ROWS`; NDJSON: the first chunk) with inferred
+        types, for the schema.
 
         Reads ahead as far as needed but consumes nothing: :meth:`frames` starts from the top.
         """
         lines = self._pending.count(b"\n")
-        while not self._eof and len(self._pending) < self.chunk_bytes and lines <= INFER_SCHEMA_ROWS:
+        enough = INFER_SCHEMA_ROWS if self.format.name != "ndjson" else float("inf")  # NDJSON: the whole first chunk
+        while not self._eof and len(self._pending) < self.chunk_bytes and lines <= enough:
             seen = len(self._pending)
             if self._fill():
                 lines += self._pending.count(b"\n", seen)
+        if self.format.name == "ndjson":
+            check_text(bytes(self._pending[:4096]), self.source.display)
         cut = _last_boundary(self._pending, self._quote) or len(self._pending)
+        if not self._pending[:cut].strip() and self.names:  # a header and no rows: the columns, empty
+            import polars as pl
+
+            return pl.DataFrame(schema=dict.fromkeys(self.names, pl.String))
         return self._parse(self.line, bytes(self._pending[:cut]), None, None, infer=True)
 
-    def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
-        """Every chunk parsed with ``schema`` (names → types), only ``columns`` if given."""
+    def frames(self, schema: Mapping[str, pl.DataType], columns: list[str] | None = None, *, keep_text: bool = False) -> Iterator[pl.DataFrame]:
+        """Every chunk parsed with ``schema`` (names → types), only ``columns`` if given;
+        ``keep_text`` as in :meth:`~normcli.data.formats.Format.scan`."""
         for chunk in self._chunks():
-            frame = self._parse(self.line, chunk, schema, columns)
+            frame = self._parse(self.line, chunk, schema, columns, keep_text=keep_text)
             self.rows += frame.height
             yield frame
 
-    def _parse(self, line: int, chunk: bytes, schema: Mapping[str, pl.DataType] | None, columns: list[str] | None, infer: bool = False) -> pl.DataFrame:
+    def _parse(
+        self,
+        line: int,
+        chunk: bytes,
+        schema: Mapping[str, pl.DataType] | None,
+        columns: list[str] | None,
+        infer: bool = False,
+        keep_text: bool = False,
+    ) -> pl.DataFrame:
         import polars as pl
 
         from normcli.data.diagnostics import translate_chunk_error
 
         try:
-            return self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer)
+            frame = self.format.parse(chunk, self.names, self.options, schema, columns=columns, infer=infer, keep_text=keep_text)
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise translate_chunk_error(exc, self.source, self.options, self.names, chunk, line) from exc
+        if self.format.name == "ndjson" and schema is not None:
+            frame = self._fit_json(frame, schema, line)
+            return frame.select(columns) if columns is not None else frame
+        return frame
+
+    def _fit_json(self, frame: pl.DataFrame, schema: Mapping[str, pl.DataType], line: int) -> pl.DataFrame:
+        """An NDJSON chunk, parsed with its own keys and types, cast to the stream's schema.
+
+        A key the first chunk did not have, or a value its column's type cannot hold (1.5 in a
+        column of integers), is an error naming the line: a stream cannot be read twice, and
+        dropping the key or truncating the value would lose data silently.
+        """
+        import polars as pl
+
+        from normcli.data.schema import _dtype_name, unify_dtypes
+
+        def first_row(mask: pl.Series) -> int:
+            return line + int(mask.arg_true()[0])
+
+        for name in frame.columns:
+            if name not in schema:
+                raise DataError(
+                    f"{self.source.display}: line {first_row(frame[name].is_not_null())} has the key '{name}', "
+                    "which the stream's first lines did not have",
+                    hint="give the first line every key (null where there is no value), or read the data from a file",
+                )
+        columns = []
+        read_types = _read_types(schema, self.options) or {}  # trimmed numbers are read as text first
+        for name, dtype in read_types.items():
+            if name not in frame.columns:
+                columns.append(pl.lit(None, dtype=dtype).alias(name))
+                continue
+            have = frame.schema[name]
+            fixed = name in self.options.fixed  # --text / --dtype: the user's type, whatever the lines hold
+            if have != dtype and not fixed and unify_dtypes(_dtype_name(dtype), _dtype_name(have)) != _dtype_name(dtype):
+                values = frame[name]
+                lost = values.is_not_null() & (values.cast(dtype, strict=False).cast(have, strict=False) != values).fill_null(True)
+                raise DataError(
+                    f"{self.source.display}: column '{name}' has a {_dtype_name(have)} value at line {first_row(lost)}, "
+                    f"but the stream's first lines made it {_dtype_name(dtype)}",
+                    hint="read the data from a file (its types come from every line), or give the first lines such a value",
+                )
+            columns.append(pl.col(name).cast(dtype))
+        return _convert_trimmed(frame.lazy().select(columns), schema, self.options).collect()
 
 
 def read_parquet_stream(source: Source) -> pl.DataFrame:

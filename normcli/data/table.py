@@ -7,7 +7,7 @@ so it sees its inputs as one Polars ``LazyFrame`` with one unified schema.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -56,7 +56,7 @@ class Inputs:
                     if source.format.text:
                         reader = StreamReader(source, self.options)
                         schema = read_schema(source, self.options, reader)
-                        frames = list(reader.frames(schema.types))
+                        frames = list(reader.frames(schema.types, keep_text=True))  # null tokens: in scan()
                         import polars as pl
 
                         self._frames[index] = pl.concat(frames) if frames else schema.sample.clear()
@@ -84,22 +84,30 @@ class Inputs:
             types[name] = pl.Float64 if dtype == "Float64" else holder.types[name]
         return pl.Schema(types)
 
-    def scan(self, schema_overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+    def scan(self, schema_overrides: dict[str, pl.DataType] | None = None, raw: Collection[str] = ()) -> pl.LazyFrame:
         """A lazy frame over all inputs, concatenated in order; ``schema_overrides`` forces the
-        types of columns (numeric features are read as Float64)."""
+        types of columns (numeric features are read as Float64). Null tokens make cells missing,
+        except in the text columns named in ``raw``, which keep every cell as written (predict's
+        kept columns: an id ``NA`` stays ``NA``)."""
         import polars as pl
+
+        from normcli.data.formats import missing_tokens
 
         schemas = self._read_schemas()
         overrides = schema_overrides or {}
         frames = []
         for index, schema in enumerate(schemas):
+            delimited = schema.source.format.name in ("csv", "tsv")
+            texts = [n for n, t in schema.types.items() if t == pl.String and n not in raw]
             if index in self._frames:
                 frame = self._frames[index].lazy()
+                if delimited:  # streams were read with every text column as written
+                    frame = frame.with_columns(missing_tokens(texts, schema.options.null_values))
                 stored = frame.collect_schema()
                 types = {**schema.types, **{n: t for n, t in overrides.items() if n in schema.types}}
                 frames.append(frame.cast({n: t for n, t in types.items() if stored[n] != t}))
                 continue
-            frames.append(scan_source(schema.source, schema.types, schema.options, overrides))
+            frames.append(scan_source(schema.source, schema.types, schema.options, overrides, raw))
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
 
     def source_schemas(self) -> list[SourceSchema]:
@@ -108,15 +116,27 @@ class Inputs:
 
 
 def scan_source(
-    source: Source, types: dict[str, pl.DataType], options: ReadOptions, overrides: dict[str, pl.DataType]
+    source: Source,
+    types: dict[str, pl.DataType],
+    options: ReadOptions,
+    overrides: dict[str, pl.DataType],
+    raw: Collection[str] = (),
 ) -> pl.LazyFrame:
     """A lazy scan of one input file with its inferred ``types`` (and the ``options`` inference
     decided for it: :attr:`SourceSchema.options`), ``overrides`` forcing some columns' types (text
-    formats read them so; Parquet casts)."""
+    formats read them so; Parquet casts). Text columns named in ``raw`` keep null tokens as
+    written (see :meth:`Inputs.scan`)."""
     import polars as pl
 
+    from normcli.data.formats import missing_tokens
+
     assert source.path is not None
-    frame = source.format.scan(source.path, options, {name: overrides.get(name, dtype) for name, dtype in types.items()})
+    read = {name: overrides.get(name, dtype) for name, dtype in types.items()}
+    keep = source.format.name in ("csv", "tsv") and any(read.get(n) == pl.String for n in raw)
+    frame = source.format.scan(source.path, options, read, keep_text=keep)
+    if keep:
+        texts = [n for n, t in read.items() if t == pl.String and n not in raw]
+        frame = frame.with_columns(missing_tokens(texts, options.null_values))
     if source.format.text:
         return frame
     return frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in types])

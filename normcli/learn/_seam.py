@@ -13,8 +13,8 @@ from typing import IO, TYPE_CHECKING, Any
 from normcli.data.dataset import DatasetWriter, PartInfo, is_dataset_target
 from normcli.data.diagnostics import polars_errors as read_errors
 from normcli.data.formats import DEFAULT_NULL_VALUES, Format, ReadOptions, dtype_pairs
-from normcli.data.inputs import Source
-from normcli.data.outputs import atomic_path, check_output_target, output_format
+from normcli.data.inputs import Source, check_distinct_inputs
+from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
 from normcli.data.selection import named, select, shown_names
 from normcli.data.storage import concurrently
 from normcli.data.table import Inputs, open_inputs, scan_source
@@ -41,6 +41,8 @@ __all__ = [
     "Source",
     "Stats",
     "atomic_path",
+    "check_distinct_inputs",
+    "check_output_columns",
     "check_output_target",
     "concurrently",
     "dataset_format",
@@ -63,6 +65,8 @@ __all__ = [
     "sqrt_correctly_rounded",
     "stats_from_dict",
     "stats_to_dict",
+    "stdout_stream",
+    "writing",
 ]
 
 

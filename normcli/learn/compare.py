@@ -259,6 +259,8 @@ def compare(
 
     network = network if network is not None else default_config(data.seed)
     _settings(placements)  # bad placements fail before any reading
+    if target_loss is not None and not (math.isfinite(target_loss) and target_loss >= 0):
+        raise UsageError(f"--target-loss must be a finite loss (0 or more), not {target_loss}")
     stats = load_given_stats(data.stats_path, paths, stdin, stdin_is_terminal)
     read = reading.options(stats.null_values if stats is not None else None)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:

@@ -32,6 +32,7 @@ from normcli.learn._seam import (
     Inputs,
     ReadOptions,
     Stats,
+    check_distinct_inputs,
     dtype_pairs,
     fit_frame,
     is_text_input,
@@ -150,6 +151,10 @@ class DataOptions:
         both = sorted(set(self.categorical) & set(self.numeric))
         if both:
             raise UsageError(f"{', '.join(both)}: both --categorical and --numeric")
+        twice = sorted({name for name in self.features or () if (self.features or ()).count(name) > 1})
+        if twice:
+            raise UsageError(f"--features names '{twice[0]}' more than once", hint="name each feature column once")
+
 
 
 @dataclass
@@ -198,12 +203,14 @@ def read_frame(
     overrides: dict[str, pl.DataType] | None,
     feedback: Feedback,
     stage: str = "reading",
+    raw: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """``columns`` of the inputs in memory; rows read are reported to ``feedback.progress``."""
+    """``columns`` of the inputs in memory; rows read are reported to ``feedback.progress``.
+    Text columns named in ``raw`` keep null tokens as written (see :meth:`Inputs.scan`)."""
     import polars as pl
 
     with polars_errors(inputs):
-        lazy = inputs.scan(overrides or None).select(list(columns))
+        lazy = inputs.scan(overrides or None, raw=raw).select(list(columns))
         if feedback.progress is None:
             return lazy.collect()
         batches = []
@@ -492,10 +499,13 @@ def prepare(
 ) -> Prepared:
     """Read, choose and encode features, encode the target and split (see the module docstring).
 
-    ``stats`` are the loaded ``--stats`` (None: fit standard stats on the training split).
+    ``stats`` are the loaded ``--stats`` (None: fit standard stats on the training split). A file
+    given twice is refused: its rows would count twice and land in both splits.
     """
     import numpy as np
     import polars as pl
+
+    check_distinct_inputs(inputs.sources, hint="name each input once: repeated rows would land in both the training and the validation split")
 
     feedback = feedback or Feedback()
     notes: list[str] = []

@@ -122,12 +122,27 @@ def _not_a_model(display: str, why: str) -> DataError:
 
 
 # What reading a damaged or foreign archive can raise, besides our own checks.
-_READ_ERRORS = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError)
+_READ_ERRORS = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError, NotImplementedError)
+
+MAX_METADATA_BYTES = 64 << 20
+"""The metadata entry (JSON: the encoding, the input statistics, categories) is refused above
+this size: no real model comes near it (a few KB to a few MB), and it is read into memory."""
+
+MAX_EXPANSION = 64
+"""A compressed entry may not claim to expand more than this many times (normcli stores its
+entries uncompressed; float weights compress by a few percent, zeros by a thousand times)."""
+
+_NPY_HEADER_BYTES = 1 << 16
+"""Room for an .npy header beside an array's own bytes (numpy writes 128 or 256)."""
 
 
 def _read_model(source: str | os.PathLike[str] | io.BytesIO, display: str) -> tuple[MLP, dict]:
+    """Read a model, checking sizes before allocating: entries are read by name (others never),
+    their declared sizes are checked against the architecture in the metadata, and the network
+    is built only once its arrays are known to be there. A 10 KB file can no longer claim a
+    30000×30000 network and make predict allocate 10 GB."""
     try:
-        loaded = np.load(source, allow_pickle=False)
+        archive = zipfile.ZipFile(source)
     except FileNotFoundError as exc:
         raise DataError(f"model file {display} does not exist") from exc
     except IsADirectoryError as exc:
@@ -135,32 +150,64 @@ def _read_model(source: str | os.PathLike[str] | io.BytesIO, display: str) -> tu
     except PermissionError as exc:
         raise DataError(f"cannot read model file {display}: permission denied") from exc
     except _READ_ERRORS as exc:
+        if _starts_with(source, b"\x93NUMPY"):
+            raise _not_a_model(display, "it holds a single .npy array, not an .npz archive") from exc
         raise _not_a_model(display, "not a readable .npz archive") from exc
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise _not_a_model(display, "it holds a single .npy array, not an .npz archive")
-    with loaded:
+    with archive:
+        entries = {info.filename: info for info in archive.infolist()}
+        metadata = _metadata(archive, entries, display)
         try:
-            arrays = {name: loaded[name] for name in loaded.files}
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise _not_a_model(display, "it contains object (pickled) arrays") from exc
-            raise _not_a_model(display, f"damaged entry ({exc})") from exc
-        except _READ_ERRORS as exc:
-            raise _not_a_model(display, f"damaged archive ({type(exc).__name__})") from exc
-    return _model_from_arrays(arrays, display)
+            config = MLPConfig.from_dict(metadata["config"])
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"model file {display} has an invalid architecture: {exc}") from exc
+        expected = config.state_shapes()
+        for key, (shape, dtype) in expected.items():
+            _check_entry_size(entries.get(key + ".npy"), key, shape, dtype, display)
+        state = {key: _read_array(archive, entries[key + ".npy"], key, display) for key in expected}
+    for key, (shape, dtype) in expected.items():
+        value = state[key]
+        if value.shape != shape or value.dtype != np.dtype(dtype):
+            raise DataError(
+                f"model file {display}: entry '{key}' is {value.dtype}{list(value.shape)}, "
+                f"expected {dtype}{list(shape)}"
+            )
+        if not np.isfinite(value).all():
+            raise DataError(f"model file {display}: entry '{key}' has non-finite values")
+    model = MLP(config)
+    model.load_state_dict(state)
+    return model, metadata["extra"]
 
 
-def _model_from_arrays(arrays: dict[str, np.ndarray], display: str) -> tuple[MLP, dict]:
-    meta_array = arrays.get(METADATA_ENTRY)
-    if meta_array is None:
-        shown = ", ".join(sorted(arrays)[:5]) or "nothing"
+def _starts_with(source: str | os.PathLike[str] | io.BytesIO, magic: bytes) -> bool:
+    try:
+        if isinstance(source, io.BytesIO):
+            return source.getvalue().startswith(magic)
+        with open(source, "rb") as handle:
+            return handle.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def _metadata(archive: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo], display: str) -> dict[str, Any]:
+    """The metadata entry, parsed and checked (format, version, config and extra objects)."""
+    info = entries.get(METADATA_ENTRY + ".npy")
+    if info is None:
+        shown = ", ".join(sorted(name.removesuffix(".npy") for name in entries)[:5]) or "nothing"
         raise _not_a_model(display, f"no '{METADATA_ENTRY}' entry (it holds {shown})")
+    if info.file_size > MAX_METADATA_BYTES:
+        raise _not_a_model(
+            display, f"its metadata entry is {info.file_size / 2**20:.0f} MiB (at most {MAX_METADATA_BYTES >> 20} MiB)"
+        )
+    _check_expansion(info, METADATA_ENTRY, display)
+    meta_array = _read_array(archive, info, METADATA_ENTRY, display)
     if meta_array.dtype.kind != "U" or meta_array.ndim != 0:
         raise _not_a_model(display, f"'{METADATA_ENTRY}' is not a text entry")
     try:
         metadata = json.loads(str(meta_array))
     except json.JSONDecodeError as exc:
         raise _not_a_model(display, f"metadata is not valid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise _not_a_model(display, "metadata is nested too deeply") from None
     if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
         raise _not_a_model(display, f"metadata does not say format '{MODEL_FORMAT}'")
     version = metadata.get("format_version")
@@ -172,29 +219,57 @@ def _model_from_arrays(arrays: dict[str, np.ndarray], display: str) -> tuple[MLP
             f"reads ({MODEL_FORMAT_VERSION})",
             hint="upgrade normcli",
         )
-    extra = metadata.get("extra", {})
-    if not isinstance(extra, dict) or not isinstance(metadata.get("config"), dict):
+    metadata.setdefault("extra", {})
+    if not isinstance(metadata["extra"], dict) or not isinstance(metadata.get("config"), dict):
         raise _not_a_model(display, "metadata 'config' and 'extra' must be objects")
+    return metadata
+
+
+def _check_expansion(info: zipfile.ZipInfo, key: str, display: str) -> None:
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_EXPANSION * info.compress_size + _NPY_HEADER_BYTES:
+        raise _not_a_model(
+            display,
+            f"entry '{key}' claims to expand from {info.compress_size:,} to {info.file_size:,} bytes "
+            f"(more than {MAX_EXPANSION} times)",
+        )
+
+
+def _check_entry_size(info: zipfile.ZipInfo | None, key: str, shape: tuple[int, ...], dtype: str, display: str) -> None:
+    """Before reading: the entry exists and its declared size fits the shape the metadata implies."""
+    if info is None:
+        raise DataError(f"model file {display} is incomplete: entry '{key}' is missing")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if not nbytes <= info.file_size <= nbytes + _NPY_HEADER_BYTES:
+        raise DataError(
+            f"model file {display}: entry '{key}' holds {info.file_size:,} bytes, but the architecture in its "
+            f"metadata needs {dtype}{list(shape)} ({nbytes:,} bytes)",
+            hint="the metadata or the arrays were changed; train the model again",
+        )
+    _check_expansion(info, key, display)
+
+
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, display: str) -> np.ndarray:
+    """One .npy entry, its header checked against the entry's size before anything is allocated."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     try:
-        config = MLPConfig.from_dict(metadata["config"])
-        model = MLP(config)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"model file {display} has an invalid architecture: {exc}") from exc
-    state = {}
-    for key, expected in model.state_dict(copy=False).items():
-        value = arrays.get(key)
-        if value is None:
-            raise DataError(f"model file {display} is incomplete: entry '{key}' is missing")
-        if value.shape != expected.shape or value.dtype != expected.dtype:
-            raise DataError(
-                f"model file {display}: entry '{key}' is {value.dtype}{list(value.shape)}, "
-                f"expected {expected.dtype}{list(expected.shape)}"
-            )
-        if not np.isfinite(value).all():
-            raise DataError(f"model file {display}: entry '{key}' has non-finite values")
-        state[key] = value
-    model.load_state_dict(state)
-    return model, extra
+        with archive.open(info) as handle:
+            version = np.lib.format.read_magic(handle)
+            if version not in readers:
+                raise _not_a_model(display, f"entry '{key}' is an .npy file of version {version}")
+            shape, fortran, dtype = readers[version](handle)
+            if dtype.hasobject:
+                raise _not_a_model(display, "it contains object (pickled) arrays")
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if nbytes > info.file_size:
+                raise _not_a_model(display, f"entry '{key}' claims {list(shape)} values but holds {info.file_size:,} bytes")
+            data = handle.read(nbytes)
+    except DataError:
+        raise
+    except _READ_ERRORS as exc:
+        raise _not_a_model(display, f"damaged entry '{key}' ({type(exc).__name__})") from exc
+    if len(data) != nbytes:
+        raise _not_a_model(display, f"entry '{key}' is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[MLP, dict]:

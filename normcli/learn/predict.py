@@ -15,6 +15,7 @@ training encode as all-zero and are counted, or refused with ``unknown="error"``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from normcli.learn._seam import (
     ReadOptions,
     Source,
     atomic_path,
+    check_output_columns,
     check_output_target,
     concurrently,
     dataset_format,
@@ -45,6 +47,8 @@ from normcli.learn._seam import (
     sink,
     sqrt_correctly_rounded,
     stats_from_dict,
+    stdout_stream,
+    writing,
 )
 from normcli.learn.columns import ID_NAME
 from normcli.learn.dataset import Feedback, Reading, read_frame
@@ -86,9 +90,49 @@ def load_encoder(meta: dict[str, Any], model: str) -> FeatureEncoder:
     return FeatureEncoder(tuple(NumericFeature(c.name, c.center, c.scale, c.mean) for c in columns))
 
 
+def check_metadata(network: Any, meta: dict[str, Any], model: str) -> tuple[str, str, list[Any] | None, tuple[float, float]]:
+    """(task, target, class labels, (center, scale) of the target) from a model's metadata,
+    checked against its network: a tampered ``task`` (``clustering``, or ``regression`` on a
+    classification network) or labels that do not match the outputs are refused, never used."""
+    import math
+
+    def bad(why: str) -> DataError:
+        return DataError(f"{model}: inconsistent model metadata: {why}", hint="train the model again")
+
+    task, target, labels = meta.get("task"), meta.get("target"), meta.get("class_labels")
+    if task not in ("classification", "regression"):
+        raise bad(f"task {task!r} is neither classification nor regression")
+    if task != network.config.task:
+        raise bad(f"it says {task} but the network was trained for {network.config.task}")
+    if not isinstance(target, str) or not target:
+        raise bad(f"target {target!r} is not a column name")
+    outputs = network.config.output_dim
+    scaling = (0.0, 1.0)
+    if task == "classification":
+        if not isinstance(labels, list) or len(labels) != outputs or len(labels) < 2:
+            raise bad(f"{len(labels) if isinstance(labels, list) else 'no'} class labels for a network with {outputs} outputs")
+        if any(isinstance(label, (list, dict)) for label in labels) or len({json.dumps(label) for label in labels}) != len(labels):
+            raise bad("the class labels are not distinct values")
+    else:
+        if outputs != 1:
+            raise bad(f"a regression network has one output, this one has {outputs}")
+        given = meta.get("target_scaling")
+        if given is not None:
+            try:
+                scaling = (float(given["center"]), float(given["scale"]))
+            except (KeyError, TypeError, ValueError):
+                raise bad("target_scaling needs a center and a scale") from None
+            if not (math.isfinite(scaling[0]) and math.isfinite(scaling[1]) and scaling[1] > 0):
+                raise bad(f"target_scaling {scaling} is not a finite center and a positive scale")
+    return task, target, labels, scaling
+
+
 def _null_values(meta: dict[str, Any], model: str) -> tuple[str, ...] | None:
     if meta.get("null_values") is not None:
-        return tuple(meta["null_values"])
+        tokens = meta["null_values"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{model}: inconsistent model metadata: null_values is not a list of texts", hint="train the model again")
+        return tuple(tokens)
     if meta.get("input_stats") is not None:
         return stats_from_dict(meta["input_stats"], f"{model} (input_stats)").null_values
     return None
@@ -299,10 +343,7 @@ def predict(
         raise UsageError(f"on a cluster, -o names a dataset folder, not '{output}'", hint="end it with /, e.g. -o out/")
     network, meta = load_model(model)
     encoder = load_encoder(meta, model)
-    try:
-        task, trained_target, labels = meta["task"], meta["target"], meta.get("class_labels")
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{model}: not a normcli model (metadata lacks {exc})", hint="train one with normcli train") from None
+    task, trained_target, labels, scaling = check_metadata(network, meta, model)
     if network.config.input_dim != encoder.width:
         raise DataError(f"{model}: the network takes {network.config.input_dim} inputs, the encoding gives {encoder.width}")
     features = encoder.columns
@@ -335,7 +376,16 @@ def predict(
             )
         if target is not None and target not in schema:
             raise UsageError(f"no target column named '{target}' in the data")
+        if target is not None and task == "regression" and not (schema[target].is_numeric() or schema[target] == pl.Null):
+            raise UsageError(
+                f"--target '{target}' is {schema[target]}, but the model predicts numbers (a regression of '{trained_target}')",
+                hint="name the column of true values",
+            )
+        if target is not None and target != trained_target:
+            feedback.warn(f"--target '{target}' is not the column the model was trained to predict ('{trained_target}')")
         kept = _kept_columns(keep, schema, meta, features)
+        if not dataset:
+            check_output_columns({n: schema[n] for n in kept}, out_format, hint="or leave the column out of --keep")
         outputs = [name] + ([f"prob_{label}" for label in labels] if task == "classification" and labels else [])
         clash = [n for n in kept if n in outputs]
         if clash:
@@ -347,20 +397,20 @@ def predict(
         columns = list(dict.fromkeys([*features, *kept, *([target] if target else [])]))
         scorer = Scorer(
             network, encoder, task, labels, name, kept, target, missing, unknown,
-            meta.get("target_scaling") or {"center": 0.0, "scale": 1.0},
+            {"center": scaling[0], "scale": scaling[1]},
         )  # fmt: skip
+        passed_through = tuple(n for n in kept if n not in features and n != target)  # written as they are
         if dataset:
-            scored = _predict_dataset(inputs, scorer, columns, overrides, output, output_format_name, engine, model)
+            scored = _predict_dataset(inputs, scorer, columns, overrides, output, output_format_name, engine, model, passed_through)
         else:
-            frame = read_frame(inputs, columns, overrides, feedback)
+            frame = read_frame(inputs, columns, overrides, feedback, raw=passed_through)
             where = inputs.describe()
     if not dataset:
         out, scored = scorer.score(frame, where, feedback=feedback)
         lazy = out.lazy()
         if target_path is None:
-            import sys
-
-            sink(lazy, stdout if stdout is not None else sys.stdout.buffer, out_format, compression)
+            with writing("the output"):
+                sink(lazy, stdout_stream(stdout), out_format, compression)
         else:
             with atomic_path(target_path) as temp:
                 sink(lazy, temp, out_format, compression, read.storage)
@@ -395,10 +445,12 @@ class PredictPart:
     row_start: int
     format: Any
     target: str
+    raw: tuple[str, ...] = ()
+    """Kept text columns, written as they are (null tokens included)."""
 
 
 def _fragment_rows(part: PredictPart) -> pl.LazyFrame:
-    scan = scan_source(part.source, part.types, part.read, part.overrides)
+    scan = scan_source(part.source, part.types, part.read, part.overrides, part.raw)
     return scan.slice(*part.rows) if part.rows is not None else scan
 
 
@@ -422,7 +474,7 @@ def predict_part(part: PredictPart) -> Scored:
 
 def _predict_dataset(
     inputs: Inputs, scorer: Scorer, columns: list[str], overrides: dict[str, pl.DataType],
-    output: str, format_name: str | None, engine: Engine, model: str,
+    output: str, format_name: str | None, engine: Engine, model: str, raw: tuple[str, ...] = (),
 ) -> Scored:  # fmt: skip
     """Predictions as a dataset folder: one part per input fragment (see normcli.data.dataset).
 
@@ -448,7 +500,7 @@ def _predict_dataset(
         for schema, source_ranges in zip(schemas, ranges, strict=True):
             for rows in source_ranges:
                 index = len(parts)
-                parts.append(PredictPart(scorer, schema.source, schema.options, dict(schema.types), overrides, columns, rows, 1, fmt, writer.part(index)))
+                parts.append(PredictPart(scorer, schema.source, schema.options, dict(schema.types), overrides, columns, rows, 1, fmt, writer.part(index), raw))
                 infos.append(PartInfo(writer.part_name(index), schema.source.display, input_rows=rows))
         if not scorer.kept:  # the row column numbers rows across all inputs
             counts = engine.run(count_part, parts, name="count")

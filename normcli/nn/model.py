@@ -157,6 +157,29 @@ class MLPConfig(NetworkConfig):
         data["hidden"] = list(self.hidden)
         return data
 
+    def state_shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The keys of :meth:`MLP.state_dict` with each array's shape and dtype, computed from the
+        configuration alone: a model file's arrays are checked against its metadata before any
+        memory is allocated (tests check that it agrees with a built network's state)."""
+        shapes: dict[str, tuple[tuple[int, ...], str]] = {}
+        widths = (self.input_dim, *self.hidden)
+        index = 0
+        for k, width in enumerate(self.hidden):
+            shapes[f"layers.{index}.W"] = ((width, widths[k]), self.dtype)
+            shapes[f"layers.{index}.b"] = ((width,), self.dtype)
+            index += 1
+            if self.bn_placement != "none":
+                bn = index if self.bn_placement == "before" else index + 1
+                for name in ("gamma", "beta", "running_mean", "running_var"):
+                    shapes[f"layers.{bn}.{name}"] = ((width,), self.dtype)
+                if self.bn_momentum is None:
+                    shapes[f"layers.{bn}.num_batches_tracked"] = ((), "int64")
+                index += 1
+            index += 1 + (self.dropout > 0.0)  # the activation, and dropout
+        shapes[f"layers.{index}.W"] = ((self.output_dim, widths[-1]), self.dtype)
+        shapes[f"layers.{index}.b"] = ((self.output_dim,), self.dtype)
+        return shapes
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MLPConfig:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` on unknown or missing fields."""

@@ -1,8 +1,8 @@
 """Applying fitted statistics to data: one ``with_columns`` of expressions, streamed to an output.
 
 Every fitted column becomes ``((x − center) − center_lo) / scale`` (or the inverse) through its
-method (:mod:`normcli.scaling.methods`); other columns pass through untouched and in place. Nulls
-stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streaming query; streams
+method (:mod:`normcli.scaling.methods`); other columns pass through untouched and in place (text
+exactly as written, null tokens included). Nulls stay null and NaN stays NaN. Files are scanned and sunk by Polars in one streaming query; streams
 (stdin, FIFOs) are transformed chunk by chunk, so the first rows come out before the input ends.
 To a dataset folder (``-o out/``, or any output on a Dask cluster) each input fragment becomes
 one part, written by :func:`write_part` wherever the engine runs it (:mod:`normcli.data.dataset`).
@@ -15,7 +15,6 @@ after scaling; what was imputed, and rows of groups the stats lack, are counted 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +24,8 @@ from normcli.data.dataset import is_dataset_target
 from normcli.data.diagnostics import polars_errors
 from normcli.data.formats import Format, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
-from normcli.data.outputs import atomic_path, check_output_target, output_format, writing
-from normcli.data.schema import NULL, SourceSchema, is_numeric_dtype, read_schema
+from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
+from normcli.data.schema import NULL, SourceSchema, read_schema
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
 from normcli.scaling.methods import METHODS
@@ -40,6 +39,9 @@ if TYPE_CHECKING:
     from normcli.data.streams import StreamReader
 
 FrameT = TypeVar("FrameT", "pl.DataFrame", "pl.LazyFrame")
+
+DELIMITED = ("csv", "tsv")
+"""Formats whose cells are text: between them, columns that are not fitted pass through as written."""
 
 
 UNKNOWN_GROUP = ("pooled", "null", "error")
@@ -201,7 +203,10 @@ class Scaling:
         from normcli.scaling.groups import key_expressions
 
         exprs = []
+        tokens = list(self.stats.null_values)
         for i, (name, expr) in enumerate(zip(self.stats.by, key_expressions(self.stats.by, schema), strict=True)):
+            if tokens and schema[name] == pl.String:  # text read as written: its null tokens are missing keys
+                expr = pl.when(expr.is_in(tokens)).then(None).otherwise(expr)
             target = _key_dtype(self.stats.by_dtype(name))
             if target == pl.Boolean and schema[name] == pl.String:
                 key = expr.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
@@ -212,7 +217,6 @@ class Scaling:
 
     def _group_fill(self, column: ColumnStats, group) -> np.ndarray | None:  # noqa: ANN001
         """Per group: the output value of a missing cell (NaN: the pooled one), or None for keep."""
-        import numpy as np
 
         if self.impute.kind in ("keep", "zero", "constant"):
             return None
@@ -488,10 +492,11 @@ def transform(
         if all(has_no_data_rows(s, read) for s in sources):
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
+        check_output_columns(plan[0].types, out_format)
         # fitted integers come back as integers (pooled parameters only: per-group ones vary by row)
         integers = _Integers(stats) if inverse and not scaling.grouped else None
-        stream = stdout if stdout is not None else sys.stdout.buffer
         if target is None:
+            stream = stdout_stream(stdout)
             with writing("the output"):
                 _write(plan, scaling, out_format, compression, stream, read, report, integers, progress)
         else:
@@ -593,7 +598,7 @@ def write_part(task: PartTask) -> int | None:
     rows written (Parquet: from the footer; text formats: None)."""
     source = task.source
     assert source.path is not None
-    frame = source.format.scan(source.path, task.read, task.types)
+    frame = source.format.scan(source.path, task.read, task.types, keep_text=True)
     if task.rows is not None:
         frame = frame.slice(*task.rows)
     try:
@@ -656,8 +661,9 @@ def _transform_dataset(
         if all(has_no_data_rows(s, read) for s in sources):
             raise DataError(f"{describe(sources)}: has no data rows", hint="expected at least one row below the header")
         plan = _plan(sources, read, stats, out_format, report)
+        check_output_columns(plan[0].types, out_format)
         if scaling.grouped and scaling.unknown_group == "error":
-            scans = [part.schema.source.format.scan(part.schema.source.path, part.schema.options, part.types) for part in plan]
+            scans = [part.schema.source.format.scan(part.schema.source.path, part.schema.options, part.types, keep_text=True) for part in plan]
             _check_groups_first(scans[0] if len(scans) == 1 else _concat(scans), scaling, list(sources), read)
         with DatasetWriter(output, out_format.extensions[0].lstrip("."), read.storage) as writer:
             tasks: list[PartTask] = []
@@ -700,8 +706,11 @@ class _Part:
 def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format: Format, report: TransformReport) -> list[_Part]:
     """Schemas of the inputs, checked against the stats; the types each is read with.
 
-    Fitted columns are read as Float64; from text to text the other columns are read as strings,
-    so they pass through exactly as written whatever their later rows hold.
+    Fitted columns are read as Float64; from CSV/TSV to CSV/TSV the other columns are read as
+    strings, so they pass through exactly as written whatever their later rows hold (into
+    Parquet or NDJSON they keep their types). Null tokens make cells missing in typed columns
+    only: a text column keeps ``NA`` (Namibia) and ``null`` (a word) as they are, in any output
+    format (see :func:`~normcli.data.formats.typed_from_text`).
     """
     import polars as pl
 
@@ -727,7 +736,7 @@ def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format
                 report.notes.append(f"column '{name}' has no values in the first rows of {source.display}: its missing values stay missing")
                 types[name] = pl.Null
         check_columns(types, stats, source.display)
-        text_to_text = source.format.text and out_format.text
+        text_to_text = source.format.name in DELIMITED and out_format.name in DELIMITED
         for name in types:
             if name in stats.names:
                 types[name] = types[name] if name in schema.options.fixed else pl.Float64
@@ -740,11 +749,11 @@ def _plan(sources: Sequence[Source], read: ReadOptions, stats: Stats, out_format
 def _frames(part: _Part, read: ReadOptions) -> Iterator[pl.DataFrame]:
     source = part.schema.source
     if part.reader is not None:
-        yield from part.reader.frames(part.types)
+        yield from part.reader.frames(part.types, keep_text=True)
         return
     assert source.path is not None
     with polars_errors([source], read):
-        yield from source.format.scan(source.path, part.schema.options, part.types).collect_batches()
+        yield from source.format.scan(source.path, part.schema.options, part.types, keep_text=True).collect_batches()
 
 
 def _write(
@@ -765,7 +774,7 @@ def _write(
     totals: dict[str, Any] = {}
     unseen: set = set()
     if not any(p.reader for p in parts):
-        scans = [p.schema.source.format.scan(p.schema.source.path, p.schema.options, p.types) for p in parts]
+        scans = [p.schema.source.format.scan(p.schema.source.path, p.schema.options, p.types, keep_text=True) for p in parts]
         frame = scans[0] if len(scans) == 1 else _concat(scans)
         if scaling.grouped and scaling.unknown_group == "error":
             _check_groups_first(frame, scaling, sources, read)

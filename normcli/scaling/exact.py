@@ -129,9 +129,13 @@ def sqrt_ratio(num: int, den: int) -> float:
     """The float nearest to √(num / den) for integers num ≥ 0, den > 0 (need not be reduced)."""
     if num <= 0:
         return 0.0
-    # choose a power of four 4^s so that the integer square root has at least 55 bits
-    shift = max(0, (110 - (num.bit_length() - den.bit_length())) // 2 + 1)
-    quotient, remainder = divmod(num << (2 * shift), den)
+    # choose a power of four 4^s so that the integer square root has 55 to 57 bits (s < 0 for
+    # values near the top of float64's range: their root as an integer does not fit a float)
+    shift = (110 - (num.bit_length() - den.bit_length())) // 2 + 1
+    if shift >= 0:
+        quotient, remainder = divmod(num << (2 * shift), den)
+    else:
+        quotient, remainder = divmod(num, den << (-2 * shift))
     root = math.isqrt(quotient)
     inexact = remainder != 0 or root * root != quotient
     # root ≤ √ < root + 1; with ≥ 55 bits, rounding root + ½ rounds the true value the same way

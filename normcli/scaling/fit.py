@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
 from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
-from normcli.data.inputs import Source, describe, open_sources
+from normcli.data.inputs import Source, check_distinct_inputs, describe, open_sources
 from normcli.data.selection import named, select
 from normcli.data.storage import concurrently
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
@@ -53,6 +53,7 @@ def fit(
     text: Sequence[str] = (),
     dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     allow_missing_columns: bool = False,
+    allow_overlap: bool = False,
     storage: Sequence[tuple[str, str]] = (),
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
@@ -67,7 +68,8 @@ def fit(
     ``--storage-option`` pairs for inputs named by URL; ``engine``: where fragments run, e.g. a
     :class:`~normcli.scaling.engine.DaskEngine`). Warnings (constant columns, integers past 2^53,
     skipped columns) are returned in ``Stats.warnings`` rather than printed. ``progress`` is
-    called with the number of rows read so far, as the work goes.
+    called with the number of rows read so far, as the work goes. A file given twice (under any
+    names) is refused unless ``allow_overlap``, as ``merge`` refuses shards that list the same file.
 
     ``by`` fits every column per group of rows too (the pooled statistics stay those of all rows);
     ``weight`` names a column of frequency weights (a row of weight w counts as w rows).
@@ -95,6 +97,8 @@ def fit(
         text=tuple(text), dtypes=dtype_pairs(dtypes), storage=tuple(storage),
     )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
+        if not allow_overlap:
+            check_distinct_inputs(sources, hint="name each input once, or pass --allow-overlap to count its rows twice")
         return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine, progress=progress)
 
 
@@ -112,6 +116,8 @@ def fit_sources(
     table = scanned.table
     choice = select_columns(table, options)
     specs, skipped, options = choice.specs, choice.skipped, choice.options
+    if not specs and all(s.sample is not None and s.sample.height == 0 for s in scanned.schemas):
+        raise _no_rows(sources, read, describe(sources))  # a header and nothing else, from a pipe
     hints = _numbers_with_words(scanned.schemas, skipped)
     if not specs:
         fold = Fold(order=list(skipped), skipped=skipped, input_columns=table.names)

@@ -227,6 +227,9 @@ def reblock(frames: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]
 
 # --------------------------------------------------------------------------- the statistics
 
+COLUMNS_PER_SELECT = 256
+"""Columns whose block statistics one Polars ``select`` computes (see :func:`summarize`)."""
+
 
 def numbers(block: pl.DataFrame, spec: ColumnSpec) -> pl.Series:
     """The column's values as Float64: NaN kept, missing values (and words of ``unknown``
@@ -414,23 +417,32 @@ def summarize(
 ) -> FragmentStats:
     """Partial statistics of ``specs`` over ``blocks`` (see the module docstring); per group too
     when ``by`` names group columns. ``progress`` is told the rows of each block as it is done;
-    ``where`` and ``first_row`` locate rows in error messages."""
+    ``where`` and ``first_row`` locate rows in error messages.
+
+    The expressions of a block are evaluated :data:`COLUMNS_PER_SELECT` columns at a time: Polars'
+    cost of planning one ``select`` grows faster than its number of expressions (20,000 columns
+    in one select took 2.5 GB; in groups, 0.2 GB). Each column's results do not depend on the
+    grouping.
+    """
     present = [s for s in specs if s.name not in absent]
     weights = list(dict.fromkeys(s.weight for s in present if s.weight is not None))
     accumulators = {s.name: _Accumulator(s) for s in specs}
     groups = GroupAccumulator(by, present) if by else None
     rows = 0
-    exprs: list[pl.Expr] | None = None
-    layout: list[tuple[ColumnSpec, list[str]]] = []
+    selects: list[tuple[list[tuple[ColumnSpec, list[str]]], list[pl.Expr]]] | None = None
     for block in blocks:
-        if exprs is None:
+        if selects is None:
             schema = block.schema
-            exprs = []
-            for index, spec in enumerate(present):
-                stats = _expressions(spec, schema[spec.name])
-                layout.append((spec, [key for key, _ in stats]))
-                # any column name may occur, so aliases are positional
-                exprs += [expr.alias(f"{index}\x00{key}") for key, expr in stats]
+            selects = []
+            for start in range(0, len(present), COLUMNS_PER_SELECT):
+                layout: list[tuple[ColumnSpec, list[str]]] = []
+                exprs: list[pl.Expr] = []
+                for index, spec in enumerate(present[start : start + COLUMNS_PER_SELECT]):
+                    stats = _expressions(spec, schema[spec.name])
+                    layout.append((spec, [key for key, _ in stats]))
+                    # any column name may occur, so aliases are positional
+                    exprs += [expr.alias(f"{index}\x00{key}") for key, expr in stats]
+                selects.append((layout, exprs))
         if weights:
             _check_weights(block, weights, where, first_row + rows)
         rows += block.height
@@ -438,14 +450,15 @@ def summarize(
             progress(block.height)
         if not present:
             continue
-        row = block.select(exprs).row(0)
-        offset = 0
-        for spec, keys in layout:
-            accumulator = accumulators[spec.name]
-            accumulator.add(block, dict(zip(keys, row[offset : offset + len(keys)], strict=True)))
-            offset += len(keys)
-            if spec.keep_values:
-                accumulator.values.append(_values(block, spec))
+        for layout, exprs in selects:
+            row = block.select(exprs).row(0)
+            offset = 0
+            for spec, keys in layout:
+                accumulator = accumulators[spec.name]
+                accumulator.add(block, dict(zip(keys, row[offset : offset + len(keys)], strict=True)))
+                offset += len(keys)
+                if spec.keep_values:
+                    accumulator.values.append(_values(block, spec))
         if groups is not None:
             groups.add(block)
     result = FragmentStats(rows=rows)

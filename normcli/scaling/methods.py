@@ -20,6 +20,7 @@ are over the values of positive weight.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -66,10 +67,20 @@ class Summary:
 
 
 def split(value: Fraction | Ratio) -> tuple[float, float]:
-    """(hi, lo): hi is ``value`` rounded to float64, lo the rounded remainder."""
+    """(hi, lo): hi is ``value`` rounded to float64, lo the rounded remainder.
+
+    A centre beyond float64's range (minmax mapping ±1.7e308 onto a far feature range) cannot be
+    written: an error, never an infinite centre in a stats file the loader would refuse.
+    """
     if isinstance(value, Fraction):
         value = Ratio(value.numerator, value.denominator)
-    return value.split()
+    hi, lo = value.split()
+    if not math.isfinite(hi):
+        raise DataError(
+            "the centre of the scaling is beyond float64's range",
+            hint="choose a feature range of moderate width and position, e.g. --feature-range 0,1",
+        )
+    return hi, lo
 
 
 def near_zero(spread: float, magnitude: float) -> bool:
@@ -228,6 +239,14 @@ class Parameters:
     extra: dict[str, Any] | None = None
 
 
+def _float(value: Fraction) -> float:
+    """``value`` rounded to float64, ±inf beyond its range (``float()`` raises there)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
 def _finite_or_none(value: Ratio) -> float | None:
     result = float(value)
     return result if result != float("inf") else None
@@ -327,11 +346,11 @@ class MinMax(Method):
 
     def fit(self, partial: ColumnPartial, summary: Summary, options: FitOptions, quantiles: dict[str, float] | None) -> Fitted:
         low, high = options.feature_range
-        span = Fraction(partial.max) - Fraction(partial.min)
-        constant = near_zero(float(span), _magnitude(partial))
+        span = Fraction(partial.max) - Fraction(partial.min)  # may exceed float64: ±1.7e308
+        constant = near_zero(_float(span), _magnitude(partial))
         if constant:
             span = Fraction(1)
-        scale = float(span / (Fraction(high) - Fraction(low)))
+        scale = _float(span / (Fraction(high) - Fraction(low)))
         if scale == 0.0 or scale == float("inf"):
             raise DataError(
                 f"--feature-range {low:g},{high:g} is too wide or too narrow for the range of the data "

@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from normcli import __version__
@@ -195,6 +194,12 @@ def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None, storage
 # --------------------------------------------------------------------------- loading
 
 
+MAX_STATS_BYTES = 128 << 20
+"""Stats files are refused above this size, before they are read: a column takes about 500
+bytes, so even 100,000 columns (the column limit of inputs) stay near 50 MB; parsing JSON into
+Python objects takes about five times the file's size in memory."""
+
+
 def load_stats(
     path: str | Path,
     storage: tuple[tuple[str, str], ...] = (),
@@ -204,22 +209,29 @@ def load_stats(
     data: Sequence[str] | None = None,
 ) -> Stats:
     """Read and validate a stats file (a path or a URL); any problem is a :class:`DataError`
-    naming the field.
+    naming the field. Files larger than :data:`MAX_STATS_BYTES` are refused before they are read.
 
     ``-`` reads the stats from ``stdin`` (``normcli fit a.csv -o - | normcli transform b.csv -s -``);
     ``data``, the data inputs of the same command, must then not read stdin too.
     """
     name = str(path)
     if name == "-":
-        return parse_stats(read_stdin_text(stdin, stdin_is_terminal, data, what="stats"), STDIN)
+        return parse_stats(read_stdin_text(stdin, stdin_is_terminal, data, what="stats", limit=MAX_STATS_BYTES), STDIN)
     if is_url(path):
         try:
-            text = read_url(name, storage).decode("utf-8")
+            text = read_url(name, storage, limit=MAX_STATS_BYTES).decode("utf-8")
         except UnicodeDecodeError:
             raise DataError(f"{name}: not a normcli stats file (not UTF-8 JSON)") from None
         return parse_stats(text, name)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_STATS_BYTES + 1)
+        if len(raw) > MAX_STATS_BYTES:
+            raise DataError(
+                f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
+                hint="is it a stats file written by normcli fit?",
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"{name}: no such stats file", hint="create one with: normcli fit DATA -o " + name) from None
     except IsADirectoryError:
@@ -241,6 +253,8 @@ def parse_stats(text: str, name: str = "<stats>") -> Stats:
         doc = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise DataError(f"{name}: not valid stats JSON ({exc})", hint="re-create it with normcli fit") from None
+    except RecursionError:
+        raise DataError(f"{name}: not valid stats JSON (nested too deeply)", hint="re-create it with normcli fit") from None
     return stats_from_dict(doc, name)
 
 
@@ -260,24 +274,25 @@ class _Reader:
             raise self.fail(f"{where}.{key}", "is missing")
         return obj[key]
 
-    def integer(self, obj: Any, key: str, where: str, minimum: int = 0) -> int:
+    def integer(self, obj: Any, key: str, where: str, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+        """An integer in [minimum, maximum] (counts: at most 2^63 − 1, as any table's rows)."""
         value = self.get(obj, key, where)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(f"{where}.{key}", f"must be an integer ≥ {minimum}, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(f"{where}.{key}", f"must be an integer from {minimum} to {maximum}, not {_shown(value)}")
         return value
 
     def number(self, obj: Any, key: str, where: str, *, nullable: bool = False) -> float | None:
         value = self.get(obj, key, where)
         if value is None and nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(f"{where}.{key}", f"must be a finite number, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise self.fail(f"{where}.{key}", f"must be a finite number, not {_shown(value)}")
         return float(value)
 
     def string(self, obj: Any, key: str, where: str) -> str:
         value = self.get(obj, key, where)
         if not isinstance(value, str):
-            raise self.fail(f"{where}.{key}", f"must be a string, not {value!r}")
+            raise self.fail(f"{where}.{key}", f"must be a string, not {_shown(value)}")
         return value
 
     def pair(self, obj: Any, key: str, where: str) -> tuple[float, float]:
@@ -285,10 +300,11 @@ class _Reader:
         if (
             not isinstance(value, list)
             or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-            or not value[0] < value[1]
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in value)
+            or not float(value[0]) < float(value[1])
+            or not math.isfinite(float(value[1]) - float(value[0]))
         ):
-            raise self.fail(f"{where}.{key}", f"must be [low, high] with low < high, not {value!r}")
+            raise self.fail(f"{where}.{key}", f"must be [low, high] with low < high and a finite width, not {_shown(value)}")
         return float(value[0]), float(value[1])
 
     def expansion(self, obj: Any, key: str, where: str) -> Dyadic:
@@ -296,10 +312,25 @@ class _Reader:
         if (
             not isinstance(value, list)
             or not value
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            or len(value) > 64
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in value)
         ):
-            raise self.fail(f"{where}.{key}", f"must be a non-empty list of finite numbers, not {value!r}")
+            raise self.fail(f"{where}.{key}", f"must be a list of 1 to 64 finite numbers, not {_shown(value)}")
         return Dyadic.from_expansion([float(v) for v in value])
+
+
+def _finite(value: int | float) -> bool:
+    """Finite as a float64 (an integer of 400 digits is not: it would overflow)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short (a tampered field may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:40] + f"… ({len(text)} characters)"
 
 
 def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
@@ -312,7 +343,7 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
         )
     version = doc.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise read.fail("version", f"must be a positive integer, not {version!r}")
+        raise read.fail("version", f"must be a positive integer, not {_shown(version)}")
     if version > FORMAT_VERSION:
         raise DataError(
             f"{source}: stats format version {version} is newer than this normcli reads (version {FORMAT_VERSION})",
@@ -353,9 +384,11 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
         raise read.fail("columns", "must be a non-empty list")
     columns = tuple(_column_from_dict(read, c, f"columns[{i}]", version) for i, c in enumerate(columns_raw))
     names = [c.name for c in columns]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise read.fail("columns", f"name '{duplicates[0]}' more than once")
+    seen: set[str] = set()
+    for name in names:  # linear: a tampered file may list a million columns
+        if name in seen:
+            raise read.fail("columns", f"name '{name}' more than once")
+        seen.add(name)
     by = v3.get("by", ())
     for name in (*by, *([v3["weight"]] if v3.get("weight") else [])):
         if name in names:
@@ -386,16 +419,16 @@ def _options_v3(read: _Reader, inputs: Any, options: Any) -> dict[str, Any]:
         raise read.fail("inputs.columns", "must be a list of strings")
     low, high = read.pair(options, "quantile_range", "options")
     if not (0 <= low and high <= 100):
-        raise read.fail("options.quantile_range", f"must be percentiles within [0, 100], not {[low, high]!r}")
+        raise read.fail("options.quantile_range", f"must be percentiles within [0, 100], not {_shown([low, high])}")
     unit_variance = read.get(options, "unit_variance", "options")
     if not isinstance(unit_variance, bool):
-        raise read.fail("options.unit_variance", f"must be true or false, not {unit_variance!r}")
+        raise read.fail("options.unit_variance", f"must be true or false, not {_shown(unit_variance)}")
     by = read.get(options, "by", "options")
     if not isinstance(by, list) or not all(isinstance(b, str) and b for b in by) or len(set(by)) != len(by):
-        raise read.fail("options.by", f"must be a list of distinct column names, not {by!r}")
+        raise read.fail("options.by", f"must be a list of distinct column names, not {_shown(by)}")
     weight = read.get(options, "weight", "options")
     if weight is not None and (not isinstance(weight, str) or not weight):
-        raise read.fail("options.weight", f"must be a column name or null, not {weight!r}")
+        raise read.fail("options.weight", f"must be a column name or null, not {_shown(weight)}")
     return {
         "input_columns": tuple(all_columns),
         "quantile_range": (low, high),
@@ -419,10 +452,10 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     seen: set[tuple] = set()
     for i, key in enumerate(keys_raw):
         if not isinstance(key, list) or len(key) != len(by) or not all(v is None or isinstance(v, (str, int)) for v in key):
-            raise read.fail(f"groups.keys[{i}]", f"must be a list of {len(by)} strings, integers, booleans or nulls, not {key!r}")
+            raise read.fail(f"groups.keys[{i}]", f"must be a list of {len(by)} strings, integers, booleans or nulls, not {_shown(key)}")
         typed = tuple((type(v), v) for v in key)
         if typed in seen:
-            raise read.fail(f"groups.keys[{i}]", f"{key!r} occurs more than once")
+            raise read.fail(f"groups.keys[{i}]", f"{_shown(key)} occurs more than once")
         seen.add(typed)
         keys.append(tuple(key))
     row_count = _int_array(read, raw, "row_count", "groups", size)
@@ -482,7 +515,7 @@ def _float_array(read: _Reader, obj: Any, key: str, where: str, size: int, *, nu
     value = _array(read, obj, key, where, size)
     for index, v in enumerate(value):
         if not ((v is None and nullable) or (type(v) in (int, float) and math.isfinite(v))):
-            raise read.fail(f"{where}.{key}[{index}]", f"must be a finite number{' or null' if nullable else ''}, not {v!r}")
+            raise read.fail(f"{where}.{key}[{index}]", f"must be a finite number{' or null' if nullable else ''}, not {_shown(v)}")
     return np.array([math.nan if v is None else v for v in value] if nullable else value, dtype=np.float64).reshape(size)
 
 
@@ -492,7 +525,7 @@ def _int_array(read: _Reader, obj: Any, key: str, where: str, size: int) -> np.n
     value = _array(read, obj, key, where, size)
     for index, v in enumerate(value):
         if type(v) is not int or v < 0:
-            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer ≥ 0, not {v!r}")
+            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer ≥ 0, not {_shown(v)}")
     return np.array(value, dtype=np.int64).reshape(size)
 
 
@@ -502,7 +535,7 @@ class _GroupSums(Sequence):
 
     def __init__(self, read: _Reader, sums: Any, where: str, count: np.ndarray, weighted: bool) -> None:
         if not isinstance(sums, dict):
-            raise read.fail(where, f"must be an object, not {sums!r}")
+            raise read.fail(where, f"must be an object, not {_shown(sums)}")
         size = len(count)
         self.read, self.where, self.count = read, where, count.tolist()
         self.shift = _float_array(read, sums, "shift", where, size).tolist()
@@ -525,7 +558,7 @@ class _GroupSums(Sequence):
         if self.power is not None:
             power = self.power[index]
             if type(power) is not int or abs(power) > 1100:
-                raise read.fail(f"{where}.power[{index}]", f"must be an integer between -1100 and 1100, not {power!r}")
+                raise read.fail(f"{where}.power[{index}]", f"must be an integer between -1100 and 1100, not {_shown(power)}")
         entry = {"s1": self.s1[index], "s2": self.s2[index], **({"w": self.w[index]} if self.w is not None else {})}
         weight = read.expansion(entry, "w", f"{where}[{index}]") if self.w is not None else None
         if weight is not None and weight.mantissa < 0:
@@ -544,10 +577,8 @@ class _GroupSums(Sequence):
 def _sums_from_dict(read: _Reader, entry: Any, where: str, count: int) -> Moments:
     sums = read.get(entry, "sums", where)
     if not isinstance(sums, dict):
-        raise read.fail(f"{where}.sums", f"must be an object, not {sums!r}")
-    power = read.integer(sums, "power", f"{where}.sums", minimum=-1100) if "power" in sums else 0
-    if abs(power) > 1100:
-        raise read.fail(f"{where}.sums.power", f"must be between -1100 and 1100, not {power}")
+        raise read.fail(f"{where}.sums", f"must be an object, not {_shown(sums)}")
+    power = read.integer(sums, "power", f"{where}.sums", minimum=-1100, maximum=1100) if "power" in sums else 0
     weight = read.expansion(sums, "w", f"{where}.sums") if "w" in sums else None
     if weight is not None and weight.mantissa < 0:
         raise read.fail(f"{where}.sums.w", "must not be negative")
@@ -571,17 +602,17 @@ def _column_from_dict(read: _Reader, entry: Any, where: str, version: int) -> Co
     where = f"column '{name}'"
     method = read.string(entry, "method", where)
     if method not in METHODS:
-        raise read.fail(f"{where}.method", f"must be one of {', '.join(METHODS)}, not {method!r}")
+        raise read.fail(f"{where}.method", f"must be one of {', '.join(METHODS)}, not {_shown(method)}")
     count = read.integer(entry, "count", where)
     std = read.number(entry, "std", where)
     if std < 0:
-        raise read.fail(f"{where}.std", f"must not be negative ({std!r})")
+        raise read.fail(f"{where}.std", f"must not be negative ({_shown(std)})")
     m2 = read.number(entry, "m2", where, nullable=True)
     if m2 is not None and m2 < 0:
-        raise read.fail(f"{where}.m2", f"must not be negative ({m2!r})")
+        raise read.fail(f"{where}.m2", f"must not be negative ({_shown(m2)})")
     scale = read.number(entry, "scale", where)
     if not scale > 0:
-        raise read.fail(f"{where}.scale", f"must be positive, not {scale!r}")
+        raise read.fail(f"{where}.scale", f"must be positive, not {_shown(scale)}")
     low, high = read.number(entry, "min", where), read.number(entry, "max", where)
     if low > high:
         raise read.fail(f"{where}.min", "is greater than max")
