@@ -1,10 +1,14 @@
 #!/usr/bin/env python
-"""Per-epoch training time of normcli's numpy MLP against PyTorch (CPU) and scikit-learn.
+"""Per-epoch training time of normcli's MLP against PyTorch (CPU) and scikit-learn.
 
 Workload (defaults): 200,000 rows x 32 synthetic float32 features, 10 classes (overlapping
 Gaussian blobs), hidden layers (256, 256), batch size 256, SGD with momentum 0.9, lr 0.01:
 
-* normcli:  Linear -> ReLU -> BatchNorm1d (x2) -> Linear, ``normcli.nn.train_network``
+* normcli:  Linear -> ReLU -> BatchNorm1d (x2) -> Linear, ``normcli.nn.train_network``, twice:
+            ``normcli-numpy`` (``kernels='numpy'``: one numpy operation at a time) and
+            ``normcli-numba`` (``kernels='numba'``: the element-wise work in fused numba
+            kernels, normcli[fast]; compiling/loading them happens before the first epoch and
+            is shown in the notes, not in the epoch times)
 * torch:    the same architecture and loop (randperm, index, zero_grad, backward, step),
             float32, ``torch.set_num_threads(<cores>)``
 * sklearn:  ``MLPClassifier(solver='sgd', momentum=0.9, batch_size=256, hidden (256, 256))``,
@@ -16,15 +20,16 @@ Gaussian blobs), hidden layers (256, 256), batch size 256, SGD with momentum 0.9
 Each framework runs in its own subprocess (so its peak RSS, ``ru_maxrss``, is its own), and the
 runs are repeated ``--rounds`` times in rotating order, because a 2-core machine is noisy.
 Reported: the median epoch time over all epochs of all rounds (min and max too), the ratios
-normcli/torch, normcli/floor and normcli/sklearn, and the peak RSS. Targets: normcli <= 0.70x
-torch, <= 1.6x the matmul floor, and faster than sklearn.
+normcli/torch, normcli/floor and normcli/sklearn for each normcli path, and the peak RSS.
+Targets: normcli <= 0.70x torch, <= 1.6x the matmul floor, and faster than sklearn.
 
 Usage:
-    python bench/bench_train.py            # full: 200k rows, 3 epochs x 2 rounds
+    python bench/bench_train.py            # full: 200k rows, 3 epochs x 3 rounds
     python bench/bench_train.py --quick    # smoke run: 20k rows, 3 epochs, 1 round
-    python bench/bench_train.py --json results.json --frameworks normcli,torch
+    python bench/bench_train.py --json results.json --frameworks normcli,torch,floor
 
-A missing torch or scikit-learn is skipped with a note.
+``--frameworks normcli`` means both normcli paths. A missing torch, scikit-learn or numba is
+skipped with a note.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from pathlib import Path
 # Benchmark the working tree this script is in, not whatever normcli is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-FRAMEWORKS = ("normcli", "torch", "sklearn", "floor")
+FRAMEWORKS = ("normcli-numpy", "normcli-numba", "torch", "sklearn", "floor")
+NORMCLI = ("normcli-numpy", "normcli-numba")
 FEATURES = 32
 CLASSES = 10
 HIDDEN = (256, 256)
@@ -73,7 +79,7 @@ def peak_rss_mb() -> float:
 # -- workers (run in a subprocess each) ---------------------------------------------------------
 
 
-def run_normcli(X, y, args) -> dict:
+def run_normcli(X, y, args, kernels: str) -> dict:
     from normcli.nn import NetworkConfig, TrainConfig, train_network
 
     try:
@@ -89,14 +95,23 @@ def run_normcli(X, y, args) -> dict:
         optimizer="sgd",
         momentum=0.9,
         seed=0,
+        kernels=kernels,
     )
     result = train_network(X, y, None, None, config)
-    blas = [f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
-            for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
+    if result.kernels != kernels:
+        raise RuntimeError(f"asked for the {kernels} kernels, {result.kernels} ran")
+    if kernels == "numba":
+        from normcli.nn.fused import NUMBA_VERSION
+
+        note = f"numba {NUMBA_VERSION}, kernels ready in {result.warm_up_seconds:.2f} s"
+    else:
+        blas = [f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
+                for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
+        note = "numpy BLAS: " + (", ".join(blas) or "unknown")
     return {
         "epoch_seconds": result.epoch_seconds,
         "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
-        "note": "numpy BLAS: " + (", ".join(blas) or "unknown"),
+        "note": note,
     }
 
 
@@ -208,8 +223,15 @@ def run_floor(X, y, args) -> dict:
     return {"epoch_seconds": epoch_seconds, "final_train_loss": None, "note": "matrix products only"}
 
 
-WORKERS = {"normcli": run_normcli, "torch": run_torch, "sklearn": run_sklearn, "floor": run_floor}
-REQUIRES = {"normcli": "numpy", "torch": "torch", "sklearn": "sklearn", "floor": "numpy"}
+WORKERS = {
+    "normcli-numpy": lambda X, y, args: run_normcli(X, y, args, "numpy"),
+    "normcli-numba": lambda X, y, args: run_normcli(X, y, args, "numba"),
+    "torch": run_torch,
+    "sklearn": run_sklearn,
+    "floor": run_floor,
+}
+REQUIRES = {"normcli-numpy": "numpy", "normcli-numba": "numba", "torch": "torch", "sklearn": "sklearn",
+            "floor": "numpy"}  # fmt: skip
 
 
 def worker_main(args) -> None:
@@ -259,33 +281,27 @@ def print_table(summary: dict[str, dict], args) -> None:
     )
     coretype = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
     print(f"cores: {os.cpu_count()}, OPENBLAS_CORETYPE={coretype}")
-    header = f"{'framework':<10}{'epochs':>7}{'median s':>10}{'min s':>8}{'max s':>8}"
+    header = f"{'framework':<14}{'epochs':>7}{'median s':>10}{'min s':>8}{'max s':>8}"
     header += f"{'peak RSS MB':>13}{'train loss':>12}  notes"
     print(header)
     print("-" * len(header))
     for framework, row in summary.items():
         loss = row["final_train_loss"]
         print(
-            f"{framework:<10}{row['epochs']:>7}{row['median_s']:>10.3f}{row['min_s']:>8.3f}"
+            f"{framework:<14}{row['epochs']:>7}{row['median_s']:>10.3f}{row['min_s']:>8.3f}"
             f"{row['max_s']:>8.3f}{row['peak_rss_mb']:>13.0f}"
             f"{(f'{loss:.4f}' if loss is not None else '-'):>12}  {row['note']}"
         )
-    if "normcli" not in summary:
-        return
-    ours = summary["normcli"]["median_s"]
-    print()
-    if "torch" in summary:
-        ratio = ours / summary["torch"]["median_s"]
-        verdict = "met" if ratio <= 0.70 else "NOT met"
-        print(f"normcli / torch   = {ratio:.2f}  (target <= 0.70: {verdict})")
-    if "floor" in summary:
-        ratio = ours / summary["floor"]["median_s"]
-        verdict = "met" if ratio <= 1.6 else "NOT met"
-        print(f"normcli / floor   = {ratio:.2f}  (target <= 1.60: {verdict})")
-    if "sklearn" in summary:
-        ratio = ours / summary["sklearn"]["median_s"]
-        verdict = "met" if ratio < 1.0 else "NOT met"
-        print(f"normcli / sklearn = {ratio:.2f}  (target < 1.00: {verdict})")
+    targets = [("torch", "<=", 0.70), ("floor", "<=", 1.6), ("sklearn", "<", 1.0)]
+    for ours in (name for name in NORMCLI if name in summary):
+        print()
+        for baseline, relation, target in targets:
+            if baseline not in summary:
+                continue
+            ratio = summary[ours]["median_s"] / summary[baseline]["median_s"]
+            met = ratio <= target if relation == "<=" else ratio < target
+            print(f"{ours} / {baseline:<7} = {ratio:.2f}  (target {relation} {target:.2f}: "
+                  f"{'met' if met else 'NOT met'})")  # fmt: skip
 
 
 def main() -> int:
@@ -296,7 +312,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="runs per framework")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                        help="comma-separated; 'normcli' = normcli-numpy,normcli-numba")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -305,12 +322,13 @@ def main() -> int:
     if args.worker:
         worker_main(args)
         return 0
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 2)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
 
     frameworks = []
-    for name in args.frameworks.split(","):
+    names = [part for name in args.frameworks.split(",") for part in (NORMCLI if name == "normcli" else [name])]
+    for name in names:
         if name not in FRAMEWORKS:
-            parser.error(f"unknown framework {name!r}")
+            parser.error(f"unknown framework {name!r} (choose from normcli, {', '.join(FRAMEWORKS)})")
         if importlib.util.find_spec(REQUIRES[name]) is None:
             print(f"note: {name} is not installed; skipping it")
             continue

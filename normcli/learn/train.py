@@ -68,7 +68,10 @@ def clean_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def metrics_document(prepared: Prepared, result: TrainResult, model_path: str | None) -> dict[str, Any]:
-    """The ``--json`` / ``--metrics-out`` document: task, final metrics, per-epoch history."""
+    """The ``--json`` / ``--metrics-out`` document: task, final metrics, per-epoch history.
+
+    ``kernels`` says what computed the training steps: 'numpy' or 'numba' (normcli[fast]).
+    """
     final = result.final or {}
     wanted = ["train_loss", "val_loss"] + (
         ["val_accuracy"] if prepared.task == "classification" else ["val_rmse", "val_r2"]
@@ -89,6 +92,7 @@ def metrics_document(prepared: Prepared, result: TrainResult, model_path: str | 
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
+        "kernels": result.kernels,
         "history": [clean_row(row) for row in result.history],
         "notes": prepared.notes,
         "model": model_path,
@@ -178,5 +182,6 @@ def train(
     if result.diverged:
         raise divergence_error(result, config)
     if model_path is not None:
-        save_model(result.model, model_path, extra=model_metadata(prepared, config))
+        ran = replace(config, kernels=result.kernels)  # the model file records the kernels that ran
+        save_model(result.model, model_path, extra=model_metadata(prepared, ran))
     return TrainReport(prepared, result, metrics_document(prepared, result, model_path), model_path)
