@@ -18,9 +18,16 @@ Gaussian blobs), hidden layers (256, 256), batch size 256, SGD with momentum 0.9
             shapes, numpy's BLAS with its default threads): what no numpy network can beat.
 
 Each framework runs in its own subprocess (so its peak RSS, ``ru_maxrss``, is its own), and the
-runs are repeated ``--rounds`` times in rotating order, because a 2-core machine is noisy.
-Reported: the median epoch time over all epochs of all rounds (min and max too), the ratios
-normcli/torch, normcli/floor and normcli/sklearn for each normcli path, and the peak RSS.
+runs are repeated ``--rounds`` times in rotating order, because a 2-core machine is noisy. Each
+run trains one untimed warm-up epoch first, then ``--epochs`` timed ones; for each epoch it also
+records the CPU time *other* processes used meanwhile (machine-wide busy time from /proc/stat
+minus its own process CPU time). Epochs during which others kept more than
+``--noise-threshold`` cores busy (default 0.25) are "noisy".
+
+Reported: per framework the median epoch time over all epochs of all rounds (min and max too),
+the median over quiet epochs and their count, the cores others used (median), peak RSS; then
+the ratios normcli/torch, normcli/floor and normcli/sklearn for each normcli path, from the
+quiet medians when every framework has quiet epochs (else from all epochs, and it says so).
 Targets: normcli <= 0.70x torch, <= 1.6x the matmul floor, and faster than sklearn.
 
 Usage:
@@ -72,6 +79,47 @@ def make_data(rows: int):
     return X, y.astype(np.int64)
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def busy_cpu_s() -> float | None:
+    """Machine-wide busy CPU seconds so far (user+nice+system+irq+softirq+steal), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            f = [int(x) for x in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = f
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+class EpochClock:
+    """Wall seconds of each epoch and the CPU seconds other processes used meanwhile.
+
+    ``lap()`` ends an epoch and starts the next; the first lap (from construction) is the
+    warm-up epoch and is not reported.
+    """
+
+    def __init__(self) -> None:
+        self.laps: list[tuple[float, float | None]] = []
+        self._mark = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float | None, float]:
+        return time.perf_counter(), busy_cpu_s(), time.process_time()
+
+    def lap(self) -> None:
+        now = self._now()
+        (t0, busy0, own0), (t1, busy1, own1) = self._mark, now
+        others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
+        self.laps.append((t1 - t0, others))
+        self._mark = self._now()
+
+    def report(self) -> dict:
+        timed = self.laps[1:]
+        return {"epoch_seconds": [wall for wall, _ in timed], "others_cpu_s": [cpu for _, cpu in timed]}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
@@ -89,7 +137,7 @@ def run_normcli(X, y, args, kernels: str) -> dict:
 
     config = TrainConfig(
         network=NetworkConfig(hidden=HIDDEN, bn_placement="after"),
-        epochs=args.epochs,
+        epochs=args.epochs + 1,  # the first is the warm-up epoch
         batch_size=args.batch_size,
         lr=args.lr,
         optimizer="sgd",
@@ -97,7 +145,8 @@ def run_normcli(X, y, args, kernels: str) -> dict:
         seed=0,
         kernels=kernels,
     )
-    result = train_network(X, y, None, None, config)
+    clock = EpochClock()
+    result = train_network(X, y, None, None, config, on_epoch=lambda row: clock.lap())
     if result.kernels != kernels:
         raise RuntimeError(f"asked for the {kernels} kernels, {result.kernels} ran")
     if kernels == "numba":
@@ -108,8 +157,7 @@ def run_normcli(X, y, args, kernels: str) -> dict:
         blas = [f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
                 for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
         note = "numpy BLAS: " + (", ".join(blas) or "unknown")
-    return {
-        "epoch_seconds": result.epoch_seconds,
+    return clock.report() | {
         "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
         "note": note,
     }
@@ -136,10 +184,10 @@ def run_torch(X, y, args) -> dict:
     if rows - starts[-1] == 1 and len(starts) > 1:  # merge a last batch of one row, like normcli
         starts.pop()
     bounds = list(zip(starts, starts[1:] + [rows]))
-    epoch_seconds, loss_sum = [], 0.0
+    loss_sum = 0.0
     model.train()
-    for _ in range(args.epochs):
-        started = time.perf_counter()
+    clock = EpochClock()
+    for _ in range(args.epochs + 1):
         order = torch.randperm(rows, generator=generator)
         loss_sum = torch.zeros(())
         for start, stop in bounds:
@@ -150,9 +198,8 @@ def run_torch(X, y, args) -> dict:
             optimizer.step()
             loss_sum += loss.detach() * (stop - start)
         final_loss = float(loss_sum) / rows
-        epoch_seconds.append(time.perf_counter() - started)
-    return {
-        "epoch_seconds": epoch_seconds,
+        clock.lap()
+    return clock.report() | {
         "final_train_loss": final_loss,
         "note": f"torch {torch.__version__}, {torch.get_num_threads()} threads",
     }
@@ -177,15 +224,13 @@ def run_sklearn(X, y, args) -> dict:
         random_state=0,
     )
     classes = np.arange(CLASSES)
-    epoch_seconds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for _ in range(args.epochs):
-            started = time.perf_counter()
+        clock = EpochClock()
+        for _ in range(args.epochs + 1):
             model.partial_fit(X, y, classes=classes)
-            epoch_seconds.append(time.perf_counter() - started)
-    return {
-        "epoch_seconds": epoch_seconds,
+            clock.lap()
+    return clock.report() | {
         "final_train_loss": float(model.loss_),
         "note": f"scikit-learn {sklearn.__version__}, no batch norm",
     }
@@ -204,9 +249,8 @@ def run_floor(X, y, args) -> dict:
         starts.pop()
     bounds = list(zip(starts, starts[1:] + [rows]))
     order = rng.permutation(rows)
-    epoch_seconds = []
-    for _ in range(args.epochs):
-        started = time.perf_counter()
+    clock = EpochClock()
+    for _ in range(args.epochs + 1):
         for start, stop in bounds:
             x = X.take(order[start:stop], axis=0)  # inputs of each layer (values do not matter)
             inputs = [x]
@@ -219,8 +263,8 @@ def run_floor(X, y, args) -> dict:
                 _ = grad.T @ inputs[index]  # ∂L/∂W
                 if index > 0:
                     grad = grad @ W  # ∂L/∂x
-        epoch_seconds.append(time.perf_counter() - started)
-    return {"epoch_seconds": epoch_seconds, "final_train_loss": None, "note": "matrix products only"}
+        clock.lap()
+    return clock.report() | {"final_train_loss": None, "note": "matrix products only"}
 
 
 WORKERS = {
@@ -257,15 +301,22 @@ def run_worker(framework: str, args) -> dict:
     raise RuntimeError(f"{framework} worker failed:\n{done.stderr[-2000:]}")
 
 
-def summarize(results: dict[str, list[dict]]) -> dict[str, dict]:
+def summarize(results: dict[str, list[dict]], noise_threshold: float) -> dict[str, dict]:
+    """Per framework: medians over all epochs and over quiet ones (others' cores <= threshold)."""
     summary = {}
     for framework, runs in results.items():
-        times = [t for run in runs for t in run["epoch_seconds"]]
+        epochs = [(t, cpu) for run in runs for t, cpu in zip(run["epoch_seconds"], run["others_cpu_s"])]
+        times = [t for t, _ in epochs]
+        others = [cpu / t for t, cpu in epochs if cpu is not None]  # cores busy with others
+        quiet = [t for t, cpu in epochs if cpu is None or cpu / t <= noise_threshold]
         summary[framework] = {
             "epochs": len(times),
             "median_s": statistics.median(times),
             "min_s": min(times),
             "max_s": max(times),
+            "quiet_epochs": len(quiet),
+            "quiet_median_s": statistics.median(quiet) if quiet else None,
+            "others_cores": statistics.median(others) if others else None,
             "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
             "data_rss_mb": max(run["data_rss_mb"] for run in runs),
             "final_train_loss": runs[-1]["final_train_loss"],
@@ -280,25 +331,30 @@ def print_table(summary: dict[str, dict], args) -> None:
         f"hidden {HIDDEN}, batch {args.batch_size}, SGD momentum 0.9, lr {args.lr}"
     )
     coretype = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(f"cores: {os.cpu_count()}, OPENBLAS_CORETYPE={coretype}")
-    header = f"{'framework':<14}{'epochs':>7}{'median s':>10}{'min s':>8}{'max s':>8}"
-    header += f"{'peak RSS MB':>13}{'train loss':>12}  notes"
+    print(f"cores: {os.cpu_count()}, OPENBLAS_CORETYPE={coretype}; quiet epoch: other processes "
+          f"used <= {args.noise_threshold:g} cores; 'others' = their median cores over all epochs")  # fmt: skip
+    header = f"{'framework':<14}{'epochs':>7}{'median s':>10}{'min s':>8}{'max s':>8}{'quiet':>7}"
+    header += f"{'quiet med':>10}{'others':>8}{'peak RSS MB':>13}{'train loss':>12}  notes"
     print(header)
     print("-" * len(header))
     for framework, row in summary.items():
-        loss = row["final_train_loss"]
+        loss, quiet, others = row["final_train_loss"], row["quiet_median_s"], row["others_cores"]
         print(
             f"{framework:<14}{row['epochs']:>7}{row['median_s']:>10.3f}{row['min_s']:>8.3f}"
-            f"{row['max_s']:>8.3f}{row['peak_rss_mb']:>13.0f}"
+            f"{row['max_s']:>8.3f}{row['quiet_epochs']:>7}{(f'{quiet:.3f}' if quiet else '-'):>10}"
+            f"{(f'{others:.2f}' if others is not None else '?'):>8}{row['peak_rss_mb']:>13.0f}"
             f"{(f'{loss:.4f}' if loss is not None else '-'):>12}  {row['note']}"
         )
+    quiet = all(row["quiet_median_s"] is not None for row in summary.values())
+    key = "quiet_median_s" if quiet else "median_s"
+    print("\nratios of " + ("medians over quiet epochs" if quiet else
+                            "medians over ALL epochs (some framework had no quiet epoch: the machine was busy)"))  # fmt: skip
     targets = [("torch", "<=", 0.70), ("floor", "<=", 1.6), ("sklearn", "<", 1.0)]
     for ours in (name for name in NORMCLI if name in summary):
-        print()
         for baseline, relation, target in targets:
             if baseline not in summary:
                 continue
-            ratio = summary[ours]["median_s"] / summary[baseline]["median_s"]
+            ratio = summary[ours][key] / summary[baseline][key]
             met = ratio <= target if relation == "<=" else ratio < target
             print(f"{ours} / {baseline:<7} = {ratio:.2f}  (target {relation} {target:.2f}: "
                   f"{'met' if met else 'NOT met'})")  # fmt: skip
@@ -314,6 +370,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help="comma-separated; 'normcli' = normcli-numpy,normcli-numba")  # fmt: skip
+    parser.add_argument("--noise-threshold", type=float, default=0.25,
+                        help="an epoch is quiet if other processes used at most this many cores (-1: all are)")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -343,7 +401,7 @@ def main() -> int:
             except RuntimeError as exc:
                 print(f"note: {exc}")
     results = {name: runs for name, runs in results.items() if runs}
-    summary = summarize(results)
+    summary = summarize(results, args.noise_threshold if args.noise_threshold >= 0 else float("inf"))
     print_table(summary, args)
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},

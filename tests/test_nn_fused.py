@@ -401,20 +401,25 @@ def test_numba_handles_a_last_batch_merged_from_one_row():
     assert result.epochs_run == 3 and not result.diverged
 
 
-def test_auto_uses_numba_only_for_big_enough_relu_runs(monkeypatch):
+def test_auto_uses_numba_only_when_it_expects_to_save_seconds(monkeypatch):
     X, y = blobs(100)
     assert train_network(X, y, None, None, config()).kernels == "numpy"  # far below the threshold
-    assert training.choose_kernels(config(), 10**7) == "numba"  # 1e7 rows × 3 epochs × 32 units
-    assert training.choose_kernels(config(network={"activation": "tanh"}), 10**7) == "numpy"
+    # 3 epochs of 1e6 rows, batch 32, two blocks of 16: 3·(31,250·2·50 µs + 1e6·32·3 ns) = 9.7 s
+    big = config()
+    assert training.numba_saving_estimate(big, 10**6) == pytest.approx(3 * (31_250 * 2 * 50e-6 + 32e6 * 3e-9))
+    assert training.choose_kernels(big, 10**6) == "numba"
+    assert training.choose_kernels(big, 2_000) == "numpy"  # 0.02 s
+    assert training.numba_saving_estimate(config(network={"activation": "tanh"}), 10**7) == 0.0
+    assert training.choose_kernels(config(network={"activation": "gelu"}), 10**7) == "numpy"
     assert training.choose_kernels(config(kernels="numpy"), 10**9) == "numpy"
-    monkeypatch.setattr(training, "AUTO_NUMBA_MIN_WORK", 0)
+    monkeypatch.setattr(training, "AUTO_NUMBA_MIN_SAVING", 0.0)
     assert train_network(X, y, None, None, config()).kernels == "numba"
 
 
 def test_without_numba_auto_falls_back_and_numba_is_a_usage_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba → ImportError
     monkeypatch.delitem(sys.modules, "normcli.nn.fused")
-    monkeypatch.setattr(training, "AUTO_NUMBA_MIN_WORK", 0)
+    monkeypatch.setattr(training, "AUTO_NUMBA_MIN_SAVING", 0.0)
     assert training.choose_kernels(config(), 100) == "numpy"
     with pytest.raises(UsageError, match="numba") as caught:
         training.choose_kernels(config(kernels="numba"), 100)
@@ -459,8 +464,8 @@ def test_train_reports_and_records_the_kernels_that_ran(tmp_path, monkeypatch):
     X, y = blobs(120)
     lines = ["a,b,c,d,e,f,label"] + [",".join(f"{v:.6f}" for v in row) + f",k{c}" for row, c in zip(X, y)]
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
-    for kernels, threshold in (("numpy", training.AUTO_NUMBA_MIN_WORK), ("numba", 0)):
-        monkeypatch.setattr(training, "AUTO_NUMBA_MIN_WORK", threshold)
+    for kernels, threshold in (("numpy", training.AUTO_NUMBA_MIN_SAVING), ("numba", 0.0)):
+        monkeypatch.setattr(training, "AUTO_NUMBA_MIN_SAVING", threshold)
         model_path = tmp_path / f"{kernels}.npz"
         report = train([str(tmp_path / "t.csv")], DataOptions(target="label"), config(epochs=2),
                        model_path=str(model_path))  # fmt: skip

@@ -23,11 +23,12 @@ and each is bit-for-bit reproducible on its own.
 ``TrainConfig.kernels``), so numba is never loaded for ``--help``, ``fit``, ``transform`` or
 ``predict``. Install it with ``pip install 'normcli[fast]'``.
 
-**Compilation.** Kernels are compiled on first use for each dtype (about 2–4 s for all of them)
-and cached on disk by numba (``cache=True``: next to this file, or in numba's per-user cache
-directory when this folder is read-only; without any writable place they compile in memory on
-every run). :func:`warm_up` compiles or loads them before the first epoch so that no epoch's
-time includes compilation.
+**Compilation.** Kernels are compiled on first use for each dtype and placement (4–5 s for
+one network's, measured on a busy 2-core machine) and cached on disk by numba (``cache=True``:
+next to this file, or in numba's per-user cache directory when this folder is read-only;
+without any writable place they compile in memory on every run). Later runs import numba and
+load them in ~0.7 s, mostly numba's own start-up. :func:`warm_up` does this before the first
+epoch, so no epoch's time includes it; small runs never pay it (``TrainConfig.kernels``).
 
 What is fused: a Linear followed by ReLU or LeakyReLU and BatchNorm1d in either order, or by
 the activation alone (``bn_placement`` 'after', 'before', 'none'). Other hidden blocks (tanh,
@@ -363,8 +364,6 @@ class FusedHidden:
 
     Training mode only: with ``training=False`` the layers run one by one (numpy).
     """
-
-    keeps_output = False
 
     def __init__(
         self, linear: Linear, activation: Layer, batchnorm: BatchNorm1d | None, placement: str

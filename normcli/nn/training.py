@@ -35,16 +35,22 @@ __all__ = [
     "batch_bounds",
     "evaluate",
     "choose_kernels",
+    "numba_saving_estimate",
 ]
 
 OPTIMIZERS = ("sgd", "adam")
 KERNELS = ("auto", "numpy", "numba")
 
-AUTO_NUMBA_MIN_WORK = 2e8
-"""``kernels='auto'`` uses numba from this many rows × epochs × hidden units on: about a
-second of element-wise work saved, against ~0.7 s to import numba and load its cached kernels
-(the first run after installing compiles them: ~6 s per dtype). 200,000 rows × 3 epochs ×
-(256 + 256) units is 3e8."""
+AUTO_NUMBA_MIN_SAVING = 2.0
+"""``kernels='auto'`` uses numba when it expects to save at least this many seconds over the
+run (:func:`numba_saving_estimate`): about 3× what importing numba and loading its cached
+kernels costs (~0.7 s); the first run after an install also compiles them (~5 s, then cached)."""
+
+# What the numba kernels save, measured on a 2-core Xeon (bench/bench_train.py and batch-32
+# runs): numpy's per-operation overhead, per hidden block and batch, and the passes over the
+# data, per row and hidden unit.
+_SAVED_PER_BLOCK_AND_BATCH = 50e-6
+_SAVED_PER_ROW_AND_UNIT = 3e-9
 
 HistoryRow = dict[str, Any]
 EpochCallback = Callable[[HistoryRow], None]
@@ -78,7 +84,8 @@ class TrainConfig:
     element-wise work of each ReLU/LeakyReLU block, the softmax cross-entropy and the optimizer
     in fused compiled kernels, :mod:`normcli.nn.fused`; needs ``pip install 'normcli[fast]'``)
     or 'auto' (numba when it is installed, the activation is relu or leaky_relu, and the run
-    is big enough to repay loading it: rows × epochs × Σ hidden ≥ :data:`AUTO_NUMBA_MIN_WORK`).
+    is big enough to repay loading it: :func:`numba_saving_estimate` ≥
+    :data:`AUTO_NUMBA_MIN_SAVING` seconds).
     Both compute the same equations; results agree within float rounding (sums over the batch
     are added in another order), and each is bit-for-bit reproducible on its own.
     ``TrainResult.kernels`` says which ran.
@@ -199,6 +206,10 @@ class TrainResult:
     ``model`` holds the weights of epoch ``model_epoch``: the best validation loss when early
     stopping is on, the last completed epoch otherwise (also after a divergence: the weights
     that diverged are discarded; 0 = the initial weights, if the first epoch diverged).
+
+    ``kernels`` is what ran the training steps ('numpy' or 'numba', see ``TrainConfig.kernels``)
+    and ``warm_up_seconds`` the time spent before the first epoch choosing them (importing
+    numba, loading or compiling its kernels); ``epoch_seconds`` never include it.
     """
 
     model: MLP
@@ -294,11 +305,8 @@ def choose_kernels(config: TrainConfig, rows: int) -> str:
     """
     if config.kernels == "numpy":
         return "numpy"
-    if config.kernels == "auto":
-        network = config.network
-        work = rows * config.epochs * sum(network.hidden)
-        if network.activation not in ("relu", "leaky_relu") or work < AUTO_NUMBA_MIN_WORK:
-            return "numpy"
+    if config.kernels == "auto" and numba_saving_estimate(config, rows) < AUTO_NUMBA_MIN_SAVING:
+        return "numpy"
     try:
         import normcli.nn.fused  # noqa: F401  (imports numba)
     except ImportError as exc:
@@ -309,6 +317,22 @@ def choose_kernels(config: TrainConfig, rows: int) -> str:
             ) from None
         return "numpy"
     return "numba"
+
+
+def numba_saving_estimate(config: TrainConfig, rows: int) -> float:
+    """Seconds the numba kernels would save over ``config.epochs`` epochs of ``rows`` rows.
+
+    0 unless the activation is relu or leaky_relu (the blocks that are fused). Otherwise
+    epochs × (batches × hidden layers × 50 µs + rows × hidden units × 3 ns): numpy's overhead per
+    operation, then its extra passes over the data. Early stopping may end a run sooner.
+    """
+    network = config.network
+    if network.activation not in ("relu", "leaky_relu") or not network.hidden:
+        return 0.0
+    batches = -(-rows // config.batch_size)
+    per_epoch = (batches * len(network.hidden) * _SAVED_PER_BLOCK_AND_BATCH
+                 + rows * sum(network.hidden) * _SAVED_PER_ROW_AND_UNIT)  # fmt: skip
+    return config.epochs * per_epoch
 
 
 def _make_optimizer(
@@ -521,9 +545,9 @@ def train_network(
     has_val = data.X_val is not None
 
     model = MLP(config.model_config(input_dim, data.output_dim))
-    kernels = choose_kernels(config, rows)
-    optimizer = _make_optimizer(config, [model.flat_parameters()], kernels)
     started = time.perf_counter()
+    kernels = choose_kernels(config, rows)  # imports numba if it chooses it
+    optimizer = _make_optimizer(config, [model.flat_parameters()], kernels)
     if kernels == "numba":
         from normcli.nn import fused
 
