@@ -299,6 +299,23 @@ def test_fused_adam_is_bit_identical_to_adam(make, dtype):
     check_same_updates(make, Adam, FusedAdam, dtype)
 
 
+@pytest.mark.parametrize("fused_cls", [FusedSGD, FusedAdam])
+def test_fused_optimizers_tell_finite_gradients_from_the_sums_they_compute(fused_cls):
+    values = np.zeros(100, np.float32)
+    grads = np.full(100, 1e30, np.float32)  # finite, but their squares overflow float32
+    optimizer = fused_cls([(values, grads)], lr=1e-40)
+    optimizer.step()
+    assert optimizer.gradients_finite()
+    for bad in (np.nan, np.inf):
+        grads[77] = bad
+        optimizer.step()
+        assert not optimizer.gradients_finite()
+        assert not SGD([(values, grads)], lr=0.1).gradients_finite()  # the numpy path agrees
+    grads[77] = 1.0
+    optimizer.step()
+    assert optimizer.gradients_finite()
+
+
 def check_same_updates(make, reference_cls, fused_cls, dtype) -> None:
     rng = np.random.default_rng(11)
     start = [rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal(7).astype(dtype)]

@@ -488,7 +488,11 @@ def _train_one_epoch(
     bounds: list[tuple[int, int]],
     epoch: int,
 ) -> _EpochTotals:
-    """One pass over the shuffled batches; stops at the first non-finite loss or gradient."""
+    """One pass over the shuffled batches; stops at the first non-finite loss or gradient.
+
+    The gradients are checked after the optimizer's step (a fused optimizer checks them during
+    its pass): when they are not finite, the caller discards this epoch's weights anyway.
+    """
     totals = _EpochTotals()
     loss_fn = data.loss_fn
     flat_grads = model.flat_parameters()[1]
@@ -502,8 +506,8 @@ def _train_one_epoch(
             problem = f"the loss became {_describe_nonfinite(loss)}"
         else:
             model.backward(loss_fn.backward())
-            squared = float(np.dot(flat_grads, flat_grads))  # overflows only if huge or NaN/inf
-            if not math.isfinite(squared) and not np.isfinite(flat_grads).all():
+            optimizer.step()
+            if not optimizer.gradients_finite():
                 problem = f"a gradient became {_describe_nonfinite(flat_grads)}"
         if problem is not None:
             where = f", batch {batch} of {len(bounds)}"
@@ -511,7 +515,6 @@ def _train_one_epoch(
             return totals
         totals.grad_norm_sum += _norm(first_grad)
         totals.loss_sum += loss * (stop - start)
-        optimizer.step()
     return totals
 
 
