@@ -12,11 +12,11 @@ computes exactly the equations in the docstrings of :class:`~normcli.nn.layers.L
 :class:`~normcli.nn.layers.ReLU` / :class:`~normcli.nn.layers.LeakyReLU` and
 :class:`~normcli.nn.layers.BatchNorm1d`, in the same element-wise order of operations (so
 element-wise results are bit-identical to the numpy path); :class:`FusedSoftmaxCrossEntropy`,
-:class:`FusedSGD` and :class:`FusedAdam` compute their parents' formulas. Only the sums over the
-batch (μ, σ², ∂L/∂γ, ∂L/∂β, ∂L/∂b) are added in another order — in blocks of
-``_BLOCK_ROWS`` rows, each block in the array's dtype and the blocks in float64, which is at
-least as accurate as numpy's float32 BLAS sums — so the two paths agree within float rounding,
-and each is bit-for-bit reproducible on its own.
+:class:`FusedSGD` and :class:`FusedAdam` compute their parents' formulas (the optimizers bit for
+bit). Only the sums over the batch (μ, σ², ∂L/∂γ, ∂L/∂β, ∂L/∂b, the loss) are added in another
+order — in blocks of ``_BLOCK_ROWS`` rows, each block in the array's dtype and the blocks in
+float64, which is at least as accurate as numpy's float32 BLAS sums — so the two paths agree
+within float rounding, and each is bit-for-bit reproducible on its own.
 
 **Optional.** This module imports numba at import time; nothing imports it but
 :func:`normcli.nn.training.train_network` when it chooses the numba kernels (see
