@@ -19,7 +19,7 @@ def _render(renderable: object, width: int | None = None) -> str:
         color_system=None,
         highlight=False,
     )
-    console.print(renderable)
+    console.print(renderable, crop=False)
     return buffer.getvalue()
 
 
@@ -27,28 +27,88 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def stats_table(stats: Stats, source: str = "") -> str:
-    """The statistics of every fitted column as a table, with the inputs and options as a caption."""
+_STATS_FIELDS: tuple[tuple[str, str, int], ...] = (
+    # header, attribute of ColumnStats, rank: columns with the highest rank go first when the
+    # table is too wide for the terminal (column, method, center and scale always stay)
+    ("column", "name", 0), ("dtype", "dtype", 11), ("method", "method", 0), ("count", "count", 4),
+    ("nulls", "null_count", 10), ("NaN", "nan_count", 12), ("mean", "mean", 5), ("std", "std", 6),
+    ("min", "min", 8), ("max", "max", 7), ("center", "center", 0), ("scale", "scale", 0),
+)  # fmt: skip
+NAME_MIN_WIDTH = 12
+"""Column names longer than this wrap inside their cell rather than push numbers off the line."""
+
+
+def table_width(widths: list[int]) -> int:
+    """Width of a rich table (the default box, padding 1) whose columns hold ``widths`` characters."""
+    return sum(w + 2 for w in widths) + len(widths) + 1
+
+
+def stats_table(stats: Stats, source: str = "", width: int | None = None) -> str:
+    """The statistics of every fitted column as a table, with the inputs and options as a caption.
+
+    ``width`` is the terminal's: the least needed columns are left out (and named in the caption)
+    until the table fits, so numbers are never cut; ``None`` (not a terminal) shows every column
+    at its natural width.
+    """
     from rich.table import Table
 
-    table = Table(
-        title=f"{source or 'stats'}: {len(stats.columns)} columns, {stats.row_count} rows",
-        caption=(
-            f"inputs: {', '.join(stats.inputs) or '-'}; ddof={stats.ddof}; "
-            f"y = (x - center) / scale"
-            + (f"; skipped: {', '.join(s.name for s in stats.skipped)}" if stats.skipped else "")
-        ),
+    cells = {
+        header: [_cell(getattr(c, attribute)) for c in stats.columns] for header, attribute, _ in _STATS_FIELDS
+    }  # fmt: skip
+    natural = {h: max([len(h), *(len(v) for v in values)]) for h, values in cells.items()}
+    shown = [h for h, _, _ in _STATS_FIELDS]
+    if width is not None:
+        by_rank = sorted((rank, index, h) for index, (h, _, rank) in enumerate(_STATS_FIELDS) if rank)
+
+        def needed(headers: list[str]) -> int:
+            return table_width([min(natural[h], NAME_MIN_WIDTH) if h == "column" else natural[h] for h in headers])
+
+        while needed(shown) > width and by_rank:
+            shown.remove(by_rank.pop()[2])
+    left_out = [h for h, _, _ in _STATS_FIELDS if h not in shown]
+    caption = (
+        f"inputs: {', '.join(stats.inputs) or '-'}; ddof={stats.ddof}; y = (x - center) / scale"
+        + (f"; skipped: {', '.join(s.name for s in stats.skipped)}" if stats.skipped else "")
+        + (f"; not shown here: {', '.join(left_out)} (a wider terminal, or --csv)" if left_out else "")
     )
-    for header in ("column", "dtype", "method", "count", "nulls", "NaN", "mean", "std", "min", "max", "center", "scale"):
-        numeric = header not in ("column", "dtype", "method")
-        table.add_column(header, justify="right" if numeric else "left")
+    table = Table(title=f"{source or 'stats'}: {len(stats.columns)} columns, {stats.row_count} rows", caption=caption)
+    for header in shown:
+        if header == "column":
+            table.add_column(header, overflow="fold", min_width=min(natural[header], NAME_MIN_WIDTH))
+        elif header in ("dtype", "method"):
+            table.add_column(header, no_wrap=True, min_width=natural[header])
+        else:
+            table.add_column(header, justify="right", no_wrap=True, min_width=natural[header])
+    for row in range(len(stats.columns)):
+        table.add_row(*(cells[h][row] for h in shown))
+    if width is None:
+        return _plain(table)
+    return _render(table, width)
+
+
+def _cell(value: object) -> str:
+    return _number(value) if isinstance(value, float) else str(value)
+
+
+CSV_FIELDS = (
+    "name", "dtype", "method", "count", "null_count", "nan_count", "mean", "m2", "std", "min", "max",
+    "center", "center_lo", "scale", "median", "q1", "q3", "max_abs", "range_low", "range_high",
+)  # fmt: skip
+
+
+def stats_csv(stats: Stats) -> str:
+    """One CSV row per fitted column with every field at full precision (floats as the shortest
+    text that reads back to the same number); fields a method does not have are empty."""
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
     for c in stats.columns:
-        table.add_row(
-            c.name, c.dtype, c.method, str(c.count), str(c.null_count), str(c.nan_count),
-            _number(c.mean), _number(c.std), _number(c.min), _number(c.max),
-            _number(c.center), _number(c.scale),
-        )
-    return _render(table)
+        low, high = c.feature_range if c.feature_range is not None else (None, None)
+        values = {**{f: getattr(c, f, None) for f in CSV_FIELDS}, "range_low": low, "range_high": high}
+        writer.writerow(["" if values[f] is None else repr(values[f]) if isinstance(values[f], float) else values[f] for f in CSV_FIELDS])
+    return buffer.getvalue()
 
 
 def _full(value: float | None) -> str:
@@ -141,3 +201,92 @@ def epoch_line(row: dict, epochs: int) -> str:
         if row.get(key) is not None:
             parts.append(f"{key} {row[key]:.4f}")
     return "  ".join(parts)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _metric_text(values: dict) -> str:
+    return ", ".join(f"{key} {_number(value)}" for key, value in values.items() if value is not None)
+
+
+def model_summary(document: dict, width: int | None = None) -> str:
+    """What ``normcli inspect model.npz`` prints: the task, network, training and its outcome,
+    the normalization, then one row per feature (``document`` is
+    :func:`normcli.learn.modelfile.describe_model`'s)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    config, task = document["config"], document.get("task", document["config"].get("task"))
+    classes = document.get("class_labels")
+    lines = [f"{document['file']}: a {task} model of '{document.get('target', '?')}'"
+             + (f" ({len(classes)} classes: {', '.join(map(str, classes))})" if classes else "")]  # fmt: skip
+    placement = config.get("bn_placement", "none")
+    batch_norm = "no batch norm" if placement == "none" else f"batch norm {placement} each activation"
+    sizes = " → ".join(str(n) for n in [config["input_dim"], *config["hidden"], config["output_dim"]])
+    lines.append(
+        f"network: {sizes} ({config['activation']}, {batch_norm}"
+        + (f", dropout {config['dropout']:g}" if config.get("dropout") else "")
+        + f"); {config['dtype']}; {document['parameters']:,} parameters"
+    )
+    training = document.get("training") or {}
+    if training:
+        stopping = f"early stopping {training['patience']}" if training.get("patience") else "no early stopping"
+        lines.append(
+            f"training: {training.get('optimizer')}, lr {training.get('lr'):g}, batch {training.get('batch_size')}, "
+            f"up to {training.get('epochs')} epochs ({stopping}), seed {training.get('seed')}"
+        )
+    outcome = document.get("metrics")
+    if outcome:
+        rows = outcome.get("rows") or {}
+        best = f", best epoch {outcome['best_epoch']} kept" if outcome.get("stopped_early") else ""
+        lines.append(
+            f"outcome: {outcome.get('epochs_run')} epochs run{best}; {_metric_text(outcome.get('final') or {})} "
+            f"({rows.get('train', 0):,} training rows, {rows.get('validation', 0):,} validation rows)"
+        )
+    else:
+        lines.append("outcome: not stored in this model file (trained by an older normcli)")
+    features = document.get("features") or []
+    numeric = [f for f in features if f.get("kind") == "numeric"]
+    if numeric:
+        origin = "fitted on the training split" if document.get("input_stats_fitted_on_training_split") else "from a --stats file"
+        lines.append(f"normalization: y = (x - center) / scale, {origin}; a missing number becomes the mean")
+    if document.get("null_values") is not None:
+        lines.append("missing values: empty cells and " + (", ".join(document["null_values"]) or "nothing else"))
+    if document.get("id_columns"):
+        lines.append(f"left out as ids: {', '.join(document['id_columns'])}")
+    table = Table(title=f"{len(features)} features → {config['input_dim']} network inputs", title_justify="left")
+    table.add_column("feature", overflow="fold", min_width=min(NAME_MIN_WIDTH, max([7, *(len(f["name"]) for f in features)])))
+    table.add_column("kind", no_wrap=True)
+    for header in ("center", "scale", "mean"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("categories", overflow="fold")
+    for feature in features:
+        if feature.get("kind") == "numeric":
+            table.add_row(feature["name"], "numeric", *(_number(feature[k]) for k in ("center", "scale", "mean")), "")
+        else:
+            categories = ["<missing>" if c is None else str(c) for c in feature.get("categories", [])]
+            other = " + <other>" if feature.get("folded") else ""
+            table.add_row(feature["name"], "one-hot", "", "", "", ", ".join(categories) + other)
+    group = Group(*(Text(line) for line in lines), Text(""), table)
+    return _plain(group) if width is None else _render(group, width)
+
+
+MODEL_CSV_FIELDS = ("feature", "kind", "center", "scale", "mean", "categories")
+
+
+def model_csv(document: dict) -> str:
+    """One CSV row per feature of a model: numbers at full precision, categories joined by '|'."""
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MODEL_CSV_FIELDS)
+    for feature in document.get("features") or []:
+        if feature.get("kind") == "numeric":
+            writer.writerow([feature["name"], "numeric", *(repr(float(feature[k])) for k in ("center", "scale", "mean")), ""])
+        else:
+            categories = ["" if c is None else str(c) for c in feature.get("categories", [])]
+            writer.writerow([feature["name"], "one-hot", "", "", "", "|".join(categories)])
+    return buffer.getvalue()

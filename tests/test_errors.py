@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DATA, NORMCLI, snapshot
+from conftest import DATA, NORMCLI, previous_output, snapshot
 from normcli.cli import app
 
 runner = CliRunner()
@@ -209,7 +210,7 @@ CASES = [
     Case("15-not-utf8", ("fit", "latin1-byte-line-3.csv", "-o", "out.json"), 1, ("not valid UTF-8", "iconv"), files=("latin1-byte-line-3.csv",), output="out.json"),
     Case("18-duplicate-column-names", ("fit", "duplicate-header.csv", "-o", "out.json"), 1, ("duplicate column name 'a'",), files=("duplicate-header.csv",), output="out.json"),
     Case("19-empty-column-name", ("fit", "empty-column-name.csv", "-o", "out.json"), 1, ("empty name",), files=("empty-column-name.csv",), output="out.json"),
-    Case("20-semicolon-separated", ("fit", "semicolon-separated.csv", "-o", "out.json"), 1, ("semicolon-separated", "--separator ';'"), files=("semicolon-separated.csv",), output="out.json"),
+    Case("20-semicolon-separated", ("fit", "semicolon-separated.csv", "-o", "out.json"), 1, ("semicolon-separated", "-d ';'"), files=("semicolon-separated.csv",), output="out.json"),
     Case("20-tab-separated-named-csv", ("fit", "t.csv", "-o", "out.json"), 1, ("tab-separated", "--format tsv"), make=text_file("t.csv", "a\tb\n1\t2\n"), output="out.json"),
     Case("21-stray-word-at-row-500000", ("fit", "stray.csv", "-o", "out.json"), 1, ("stray.csv", "'oops'", "line 500001", "not a number"), make=stray_word_at_row_500000, output="out.json"),
     Case("21-stray-word-at-row-500000-transform", ("transform", "stray.csv", "-s", "stats.json", "-o", "out.csv"), 1, ("'oops'", "line 500001"), make=stray_word_at_row_500000, output="out.csv"),
@@ -257,7 +258,7 @@ CASES = [
     Case("42-columns-absent", ("fit", "ok.csv", "--columns", "zz", "-o", "out.json"), 2, ("'zz'", "columns are: a, b"), output="out.json"),
     Case("42-unknown-option", ("fit", "ok.csv", "--nope", "-o", "out.json"), 2, ("--nope", "--help"), output="out.json"),
     Case("42-unknown-format", ("fit", "ok.csv", "--format", "xlsx", "-o", "out.json"), 2, ("unknown format", "csv, tsv, parquet, ndjson"), output="out.json"),
-    Case("42-separator-two-characters", ("fit", "ok.csv", "--separator", ";;", "-o", "out.json"), 2, ("--separator", "single"), output="out.json"),
+    Case("42-separator-two-characters", ("fit", "ok.csv", "--separator", ";;", "-o", "out.json"), 2, ("--delimiter", "one character"), output="out.json"),
     Case("42-clip-with-inverse", ("transform", "ok.csv", "-s", "stats.json", "--clip", "--inverse", "-o", "out.csv"), 2, ("--clip", "--inverse"), output="out.csv"),
     Case("42-transform-without-stats", ("transform", "ok.csv", "-o", "out.csv"), 2, ("--stats",), output="out.csv"),
     # training data
@@ -270,6 +271,23 @@ CASES = [
     Case("44-batch-size-one", ("train", "classes.csv", "--target", "y", "--batch-size", "1", "-o", "out.npz"), 2, ("batch_size", ">= 2"), make=classes_csv, output="out.npz"),
     Case("45-learning-rate-diverges", ("train", "regression.csv", "--target", "y", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "5", "-o", "out.npz"), 1, ("diverged", "learning rate"), make=classes_csv, output="out.npz"),
     Case("45-learning-rate-diverges-no-batchnorm", ("train", "classes.csv", "--target", "y", "--optimizer", "sgd", "--lr", "1e9", "--no-batchnorm", "--epochs", "5", "-o", "out.npz"), 1, ("diverged",), make=classes_csv, output="out.npz"),
+    # issue 11: shells and scripts (numbers 11.N are the items of docs/errors.md's section for it)
+    Case("11.1-fit-default-output-is-not-stats", ("fit", "ok.csv"), 2, ("stats.json", "not a normcli stats file", "--force"), make=lambda d: shutil.copy(d / "ok.csv", d / "stats.json")),
+    Case("11.1-fit-output-is-not-stats", ("fit", "ok.csv", "-o", "data.json"), 2, ("data.json", "not a normcli stats file"), make=text_file("data.json", '{"rows": [1, 2]}\n')),
+    Case("11.1-merge-output-is-not-stats", ("merge", "stats.json", "copy.json", "-o", "notes.txt"), 2, ("notes.txt", "not a normcli stats file"), make=lambda d: (shutil.copy(d / "stats.json", d / "copy.json"), (d / "notes.txt").write_text("mine\n"))),
+    Case("11.1-train-output-is-a-stats-file", ("train", "classes.csv", "--target", "y", "-o", "p.json"), 2, ("p.json", "not a normcli model file", "--force"), make=lambda d: (classes_csv(d), shutil.copy(d / "stats.json", d / "p.json"))),
+    Case("11.2-stats-and-data-both-from-stdin", ("transform", "-s", "-", "-o", "out.csv"), 2, ("stdin", "both the data and the stats"), output="out.csv"),
+    Case("11.2-stdin-twice-in-merge", ("merge", "-", "-", "-o", "out.json"), 2, ("stdin", "only once"), output="out.json"),
+    Case("11.3-concatenated-csv-files", ("fit", "cat.csv", "-o", "out.json"), 1, ("line 4 repeats the header line", "awk"), make=text_file("cat.csv", "a,b\n1,2\n3,4\na,b\n5,6\n"), output="out.json"),
+    Case("11.4-bad-delimiter", ("fit", "ok.csv", "-d", "ab", "-o", "out.json"), 2, ("--delimiter", "one character"), output="out.json"),
+    Case("11.4-no-headers-on-parquet", ("fit", "csv-named.parquet", "--no-headers", "--format", "parquet", "-o", "out.json"), 2, ("--no-headers", "CSV and TSV"), files=("csv-named.parquet",), output="out.json"),
+    Case("11.5-pattern-matches-nothing", ("fit", "ok.csv", "--columns", "f_*", "-o", "out.json"), 2, ("--columns", "'f_*' matches no column", "columns are: a, b"), output="out.json"),
+    Case("11.5-index-out-of-range", ("fit", "ok.csv", "--exclude", "3", "-o", "out.json"), 2, ("--exclude", "column 3 is out of range"), output="out.json"),
+    Case("11.5-bad-regex", ("fit", "ok.csv", "--columns", "re:(", "-o", "out.json"), 2, ("not a valid regular expression",), output="out.json"),
+    Case("11.6-dtype-unknown-type", ("fit", "ok.csv", "--dtype", "a=decimal", "-o", "out.json"), 2, ("unknown type 'decimal'", "text, int, float"), output="out.json"),
+    Case("11.6-dtype-int-holds-a-decimal", ("fit", "f.csv", "--dtype", "a=int", "-o", "out.json"), 1, ("column 'a'", "'2.5'", "line 3", "not an integer"), make=text_file("f.csv", "a,b\n1,2\n2.5,3\n"), output="out.json"),
+    Case("11.6-word-among-padded-numbers", ("fit", "p.csv", "--dtype", "a=float", "-o", "out.json"), 1, ("column 'a'", "' x '", "line 3"), make=text_file("p.csv", "a,b\n 1 ,2\n x ,3\n" + "".join(f" {i} ,{i}\n" for i in range(20_000))), output="out.json"),
+    Case("11.7-inspect-json-and-csv", ("inspect", "stats.json", "--json", "--csv"), 2, ("--json and --csv",)),
 ]
 
 
@@ -298,13 +316,13 @@ def test_catalogue(case: Case, existing: bool, workdir: Path, monkeypatch: pytes
     if case.make is not None:
         case.make(workdir)
     if existing:
-        (workdir / case.output).write_bytes(PREVIOUS)
+        (workdir / case.output).write_bytes(previous_output(case.output))
     before = snapshot(workdir)
     result = invoke(workdir, *case.args, monkeypatch=monkeypatch)
     assert_clean_error(result.exit_code, result.stdout, result.stderr, case.code, case.words)
     assert snapshot(workdir) == before
     if existing:
-        assert (workdir / case.output).read_bytes() == PREVIOUS
+        assert (workdir / case.output).read_bytes() == previous_output(case.output)
 
 
 # --------------------------------------------------------------------------- cases that need a real process
@@ -382,6 +400,101 @@ def test_08_no_input_and_stdin_is_a_terminal(workdir: Path, command: list[str]) 
         os.close(secondary)
     assert_clean_error(result.returncode, result.stdout, result.stderr, 2, ("stdin is a terminal", "pipe data in"))
     assert snapshot(workdir) == before
+
+
+# --------------------------------------------------------------------------- the process: signals, pipes, closed streams
+
+
+HOLD_IMPORT = """
+import os, sys, time
+
+class HoldTyper:
+    \"\"\"Stops the import of typer (normcli's start-up) until a signal comes.\"\"\"
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer" and "normcli" in " ".join(sys.argv + sys.orig_argv):
+            os.write(int(os.environ["NORMCLI_TEST_READY_FD"]), b"importing")
+            time.sleep(60)
+        return None
+
+sys.meta_path.insert(0, HoldTyper())
+"""
+
+
+def test_10_11_ctrl_c_during_start_up_imports(tmp_path: Path) -> None:
+    """SIGINT while the command line is still being imported: the same one line and death by
+    SIGINT as later on, not a KeyboardInterrupt traceback. A sitecustomize holds the import of
+    typer until the test has sent the signal (a readiness signal, not a guess about timing)."""
+    (tmp_path / "sitecustomize.py").write_text(HOLD_IMPORT)
+    read, write = os.pipe()
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}", "NORMCLI_TEST_READY_FD": str(write)}
+    process = subprocess.Popen(
+        [*NORMCLI, "fit", "x.csv"], cwd=tmp_path, env=env, pass_fds=(write,),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    os.close(write)
+    try:
+        assert os.read(read, 100) == b"importing"
+    finally:
+        os.close(read)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT
+    assert (stdout, stderr) == ("", "normcli: interrupted\n")
+
+
+def run_into_closed_pipe(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run normcli with stdout a pipe whose reader is already gone (``normcli ... | true``, but
+    without the race of ``true`` ending before or after normcli writes)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([*NORMCLI, *args], cwd=cwd, stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["-h"], ["--version"], ["fit", "--help"], ["transform", "-h"], ["fit", "ok.csv", "-o", "-"],
+     ["inspect", "stats.json"], ["transform", "ok.csv", "-s", "stats.json"]],
+    ids=lambda args: " ".join(args),
+)
+def test_10_11_a_closed_pipe_is_not_an_error(workdir: Path, args: list[str]) -> None:
+    before = snapshot(workdir)
+    result = run_into_closed_pipe(args, workdir)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert snapshot(workdir) == before
+
+
+def test_10_11_an_error_into_a_closed_pipe_keeps_its_code(workdir: Path) -> None:
+    result = run_into_closed_pipe(["fit", "missing.csv", "-o", "-"], workdir)
+    assert_clean_error(result.returncode, "", result.stderr, 1, ("missing.csv", "no such file"))
+
+
+@pytest.mark.parametrize(
+    ("args", "output"),
+    [(["fit", "const.csv", "-o", "-"], None), (["fit", "const.csv", "-o", "out.json"], "out.json"),
+     (["transform", "blank.csv", "-s", "stats.json"], None)],
+    ids=["fit-to-stdout", "fit-to-file", "transform-to-stdout"],
+)
+def test_10_12_with_stderr_closed_messages_never_reach_stdout(workdir: Path, args: list[str], output: str | None) -> None:
+    """``2>&-``: Python would print warnings and notes (``print(file=None)``) on stdout, into the data."""
+    (workdir / "const.csv").write_text("a,b\n1,5\n2,5\n4,5\n")  # b is constant: a warning
+    (workdir / "blank.csv").write_text("a,b\n,5\n,6\n")  # a has no values: a note
+    with_stderr = subprocess.run([*NORMCLI, *args, *(["-o", "ref.json"] if output else [])], cwd=workdir, capture_output=True, text=True)
+    assert with_stderr.returncode == 0 and "normcli: " in with_stderr.stderr  # there is something to say
+    closed = subprocess.run([*NORMCLI, *args], cwd=workdir, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
+    assert closed.returncode == 0
+    if output is None:
+        assert closed.stdout == with_stderr.stdout and "normcli:" not in closed.stdout
+    else:
+        assert closed.stdout == "" and (workdir / output).read_text() == (workdir / "ref.json").read_text()
+
+
+def test_10_12_with_stderr_closed_errors_keep_their_exit_code(workdir: Path) -> None:
+    closed = subprocess.run([*NORMCLI, "fit", "missing.csv", "-o", "-"], cwd=workdir, capture_output=True, text=True,
+                            preexec_fn=lambda: os.close(2))
+    assert (closed.returncode, closed.stdout) == (1, "")
 
 
 # --------------------------------------------------------------------------- cases that succeed

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import NORMCLI, snapshot
+from conftest import NORMCLI, previous_output, snapshot
 
 ROWS = 4_000_000
 """About 170 MB of CSV: a transform takes over a second, long enough to be interrupted mid-way."""
@@ -98,8 +98,8 @@ def test_sigkill_mid_transform_leaves_no_partial_target(big: Path, existing: boo
     target.unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize(("sent", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
-def test_signal_mid_transform_exits_promptly_and_cleans_up(big: Path, previous: bytes, sent, code, word) -> None:
+@pytest.mark.parametrize(("sent", "word"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_signal_mid_transform_dies_by_it_promptly_and_cleans_up(big: Path, previous: bytes, sent, word) -> None:
     before = snapshot(big)
     process = start_transform(big, "out.csv", inputs=3)
     wait_for_writing(process, big, "out.csv")
@@ -107,7 +107,7 @@ def test_signal_mid_transform_exits_promptly_and_cleans_up(big: Path, previous: 
     start = time.monotonic()
     stdout, stderr = process.communicate(timeout=60)
     waited = time.monotonic() - start
-    assert process.returncode == code, stderr
+    assert process.returncode == -sent, stderr  # death by the signal, after cleaning up
     assert stderr == f"normcli: {word}\n"  # no traceback, no panic text from Polars' threads
     assert stdout == ""
     assert waited < 3.0, f"took {waited:.1f}s to stop"  # the whole transform takes several seconds
@@ -135,8 +135,9 @@ def feed_until_consumed(process: subprocess.Popen, header: bytes, total: int = 4
     "args",
     [["fit", "-", "-o", "out.json"], ["transform", "-", "-s", "stats.json", "-o", "out.csv"]],
 )
-def test_sigint_mid_read_of_a_pipe_exits_130_and_leaves_nothing(tmp_path: Path, args: list[str]) -> None:
-    """SIGINT while normcli reads a pipe: exit 130, one line, and no file left anywhere, $TMPDIR included."""
+def test_sigint_mid_read_of_a_pipe_dies_by_it_and_leaves_nothing(tmp_path: Path, args: list[str]) -> None:
+    """SIGINT while normcli reads a pipe: death by SIGINT, one line, and no file left anywhere,
+    $TMPDIR included."""
     (tmp_path / "seed.csv").write_bytes(b"a,b,c\n1,2,3\n4,5,7\n")
     assert subprocess.run([*NORMCLI, "fit", "seed.csv", "-o", "stats.json", "-q"], cwd=tmp_path).returncode == 0
     (tmp_path / "seed.csv").unlink()
@@ -149,8 +150,59 @@ def test_sigint_mid_read_of_a_pipe_exits_130_and_leaves_nothing(tmp_path: Path, 
     feed_until_consumed(process, b"a,b,c\n")
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and stderr == b"normcli: interrupted\n" and stdout == b""
+    assert process.returncode == -signal.SIGINT and stderr == b"normcli: interrupted\n" and stdout == b""
     assert snapshot(tmp_path) == before
+
+
+def _children(pid: int, timeout: float = 30) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc), waiting until there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            if children:
+                return [int(c) for c in children]
+        time.sleep(0.005)
+    pytest.fail(f"process {pid} started no child")
+
+
+def test_ctrl_c_stops_a_shell_loop(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during the first
+    iteration ends the loop: bash stops only when its child died of SIGINT, not when it exited 130."""
+    script = f'for i in 1 2 3; do {" ".join(NORMCLI)} fit - -o out.json; echo "after $i"; done; echo end'
+    process = subprocess.Popen(
+        ["bash", "-c", script], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )
+    feed_until_consumed(process, b"a,b,c\n")  # the first normcli is mid-read (the pipe stays open)
+    os.killpg(process.pid, signal.SIGINT)
+    process.stdin.close()
+    process.stdin = None
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT  # bash itself stopped, by SIGINT
+    assert stdout == b""  # no "after 1": the next iteration never started
+    assert stderr == b"normcli: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("sent", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_shell_reports_death_by_signal_as_128_plus_its_number(tmp_path: Path, sent, status) -> None:
+    process = subprocess.Popen(
+        ["bash", "-c", f'{" ".join(NORMCLI)} fit - -o out.json; echo "status $?"'], cwd=tmp_path,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    [child] = _children(process.pid)
+    feed_until_consumed(process, b"a,b,c\n")
+    os.kill(child, sent)  # normcli only: bash carries on and reports the status
+    process.stdin.close()
+    process.stdin = None
+    stdout, stderr = process.communicate(timeout=60)
+    assert stdout == f"status {status}\n".encode()
+    if sent == signal.SIGINT:
+        assert stderr == b"normcli: interrupted\n"
+    else:  # bash itself reports a child killed by SIGTERM ("... Terminated")
+        first, *rest = stderr.decode().splitlines()
+        assert first == "normcli: terminated" and len(rest) == 1 and "Terminated" in rest[0]
 
 
 def _limit_file_size(limit: int):
@@ -172,7 +224,7 @@ def _limit_file_size(limit: int):
 )
 def test_file_size_limit_fails_cleanly_and_keeps_the_target(big: Path, args: list[str], target: str) -> None:
     path = big / target
-    path.write_bytes(b"previous\n")
+    path.write_bytes(previous_output(target))
     before = snapshot(big)
     try:
         result = subprocess.run(

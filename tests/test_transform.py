@@ -179,3 +179,52 @@ def test_property_fit_then_transform_standardizes(tmp_path_factory, data, method
         else:
             assert values.min() == pytest.approx(low, abs=1e-9 * max(1, abs(low)))
             assert values.max() == pytest.approx(high, abs=1e-9 * max(1, abs(high)))
+
+
+@pytest.mark.parametrize("method", ["standard", "minmax", "robust", "maxabs"])
+@pytest.mark.parametrize("output", ["back.parquet", "back.csv", "back.ndjson"])
+def test_inverse_restores_the_fitted_integer_type(tmp_path: Path, method: str, output: str) -> None:
+    """2007 comes back as 2007 (Int64), not 2007.0: every value scales back exactly to its integer."""
+    rng = np.random.default_rng(7)
+    years = rng.integers(1900, 2100, 5000)
+    big = rng.integers(-(2**52), 2**52, 5000)
+    frame = pl.DataFrame({"year": years, "big": big, "x": rng.normal(size=5000), "id": np.arange(5000)})
+    frame.write_csv(tmp_path / "src.csv")
+    stats = tmp_path / "s.json"
+    save_stats(fit([str(tmp_path / "src.csv")], method=method, exclude=["id"]), str(stats))
+    transform([str(tmp_path / "src.csv")], stats=stats, output=str(tmp_path / "scaled.parquet"))
+    report = transform([str(tmp_path / "scaled.parquet")], stats=stats, output=str(tmp_path / output), inverse=True)
+    assert report.notes == []
+    back = {"back.parquet": pl.read_parquet, "back.csv": pl.read_csv, "back.ndjson": pl.read_ndjson}[output](tmp_path / output)
+    assert (back["year"].dtype, back["big"].dtype, back["x"].dtype) == (pl.Int64, pl.Int64, pl.Float64)
+    assert back["year"].to_list() == years.tolist() and back["big"].to_list() == big.tolist()
+
+
+def test_inverse_keeps_floats_and_says_so_when_a_value_is_not_an_integer(tmp_path: Path) -> None:
+    (tmp_path / "src.csv").write_text("year,n\n2007,1\n1999,2\n2021,3\n")
+    stats = tmp_path / "s.json"
+    save_stats(fit([str(tmp_path / "src.csv")]), str(stats))
+    transform([str(tmp_path / "src.csv")], stats=stats, output=str(tmp_path / "scaled.csv"))
+    scaled = pl.read_csv(tmp_path / "scaled.csv").with_columns(pl.col("year") + pl.Series([1e-3, 0.0, 0.0]))
+    scaled.write_csv(tmp_path / "edited.csv")  # someone rounded or edited one scaled value
+    report = transform([str(tmp_path / "edited.csv")], stats=stats, output=str(tmp_path / "back.csv"), inverse=True)
+    assert report.notes == ["column 'year' was fitted as integers, but 1 restored value is not exactly an integer: written as floats"]
+    back = pl.read_csv(tmp_path / "back.csv")
+    assert back["year"].dtype == pl.Float64 and back["n"].dtype == pl.Int64
+    assert back["year"][1:].to_list() == [1999.0, 2021.0] and back["year"][0] != 2007.0
+
+
+def test_inverse_from_a_pipe_restores_integers_chunk_by_chunk(tmp_path: Path) -> None:
+    (tmp_path / "src.csv").write_text("year,n\n2007,1\n1999,2\n2021,3\n")
+    stats = tmp_path / "s.json"
+    save_stats(fit([str(tmp_path / "src.csv")]), str(stats))
+    transform([str(tmp_path / "src.csv")], stats=stats, output=str(tmp_path / "scaled.csv"))
+    out = io.BytesIO()
+    report = transform([], stats=stats, inverse=True, stdin=io.BytesIO((tmp_path / "scaled.csv").read_bytes()), stdout=out)
+    assert out.getvalue() == b"year,n\n2007,1\n1999,2\n2021,3\n" and report.notes == []
+    parquet = io.BytesIO()
+    report = transform(
+        [], stats=stats, inverse=True, output_format_name="parquet", stdin=io.BytesIO((tmp_path / "scaled.csv").read_bytes()), stdout=parquet
+    )
+    assert pl.read_parquet(io.BytesIO(parquet.getvalue()))["year"].to_list() == [2007.0, 1999.0, 2021.0]
+    assert report.notes == ["columns fitted as integers ('year', 'n') are written as floats: Parquet from a stream cannot be checked before it is written (transform a file to restore them)"]

@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 from normcli import __version__
 from normcli.context import PROG
 from normcli.errors import ExitStatus, NormcliError
+from normcli.process import exit_process, guard_stderr, silence, write_stdout
 
 
 def _usage_hint(exc: BaseException) -> str:
@@ -53,7 +54,7 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
         print(f"{PROG}: error: {message}{hint}", file=stderr)
         return code
     if isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc):
-        _silence_stdout()
+        silence(sys.stdout)  # the interpreter's final flush must be quiet too
         return int(ExitStatus.OK)
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)
@@ -66,20 +67,6 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
         file=stderr,
     )
     return int(ExitStatus.DATA_ERROR)
-
-
-def _silence_stdout() -> None:
-    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
-    _silence(sys.stdout)
-
-
-def _silence(stream: IO[str]) -> None:
-    """Point ``stream``'s file descriptor at /dev/null."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 class _Escaped(Exception):
@@ -95,7 +82,7 @@ _TERMINATED = threading.Event()
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Handle SIGTERM (kill, timeout) like Ctrl-C, then exit 143 instead of 130.
+    """Handle SIGTERM (kill, timeout) like Ctrl-C; the process then dies by SIGTERM, not SIGINT.
 
     Polars aborts a running query promptly on SIGINT only (its own handler), and Python runs
     signal handlers only between bytecodes, so a Python SIGTERM handler would wait for the whole
@@ -169,7 +156,7 @@ app = typer.Typer(
     name=PROG,
     help="Fit, save and apply scaling statistics to tabular data; train a numpy batch-norm MLP.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -178,7 +165,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"{PROG} {__version__}")
+        write_stdout(f"{PROG} {__version__}\n")  # a closed pipe is not an error (typer would exit 1)
         raise typer.Exit()
 
 
@@ -196,14 +183,15 @@ def root(
 
 
 def main() -> NoReturn:
-    """Console-script entry point."""
+    """Console-script entry point: run the command, then end as :func:`exit_process` says
+    (after Ctrl-C or SIGTERM, by that signal once everything is cleaned up)."""
+    guard_stderr()
     try:
         with _sigterm_as_interrupt():
             app()
+        status = int(ExitStatus.OK)
     except SystemExit as exc:
-        if exc.code in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
-            # Polars' worker threads may still print a panic while they wind down: not our output.
-            sys.stderr.flush()
-            _silence(sys.stderr)
-        raise
-    sys.exit(0)
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt as exc:  # a Ctrl-C outside the commands (between Typer's steps)
+        status = report_error(exc, sys.stderr, debug=False)
+    exit_process(status)

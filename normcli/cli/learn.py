@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from normcli.cli.app import app
-from normcli.cli.options import Debug, Format, Inputs, NullValues, Quiet, Separator, _run, _split_list, _split_names
-from normcli.context import Env, _isatty
+from normcli.cli.options import (
+    Debug,
+    Dtype,
+    Force,
+    Format,
+    Inputs,
+    NoHeaders,
+    NullValues,
+    Quiet,
+    Scheduler,
+    SchedulerFile,
+    Separator,
+    StorageOption,
+    Text,
+    _parse_storage_options,
+    _reading,
+    _refuse_binary_on_terminal,
+    _run,
+    _split_list,
+    _split_names,
+)
+from normcli.context import Env
 from normcli.errors import UsageError
 
 
@@ -55,51 +74,29 @@ def _parse_keep(text: str | None) -> list[str] | str | None:
         return None
     if text.strip().lower() in ("all", "none"):
         return text.strip().lower()
-    names = _split_list(text)
+    names = _split_names([text], "--keep")
     if not names:
         raise UsageError("--keep takes column names, 'all' or 'none'")
     return names
 
 
-class _RowProgress:
-    """'reading data.csv: 1,234,567 rows' on a terminal while data are read or predicted."""
-
-    def __init__(self, env: Env, what: str) -> None:
-        self._console = env.console()
-        self._what = what
-        self._status: Any = None
-
-    def update(self, stage: str, rows: int) -> None:
-        text = f"{stage} {self._what}: {rows:,} rows"
-        if self._status is None:
-            self._status = self._console.status(text)
-            self._status.start()
-        else:
-            self._status.update(text)
-
-    def done(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-
 def _feedback(env: Env, inputs: list[str] | None) -> Any:
-    """Notes and warnings on stderr; row progress only when stderr is a terminal."""
+    """Notes and warnings on stderr; progress (rows, bytes read, time) only when stderr is a terminal."""
     from normcli.learn.dataset import Feedback
 
     feedback = Feedback(note=env.note, warn=env.warn)
-    if env.stderr_is_terminal and not env.quiet:
-        progress = _RowProgress(env, ", ".join(inputs or ["<stdin>"]))
-        feedback.progress, feedback.progress_done = progress.update, progress.done
+    progress = env.progress(", ".join(inputs or ["<stdin>"]), inputs)
+    if progress.enabled:
+        feedback.progress, feedback.progress_done = progress.report, progress.stop
     return feedback
 
 
-@app.command()
+@app.command(short_help="Train a numpy batch-norm MLP; save it as .npz.")
 def train(
     inputs: Inputs = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
-    stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize numeric features with this stats file (default: fit standard stats on the training split).")] = None,
-    features: Annotated[list[str] | None, typer.Option("--features", help="Feature columns (comma-separated; default: all but the target, id-like and unusable columns).")] = None,
+    stats: Annotated[str | None, typer.Option("--stats", "-s", help="Normalize numeric features with this stats file ('-': stdin; default: fit standard stats on the training split).")] = None,
+    features: Annotated[list[str] | None, typer.Option("--features", help="Feature columns: names, globs, re:REGEX, ranges, comma-separated (default: all but the target, id-like and unusable columns).")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Columns that are not features.")] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="One-hot encode these columns (default: text, boolean and integer columns with at most 10 values).")] = None,
     numeric: Annotated[list[str] | None, typer.Option("--numeric", help="Treat these integer columns as numbers, not categories.")] = None,
@@ -127,11 +124,15 @@ def train(
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics document on stdout.")] = False,
     metrics_out: Annotated[str | None, typer.Option("--metrics-out", help="Write the metrics document to this file.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write learning curves to this PNG (needs normcli[plot]).")] = None,
+    force: Force = False,
     compare: Annotated[bool, typer.Option("--compare", help="Compare raw inputs, normalized inputs, and normalized + batch norm.")] = False,
     target_loss: Annotated[float | None, typer.Option("--target-loss", help="With --compare: the loss for 'epochs to target' (default: the median over runs of their best val loss).")] = None,
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -168,6 +169,12 @@ def train(
                 "the model cannot go to stdout", hint="name a file with -o model.npz; --json prints the metrics"
             )
         read_files = [*named_files(inputs or []), *([Path(stats)] if stats else [])]
+        if not compare:
+            from normcli.data.outputs import check_replaceable
+            from normcli.learn.modelfile import is_model_archive
+
+            check_output_target(output or "model.npz", read_files)
+            check_replaceable(output or "model.npz", is_model_archive, "normcli model file", force)
         for extra in (metrics_out, plot):  # checked now, not after training
             if extra is not None:
                 check_output_target(extra, read_files)
@@ -178,13 +185,13 @@ def train(
         if len(placements) != 1 and not compare:
             raise UsageError("several --bn-placement values need --compare", hint="e.g. --compare --bn-placement before,after")
         nulls = _split_list(null_values)
-        reading = Reading(format=format, separator=separator, null_values=tuple(nulls) if nulls is not None else None)
+        reading = Reading(format=format, null_values=tuple(nulls) if nulls is not None else None, **_reading(separator, no_headers, text, dtype))  # type: ignore[arg-type]
         data = DataOptions(
             target=target,
-            features=tuple(_split_names(features)) if features else None,
-            exclude=tuple(_split_names(exclude) or ()),
-            categorical=tuple(_split_names(categorical) or ()),
-            numeric=tuple(_split_names(numeric) or ()),
+            features=tuple(_split_names(features, "--features") or ()) if features else None,
+            exclude=tuple(_split_names(exclude, "--exclude") or ()),
+            categorical=tuple(_split_names(categorical, "--categorical") or ()),
+            numeric=tuple(_split_names(numeric, "--numeric") or ()),
             max_categories=max_categories,
             task=task,
             val_split=val_split,
@@ -212,7 +219,7 @@ def train(
             seed=seed,
         )
         feedback = _feedback(env, inputs)
-        full_numbers = not _isatty(sys.stdout)
+        full_numbers = not env.stdout_is_terminal
         if compare:
             document, table = _run_compare(env, inputs, data, network, rates, placements, reading, feedback, full_numbers)
         else:
@@ -272,19 +279,25 @@ def train(
     _run(body, quiet)
 
 
-@app.command()
+@app.command(short_help="Predict with a trained model on raw data.")
 def predict(
     inputs: Inputs = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model file written by normcli train.")] = ...,  # type: ignore[assignment]
     output: Annotated[str, typer.Option("--output", "-o", help="Predictions file ('-' for stdout).")] = "-",
     target: Annotated[str | None, typer.Option("--target", "-t", help="Column with true values: also print metrics.")] = None,
-    keep: Annotated[str | None, typer.Option("--keep", help="Input columns to write beside the predictions: names, 'all' or 'none' (default: id-like columns, else a 1-based row number).")] = None,
+    keep: Annotated[str | None, typer.Option("--keep", help="Input columns to write beside the predictions: names or patterns (as --features), 'all' or 'none' (default: id-like columns, else a 1-based row number).")] = None,
     missing: Annotated[str, typer.Option("--missing", help="Missing feature values: 'impute' (training mean; all-zero categories) or 'error'.")] = "impute",
     unknown: Annotated[str, typer.Option("--unknown", help="Categories not seen in training: 'zero' (all-zero one-hot) or 'error'.")] = "zero",
     output_format: Annotated[str | None, typer.Option("--output-format", help="csv, tsv, parquet, ndjson.")] = None,
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -292,7 +305,8 @@ def predict(
 
     Writes the kept columns (default: id-like columns, else a row number), the prediction, and
     per-class probabilities. Missing feature values are imputed and counted (--missing error
-    refuses them); unseen categories are counted (--unknown error refuses them).
+    refuses them); unseen categories are counted (--unknown error refuses them). A folder
+    (-o out/), and any output with --scheduler, gets a dataset: one part per input fragment.
 
     Example:
 
@@ -300,19 +314,24 @@ def predict(
         normcli predict new.csv --model model.npz -o predictions.csv
         normcli predict new.csv --model model.npz --keep all --missing error > scored.csv
         normcli predict labelled.csv --model model.npz --target species > /dev/null
+        normcli predict 's3://bucket/new/*.parquet' --model model.npz --scheduler tcp://10.0.0.5:8786 -o s3://bucket/scored/
     """
 
     def body(env: Env) -> None:
         from normcli.learn.dataset import Reading
         from normcli.learn.predict import predict as run_predict
+        from normcli.scaling.engine import engine_for
 
+        _refuse_binary_on_terminal(env, output, output_format)
         nulls = _split_list(null_values)
-        report = run_predict(
-            inputs or [], model=model, output=output, target=target, output_format_name=output_format,
-            reading=Reading(format=format, separator=separator, null_values=tuple(nulls) if nulls is not None else None),
-            keep=_parse_keep(keep), missing=missing, unknown=unknown, feedback=_feedback(env, inputs),
-            stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
-        )
+        with engine_for(scheduler, scheduler_file) as engine:
+            report = run_predict(
+                inputs or [], model=model, output=output, target=target, output_format_name=output_format,
+                reading=Reading(format=format, null_values=tuple(nulls) if nulls is not None else None, **_reading(separator, no_headers, text, dtype)),  # type: ignore[arg-type]
+                keep=_parse_keep(keep), missing=missing, unknown=unknown, feedback=_feedback(env, inputs),
+                storage=_parse_storage_options(storage_option), engine=engine,
+                stdin=env.stdin, stdout=env.stdout, stdin_is_terminal=env.stdin_is_terminal,
+            )
         if report.metrics is not None:
             env.note("metrics on " + ", ".join(inputs or ["<stdin>"]) + ": " + ", ".join(f"{k} {v:.4g}" for k, v in report.metrics.items()))
         if output != "-":

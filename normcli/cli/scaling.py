@@ -9,13 +9,23 @@ import typer
 from normcli.cli.app import app
 from normcli.cli.options import (
     Debug,
+    Dtype,
+    Force,
     Format,
     Inputs,
+    NoHeaders,
     NullValues,
     Quiet,
+    Scheduler,
+    SchedulerFile,
     Separator,
+    StorageOption,
+    Text,
     _parse_method_for,
     _parse_pair,
+    _parse_storage_options,
+    _reading,
+    _refuse_binary_on_terminal,
     _run,
     _split_list,
     _split_names,
@@ -27,62 +37,81 @@ from normcli.errors import UsageError
 # --------------------------------------------------------------------------- fit
 
 
-@app.command()
+@app.command(short_help="Fit scaling statistics over files or a pipe; save them as JSON.")
 def fit(
     inputs: Inputs = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Stats file to write ('-' for stdout).")] = "stats.json",
     method: Annotated[str, typer.Option("--method", "-m", help="Default method: standard, minmax, robust, maxabs.")] = "standard",
     method_for: Annotated[
-        list[str] | None, typer.Option("--method-for", help="COLUMN=METHOD for one column (repeatable).")
+        list[str] | None, typer.Option("--method-for", help="COLUMN=METHOD for a column or a pattern of them (repeatable).")
     ] = None,
-    columns: Annotated[list[str] | None, typer.Option("--columns", "-c", help="Only these columns (comma-separated, repeatable).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (comma-separated, repeatable).")] = None,
+    columns: Annotated[list[str] | None, typer.Option("--columns", "-c", help="Only these columns: names, globs ('f_*'), re:REGEX, 1-based ranges (1-3); comma-separated, repeatable.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Leave out these columns (same patterns as --columns).")] = None,
     ddof: Annotated[int, typer.Option("--ddof", help="Delta degrees of freedom of std: 0 (as scikit-learn) or 1.")] = 0,
     feature_range: Annotated[str, typer.Option("--feature-range", help="LOW,HIGH target range of minmax.")] = "0,1",
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from some inputs is read as empty there (default: an error).")] = False,
+    force: Force = False,
     null_values: NullValues = None,
     format: Format = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Fit scaling statistics over CSV/Parquet/NDJSON files (streaming) and save them as JSON.
 
     All numeric columns are fitted unless --columns/--exclude say otherwise; other columns are
-    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values.
+    skipped and named. Empty cells and NA, N/A, NaN, nan, null, NULL are missing values. With
+    --scheduler the fragments are summarized by Dask workers: the stats file is byte-identical.
 
     Example:
 
     \b
         normcli fit train.csv -o stats.json --method-for income=robust
-        cat part-*.csv | normcli fit - --format csv -o - | jq .columns
+        normcli fit 'part-*.csv' --columns 'f_*' -o - | jq .columns
+        zcat big.csv.gz | normcli fit - -d ';' -o stats.json
+        normcli fit 's3://bucket/data/*.parquet' --scheduler tcp://10.0.0.5:8786 -o stats.json
     """
 
     def body(env: Env) -> None:
         from normcli.data.formats import DEFAULT_NULL_VALUES
         from normcli.data.inputs import named_files
-        from normcli.data.outputs import check_output_target
+        from normcli.data.outputs import check_output_target, check_replaceable
+        from normcli.scaling.engine import engine_for
         from normcli.scaling.fit import fit as fit_stats
-        from normcli.scaling.statsfile import save_stats
+        from normcli.scaling.statsfile import is_stats_file, save_stats
 
         if output != "-":
             check_output_target(output, named_files(inputs or []))
+            check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
-        with env.status("fitting statistics…"):
+        storage = _parse_storage_options(storage_option)
+        with (
+            engine_for(scheduler, scheduler_file) as engine,
+            env.progress("fitting " + ", ".join(inputs or ["<stdin>"]), inputs) as progress,
+        ):
             stats = fit_stats(
                 inputs or [],
                 method=method,  # type: ignore[arg-type]
                 method_for=_parse_method_for(method_for),  # type: ignore[arg-type]
-                columns=_split_names(columns),
-                exclude=_split_names(exclude) or (),
+                columns=_split_names(columns, "--columns"),
+                exclude=_split_names(exclude, "--exclude") or (),
                 ddof=ddof,
                 feature_range=_parse_pair(feature_range, "--feature-range"),
                 null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,
                 format=format,
-                separator=separator,
+                **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
                 allow_missing_columns=allow_missing_columns,
+                storage=storage,
                 stdin=env.stdin,
                 stdin_is_terminal=env.stdin_is_terminal,
+                engine=engine,
+                progress=progress.rows,
             )
         for warning in stats.warnings:
             env.warn(warning)
@@ -91,7 +120,7 @@ def fit(
 
             env.write_text(dumps_stats(stats))
         else:
-            save_stats(stats, output)
+            save_stats(stats, output, storage=storage)
             env.note(f"fitted {len(stats.columns)} columns over {stats.row_count} rows → {output}")
 
     _run(body, quiet)
@@ -100,10 +129,10 @@ def fit(
 # --------------------------------------------------------------------------- transform
 
 
-@app.command()
+@app.command(short_help="Apply fitted statistics to files or a pipe.")
 def transform(
     inputs: Inputs = None,
-    stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit.")] = ...,  # type: ignore[assignment]
+    stats: Annotated[str, typer.Option("--stats", "-s", help="Stats file written by normcli fit ('-': stdin, when the data are files).")] = ...,  # type: ignore[assignment]
     output: Annotated[str, typer.Option("--output", "-o", help="Output file ('-' for stdout).")] = "-",
     inverse: Annotated[bool, typer.Option("--inverse", help="Undo the scaling: x = y · scale + center.")] = False,
     clip: Annotated[bool, typer.Option("--clip", help="Clip minmax columns to their feature range.")] = False,
@@ -114,25 +143,39 @@ def transform(
     ] = None,
     null_values: NullValues = None,
     separator: Separator = None,
+    no_headers: NoHeaders = False,
+    text: Text = None,
+    dtype: Dtype = None,
+    scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage_option: StorageOption = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Apply fitted statistics to files or a pipe; other columns pass through unchanged.
 
     Each fitted column becomes (x - center) / scale; nulls stay null and NaN stays NaN. The output is
-    written to a temporary file and renamed into place only on success.
+    written to a temporary file and renamed into place only on success. A folder (-o out/), and
+    any output with --scheduler, gets a dataset: one part-NNNNN file per input fragment and a
+    _SUCCESS manifest written last.
 
     Example:
 
     \b
         normcli transform new.csv --stats stats.json -o new-scaled.parquet
         normcli transform --stats stats.json < new.csv > scaled.csv
+        normcli transform 's3://bucket/new/*.parquet' --stats stats.json --scheduler tcp://10.0.0.5:8786 -o s3://bucket/scaled/
     """
 
     def body(env: Env) -> None:
         from normcli.scaling.apply import transform as run_transform
+        from normcli.scaling.engine import engine_for
 
-        with env.status("transforming…"):
+        _refuse_binary_on_terminal(env, output, output_format)
+        with (
+            engine_for(scheduler, scheduler_file) as engine,
+            env.progress("transforming " + ", ".join(inputs or ["<stdin>"]), inputs) as progress,
+        ):
             report = run_transform(
                 inputs or [],
                 stats=stats,
@@ -142,15 +185,20 @@ def transform(
                 float32=float32,
                 format=format,
                 output_format_name=output_format,
-                separator=separator,
                 null_values=_split_list(null_values),
+                **_reading(separator, no_headers, text, dtype),  # type: ignore[arg-type]
+                storage=_parse_storage_options(storage_option),
+                engine=engine,
                 stdin=env.stdin,
                 stdout=env.stdout,
                 stdin_is_terminal=env.stdin_is_terminal,
+                progress=progress.rows,
             )
         for note in report.notes:
             env.note(note)
-        if output != "-":
+        if report.parts is not None:
+            env.note(f"wrote {report.parts} part{'s' if report.parts != 1 else ''} and _SUCCESS → {output}")
+        elif output != "-":
             env.note(f"wrote {output}")
 
     _run(body, quiet)
@@ -159,45 +207,81 @@ def transform(
 # --------------------------------------------------------------------------- inspect
 
 
-@app.command()
+@app.command(short_help="Show a stats file or a model file as a table, CSV or JSON.")
 def inspect(
-    stats: Annotated[str, typer.Argument(help="Stats file to show.", show_default=False)],
-    json_output: Annotated[bool, typer.Option("--json", help="Print the validated JSON instead of a table.")] = False,
+    file: Annotated[str, typer.Argument(help="Stats file ('-' for stdin) or model file (.npz) to show.", show_default=False)],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the validated document as JSON.")] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print one CSV row per column (per feature of a model), every digit.")] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Show a stats file as a table (or, with --json, its validated content).
+    """Show a stats file as a table of its columns, or describe a model file: task, network,
+    training and its outcome, normalization, features and classes.
+
+    On a terminal the table fits its width (less needed columns are left out, and named); into a
+    pipe or a file it is shown whole. --csv and --json give every digit.
 
     Example:
 
     \b
         normcli inspect stats.json
+        normcli inspect stats.json --csv | xsv table
+        normcli inspect model.npz
         normcli inspect stats.json --json | jq '.columns[] | {name, center, scale}'
     """
 
     def body(env: Env) -> None:
+        if json_output and csv_output:
+            raise UsageError("--json and --csv cannot be combined", hint="choose one")
+        if file != "-" and _is_model_file(file):
+            import json
+
+            from normcli.learn.modelfile import describe_model
+            from normcli.report import model_csv, model_summary
+
+            document = describe_model(file)
+            if json_output:
+                env.write_text(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+            else:
+                env.write_text(model_csv(document) if csv_output else model_summary(document, env.width()))
+            return
+        from normcli.data.inputs import STDIN
+        from normcli.report import stats_csv, stats_table
         from normcli.scaling.statsfile import dumps_stats, load_stats
 
-        loaded = load_stats(stats)
+        loaded = load_stats(file, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal)
         if json_output:
             env.write_text(dumps_stats(loaded))
-            return
-        from normcli.report import stats_table
-
-        env.write_text(stats_table(loaded, source=stats))
+        elif csv_output:
+            env.write_text(stats_csv(loaded))
+        else:
+            env.write_text(stats_table(loaded, source=STDIN if file == "-" else file, width=env.width()))
 
     _run(body, quiet)
+
+
+def _is_model_file(path: str) -> bool:
+    """Whether ``inspect`` was given a model (an ``.npz`` name, or a zip archive's first bytes)
+    rather than a stats file; checked without importing numpy, which a stats file does not need."""
+    if path.lower().endswith(".npz"):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- merge
 
 
-@app.command()
+@app.command(short_help="Merge stats fitted on disjoint shards (no data read).")
 def merge(
-    stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards.", show_default=False)],
+    stats_files: Annotated[list[str], typer.Argument(help="Stats files fitted on disjoint shards (one may be '-', stdin).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Merged stats file ('-' for stdout).")] = "stats.json",
     allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Merge shards that list the same input file (its rows count twice).")] = False,
     allow_missing_columns: Annotated[bool, typer.Option("--allow-missing-columns", help="A column absent from a shard counts as empty there.")] = False,
+    force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -213,17 +297,23 @@ def merge(
     """
 
     def body(env: Env) -> None:
+        from normcli.data.inputs import STDIN
         from normcli.scaling.merge import merge_stats
         from normcli.scaling.statsfile import dumps_stats, load_stats, save_stats
 
         if len(stats_files) < 2:
             raise UsageError("merge needs at least two stats files")
+        if stats_files.count("-") > 1:
+            raise UsageError("stdin ('-') can be read only once", hint="name it once among the stats files")
         if output != "-":
-            from normcli.data.outputs import check_output_target
+            from normcli.data.outputs import check_output_target, check_replaceable
+            from normcli.scaling.statsfile import is_stats_file
 
             check_output_target(output, stats_files)
+            check_replaceable(output, is_stats_file, "normcli stats file", force)
         merged = merge_stats(
-            [load_stats(path) for path in stats_files], names=stats_files,
+            [load_stats(path, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal) for path in stats_files],
+            names=[STDIN if path == "-" else path for path in stats_files],
             allow_overlap=allow_overlap, allow_missing_columns=allow_missing_columns,
         )
         for warning in merged.warnings:

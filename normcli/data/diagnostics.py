@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     pass
 
 _PARSE_ERROR = re.compile(
-    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'",
+    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]+)` at column '(?P<column>.*?)'"
+    r"|conversion from `str` to `(?P<dtype2>[^`]+)` failed in column '(?P<column2>.*?)' for \d+ out of \d+ values: \[\"(?P<value2>.*?)\"",
     re.DOTALL,
 )
+"""Polars' messages for a cell that is not of its column's type: from the CSV parser, or from the
+cast of a trimmed numeric column (see :class:`~normcli.data.formats.ReadOptions`)."""
 _STRUCTURE_WORDS = ("more fields", "not properly escaped", "malformed", "unterminated")
 _DTYPE_WORDS = {"f64": "a number", "f32": "a number", "i64": "an integer", "i32": "an integer"}
 _DTYPE_NAMES = {"f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64"}
@@ -84,6 +87,14 @@ def polars_errors(sources: Sequence[Source], options: ReadOptions) -> Iterator[N
 def translate_read_error(exc: BaseException, sources: Sequence[Source], options: ReadOptions) -> BaseException:
     """A user-facing error for a Polars failure while reading files."""
     files = [s for s in sources if s.path is not None]
+    urls = [s.path for s in files if s.is_url and s.path is not None]
+    if urls and isinstance(exc, OSError):  # the object store failed, not the data
+        from normcli.data.storage import failure
+
+        url = next((u for u in urls if u in str(exc)), urls[0] if len(urls) == 1 else describe(sources))
+        located = failure(exc, url)
+        if located is not None:
+            return located
     return _translate(exc, describe(sources), options, [_FileText(s, options) for s in files])
 
 
@@ -102,18 +113,23 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         return exc  # a failed write, not a bad read: whoever writes names the output
     lowered = text.lower()
     match = _PARSE_ERROR.search(text)
-    if any(word in lowered for word in _STRUCTURE_WORDS) or (match and any(c in match.group("value") for c in "\"\n")):
+    reported = (match.group("value") if match.group("value") is not None else match.group("value2")) if match else ""
+    if any(word in lowered for word in _STRUCTURE_WORDS) or any(c in reported for c in "\"\n"):
         for candidate in texts:
             structural = candidate.structure()
             if structural is not None:
                 return structural
     if match:
-        column, value, dtype = match.group("column"), match.group("value"), match.group("dtype")
+        column = match.group("column") if match.group("column") is not None else match.group("column2")
+        value = reported
+        dtype = match.group("dtype") or match.group("dtype2")
         place = "(line unknown)"
         for candidate in texts:
-            located = candidate.unparsable(column, dtype)
+            located = candidate.unparsable(column, dtype, value)
             if located is not None:
-                where, line, value = located
+                where, line, value, repeats_header = located
+                if repeats_header:
+                    return repeated_header(where, line)
                 place = f"at line {line}"
                 break
         return DataError(
@@ -123,7 +139,7 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
         )
     first = first_line(text)
     if "more fields than defined" in lowered or "found more fields" in lowered:
-        return DataError(f"{where}: a row has more fields than the header", hint="check for ragged rows or a wrong --separator")
+        return DataError(f"{where}: a row has more fields than the header", hint="check for ragged rows or a wrong --delimiter")
     if "invalid utf-8" in lowered or "invalid utf8" in lowered:
         return DataError(f"{where}: is not valid UTF-8", hint="convert it first, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv")
     if "empty csv" in lowered or _is_no_data(exc):
@@ -145,6 +161,15 @@ def _translate(exc: BaseException, where: str, options: ReadOptions, texts: list
             hint="the file is probably truncated or corrupt; write or copy it again",
         )
     return DataError(f"{where}: cannot read: {first}")
+
+
+def repeated_header(where: str, line: int) -> DataError:
+    """A data line that repeats the header: CSV files concatenated with their header lines."""
+    return DataError(
+        f"{where}: line {line} repeats the header line: CSV files concatenated with their headers?",
+        hint="name the files (or a glob such as 'part-*.csv') instead of concatenating them, "
+        "or keep the first header only: awk 'FNR > 1 || NR == 1' part-*.csv",
+    )
 
 
 def _is_no_data(exc: BaseException) -> bool:
@@ -208,7 +233,7 @@ class _Text:
                     elif len(row) > width:
                         return DataError(
                             f"{self.display}: line {start} has {len(row)} fields but the header has {width}",
-                            hint="fix that row, quote values that contain the separator, or check --separator",
+                            hint="fix that row, quote values that contain the delimiter, or check --delimiter",
                         )
         except (OSError, EOFError, csv.Error, UnicodeDecodeError):
             return None
@@ -217,7 +242,10 @@ class _Text:
     def width(self) -> int | None:
         return None
 
-    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+    def unparsable(self, column: str, dtype: str, value: str | None = None) -> tuple[str, int, str, bool] | None:
+        """(input, line, value, whether that line repeats the header) of the first cell of
+        ``column`` that is not of type ``dtype``: the cell Polars reported (``value``), or one
+        that does not convert once trimmed of spaces."""
         return None
 
     def bad_json(self) -> DataError | None:
@@ -263,40 +291,39 @@ class _FileText(_Text):
         import gzip
 
         assert self.source.path is not None
+        if self.source.is_url:
+            from normcli.data.storage import open_url
+
+            raw = open_url(self.source.path, self.options.storage)
+            binary = gzip.open(raw) if self.compression == "gzip" else raw
+            return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[arg-type]
         if self.compression == "gzip":
             return gzip.open(self.source.path, "rt", encoding="utf-8-sig", errors="replace", newline="")
         return open(self.source.path, encoding="utf-8-sig", errors="replace", newline="")
 
-    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
-        """(file, line, value) of the first cell of ``column`` that does not parse as ``dtype``.
-
-        Reads that one column as text and finds the first cell the cast rejects. The line number
-        assumes no quoted field spans lines before it.
-        """
+    def unparsable(self, column: str, dtype: str, value: str | None = None) -> tuple[str, int, str, bool] | None:
+        """See :meth:`_Text.unparsable`. Reads the file as text (one Polars scan) and finds the
+        first such cell. The line number assumes no quoted field spans lines before it."""
         import polars as pl
 
         if self.format_name not in ("csv", "tsv"):
             return None
         target = getattr(pl, _DTYPE_NAMES.get(dtype, "Float64"))
+        text = pl.col(column)
+        stripped = text.str.strip_chars()
+        convertible = stripped.is_in([*self.options.null_values, ""]) | stripped.cast(target, strict=False).is_not_null()
+        bad = text.is_not_null() & (~convertible | (text == value if value is not None else pl.lit(False)))
         try:
-            cells = (
-                pl.scan_csv(
-                    self.source.path,
-                    separator=self.separator(),
-                    null_values=list(self.options.null_values),
-                    infer_schema=False,
-                    glob=False,
-                )
-                .select(pl.col(column))
-                .with_row_index("__row__")
-            )
-            text = pl.col(column)
-            bad = cells.filter(text.is_not_null() & text.cast(target, strict=False).is_null()).head(1).collect()
+            cells = self.source.format.scan_text(self.source.path, self.options)  # type: ignore[arg-type]
+            names = cells.collect_schema().names()
+            found = cells.with_row_index("\x00row").filter(bad).head(1).collect()
         except (pl.exceptions.PolarsError, OSError):
             return None
-        if bad.height:
-            return self.display, int(bad["__row__"][0]) + 2, str(bad[column][0])
-        return None
+        if not found.height:
+            return None
+        row = found.row(0)
+        line = int(row[0]) + (2 if self.options.has_header else 1)
+        return self.display, line, str(found[column][0]), self.options.has_header and list(row[1:]) == names
 
 
 class _ChunkText(_Text):
@@ -319,7 +346,8 @@ class _ChunkText(_Text):
     def open(self) -> IO[str]:
         return io.StringIO(self.chunk.decode("utf-8", errors="replace"), newline="")
 
-    def unparsable(self, column: str, dtype: str) -> tuple[str, int, str] | None:
+    def unparsable(self, column: str, dtype: str, value: str | None = None) -> tuple[str, int, str, bool] | None:
+        """See :meth:`_Text.unparsable`: the chunk, still in memory, read with Python's csv module."""
         if self.format_name not in ("csv", "tsv") or column not in self.names:
             return None
         import csv
@@ -329,9 +357,15 @@ class _ChunkText(_Text):
         convert: Callable[[str], object] = float if dtype.startswith("f") else int
         reader = csv.reader(self.open(), delimiter=self.separator())
         for row in reader:
-            if index < len(row) and row[index] not in nulls:
-                try:
-                    convert(row[index])
-                except ValueError:
-                    return self.display, self.first_line_number + reader.line_num - 1, row[index]
+            if index >= len(row) or row[index] in nulls:
+                continue
+            cell = row[index]
+            try:
+                convert(cell.strip()) if cell.strip() not in nulls else None
+                ok = cell != value
+            except ValueError:
+                ok = False
+            if not ok:
+                line = self.first_line_number + reader.line_num - 1
+                return self.display, line, cell, self.options.has_header and row == self.names
         return None

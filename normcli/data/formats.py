@@ -9,7 +9,7 @@ or by the first bytes and applies to the text formats.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO, TYPE_CHECKING, Any
@@ -33,19 +33,88 @@ MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 PARQUET_MAGIC = b"PAR1"
 
 
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+"""Words and escapes accepted for ``-d/--delimiter`` besides the character itself."""
+
+TYPE_NAMES = {"text": "String", "int": "Int64", "float": "Float64", "bool": "Boolean", "date": "Date", "datetime": "Datetime"}
+"""Types ``--dtype COL=TYPE`` accepts, and the Polars type each reads as."""
+
+
+def parse_delimiter(text: str) -> str:
+    """The field delimiter ``-d`` names: a one-byte character, ``\\t``, or tab/comma/semicolon/pipe/space."""
+    delimiter = DELIMITER_NAMES.get(text.lower(), text) if len(text) > 1 else text
+    if len(delimiter.encode()) != 1 or delimiter in ('"', "\n", "\r"):
+        raise UsageError(
+            f"--delimiter must be one character (one byte), not '{text}'",
+            hint="e.g. -d ',' or -d ';' or -d '|' or -d tab (also '\\t')",
+        )
+    return delimiter
+
+
+def parse_dtype(text: str) -> tuple[str, str]:
+    """``COL=TYPE`` of ``--dtype``: the column (a selection item) and the Polars type name."""
+    column, sep, kind = text.rpartition("=")
+    column = column.strip()
+    if len(column) > 1 and column[0] == column[-1] == '"':
+        column = column[1:-1].replace('""', '"')
+    if not sep or not column:
+        raise UsageError(f"--dtype takes COLUMN=TYPE, not '{text}'", hint=f"types: {', '.join(TYPE_NAMES)}")
+    return column, polars_type_name(kind)
+
+
+def polars_type_name(kind: str) -> str:
+    """The Polars type a ``--dtype`` type word stands for (``text`` → ``String``...)."""
+    word = kind.strip().lower()
+    name = TYPE_NAMES.get(word) or next((v for v in TYPE_NAMES.values() if v.lower() == word), None)
+    if name is None:
+        raise UsageError(f"--dtype: unknown type '{kind}'", hint=f"choose one of: {', '.join(TYPE_NAMES)}")
+    return name
+
+
+def dtype_pairs(dtypes: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``--dtype`` as (column pattern, Polars type name) pairs, from the Python API's mapping or pairs."""
+    pairs = dtypes.items() if isinstance(dtypes, Mapping) else dtypes
+    return tuple((pattern, polars_type_name(kind)) for pattern, kind in pairs)
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read inputs: the format override, missing-value tokens and CSV separator."""
+    """How to read inputs: format override, missing-value tokens, CSV delimiter and header, column
+    types the user fixed, and the ``--storage-option`` pairs for inputs named by URL (see
+    :mod:`normcli.data.storage`).
+
+    ``text`` (``--text``) are column patterns read as text whatever they hold (zip codes like
+    00501); ``dtypes`` (``--dtype``) are (pattern, Polars type name) pairs. ``fixed`` and
+    ``trimmed`` are not options but what schema inference decided for one input
+    (:func:`normcli.data.schema.read_schema`): ``fixed`` are the columns ``--text``/``--dtype``
+    gave a type (read as exactly that type); ``trimmed`` are columns of numbers written with spaces
+    around them or a leading ``+`` (`` 5 ``, ``+5``), which Polars reads as text; they are read as
+    text and converted, trimmed, to their numeric type.
+    """
 
     format: str | None = None
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     separator: str | None = None
+    has_header: bool = True
+    text: tuple[str, ...] = ()
+    dtypes: tuple[tuple[str, str], ...] = ()
+    trimmed: frozenset[str] = frozenset()
+    fixed: frozenset[str] = frozenset()
+    storage: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
             raise UsageError(f"unknown format '{self.format}'", hint=f"choose one of: {', '.join(FORMATS)}")
-        if self.separator is not None and len(self.separator.encode()) != 1:
-            raise UsageError(f"--separator must be a single one-byte character, not '{self.separator}'")
+        if self.separator is not None:
+            object.__setattr__(self, "separator", parse_delimiter(self.separator))
+        if not self.has_header and self.format not in (None, "csv", "tsv"):
+            raise UsageError(f"--no-headers applies to CSV and TSV, not {self.format}")
+
+    def storage_for(self, path: str) -> dict[str, str] | None:
+        """Polars' ``storage_options`` for ``path`` (None: the environment's credentials only)."""
+        from normcli.data.storage import polars_options
+
+        return polars_options(path, self.storage)
 
 
 @dataclass(frozen=True)
@@ -60,29 +129,63 @@ class Format:
     def delimiter(self, options: ReadOptions) -> str:
         return options.separator or self.separator or ","
 
+    def output_delimiter(self, options: ReadOptions | None) -> str:
+        """The delimiter written: CSV output keeps the inputs' ``-d`` delimiter (a ``;`` file comes
+        back with ``;``); TSV is tab."""
+        if self.name == "csv" and options is not None and options.separator:
+            return options.separator
+        return self.separator or ","
+
     # ------------------------------------------------------------------ reading
 
-    def scan(self, path: str, options: ReadOptions, schema: Mapping[str, pl.DataType] | None = None, *, infer: bool = False) -> pl.LazyFrame:
-        """A lazy scan of one file. With ``schema`` (every column's type) nothing is inferred;
-        ``infer`` reads float words such as ``inf`` as missing, for type inference only."""
+    def scan(
+        self, path: str, options: ReadOptions, schema: Mapping[str, pl.DataType] | None = None, *, infer: bool = False
+    ) -> pl.LazyFrame:
+        """A lazy scan of one file. With ``schema`` (every column's type) nothing is inferred (a
+        Parquet file has its own types: only the columns ``--text``/``--dtype`` fixed are cast);
+        ``infer`` reads float words such as ``inf`` as missing, for type inference only. Without a
+        header (``--no-headers``) the columns are ``column_1``, ``column_2``, ..."""
         import polars as pl
 
         if self.name == "parquet":
-            return pl.scan_parquet(path, glob=False)
+            frame = pl.scan_parquet(path, glob=False, storage_options=options.storage_for(path))
+            fixed = {n: schema[n] for n in options.fixed if schema and n in schema}  # --text, --dtype
+            return frame.cast(fixed) if fixed else frame
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
         if self.name == "ndjson":
-            return pl.scan_ndjson(path, schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS)
-        return pl.scan_csv(
+            frame = pl.scan_ndjson(
+                path, schema=_read_types(schema, options), infer_schema_length=INFER_SCHEMA_ROWS,
+                storage_options=options.storage_for(path),
+            )
+            return _convert_trimmed(frame, schema, options)
+        frame = pl.scan_csv(
             path,
             separator=self.delimiter(options),
+            has_header=options.has_header,
             null_values=nulls,
             infer_schema_length=INFER_SCHEMA_ROWS,
-            schema=dict(schema) if schema else None,
+            schema=_read_types(schema, options),
             glob=False,
             raise_if_empty=True,
+            storage_options=options.storage_for(path),
         )
+        if not options.has_header and schema is None:
+            frame = frame.rename(_one_based)
+        return _convert_trimmed(frame, schema, options)
+
+    def scan_text(self, path: str, options: ReadOptions) -> pl.LazyFrame:
+        """A scan of a CSV/TSV file with every column read as text, exactly as written (for second
+        looks at bad values)."""
+        import polars as pl
+
+        frame = pl.scan_csv(
+            path, separator=self.delimiter(options), has_header=options.has_header,
+            null_values=list(options.null_values), infer_schema=False, glob=False,
+            storage_options=options.storage_for(path),
+        )  # fmt: skip
+        return frame if options.has_header else frame.rename(_one_based)
 
     def parse(
         self,
@@ -102,13 +205,14 @@ class Format:
 
         if self.name == "ndjson":
             frame = pl.read_ndjson(
-                io.BytesIO(data), schema=dict(schema) if schema else None, infer_schema_length=INFER_SCHEMA_ROWS
+                io.BytesIO(data), schema=_read_types(schema, options), infer_schema_length=INFER_SCHEMA_ROWS
             )
-            return frame.select(columns) if columns is not None else frame
+            frame = frame.select(columns) if columns is not None else frame
+            return _convert_trimmed(frame.lazy(), schema, options).collect()
         nulls = list(options.null_values)
         if infer:
             nulls += [word for word in FLOAT_WORDS if word not in nulls]
-        return pl.read_csv(
+        frame = pl.read_csv(
             data,
             has_header=False,
             new_columns=names,
@@ -117,24 +221,87 @@ class Format:
             null_values=nulls,
             infer_schema_length=INFER_SCHEMA_ROWS,
             n_rows=INFER_SCHEMA_ROWS if infer else None,
-            schema=dict(schema) if schema else None,
+            schema=_read_types(schema, options),
             raise_if_empty=False,
         )
+        return _convert_trimmed(frame.lazy(), schema, options).collect() if options.trimmed and schema else frame
 
     # ------------------------------------------------------------------ writing
 
-    def sink(self, frame: pl.LazyFrame, target: Any, compression: str | None = None) -> None:
-        """Stream ``frame`` into ``target`` (a path or a binary stream)."""
+    def sink(
+        self,
+        frame: pl.LazyFrame,
+        target: Any,
+        compression: str | None = None,
+        storage: tuple[tuple[str, str], ...] = (),
+        *,
+        options: ReadOptions | None = None,
+    ) -> None:
+        """Stream ``frame`` into ``target`` (a path, a URL with its ``storage`` options, or a binary stream).
+
+        ``options`` are those the inputs were read with, when the output is the same table
+        (transform): CSV output keeps their delimiter, and has no header line if they had none.
+        A URL is staged in a local temporary file and uploaded once complete: Polars 2.1 can sink
+        to a bucket itself, but a process whose cloud sink failed crashes when it exits (SIGSEGV
+        or abort instead of exit 1), and the upload publishes the object only when whole anyway.
+        """
+        from normcli.data.storage import is_url, upload_file
+
+        if isinstance(target, str) and is_url(target):
+            import os
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="normcli-upload-") as folder:
+                staged = os.path.join(folder, "object")
+                self.sink(frame, staged, compression, options=options)
+                upload_file(target, staged, storage)
+            return
         if self.name == "parquet":
             frame.sink_parquet(target)
         elif self.name == "ndjson":
             frame.sink_ndjson(target, compression=compression or "uncompressed", check_extension=False)
         else:
-            frame.sink_csv(target, separator=self.separator or ",", compression=compression or "uncompressed", check_extension=False)
+            frame.sink_csv(
+                target, separator=self.output_delimiter(options), include_header=options is None or options.has_header,
+                compression=compression or "uncompressed", check_extension=False,
+            )  # fmt: skip
 
-    def batch_writer(self, stream: IO[bytes], compression: str | None = None) -> BatchWriter:
-        """A writer of frames one after another onto an open binary stream (for streamed output)."""
-        return BatchWriter(self, stream, compression)
+    def batch_writer(self, stream: IO[bytes], compression: str | None = None, options: ReadOptions | None = None) -> BatchWriter:
+        """A writer of frames one after another onto an open binary stream (for streamed output);
+        ``options`` as for :meth:`sink`."""
+        return BatchWriter(self, stream, compression, options)
+
+
+def _one_based(name: str) -> str:
+    """Polars names headerless columns ``column_0``, ``column_1``, ...; normcli counts from 1 (as
+    the selection language's indices do)."""
+    return f"column_{int(name.rpartition('_')[2]) + 1}"
+
+
+def _read_types(schema: Mapping[str, pl.DataType] | None, options: ReadOptions) -> dict[str, pl.DataType] | None:
+    """The types to parse with: ``schema``, with trimmed numeric columns read as text first."""
+    import polars as pl
+
+    if not schema:
+        return None
+    return {name: pl.String if name in options.trimmed and dtype.is_numeric() else dtype for name, dtype in schema.items()}
+
+
+def _convert_trimmed(frame: pl.LazyFrame, schema: Mapping[str, pl.DataType] | None, options: ReadOptions) -> pl.LazyFrame:
+    """Trimmed numeric columns, read as text, converted: spaces stripped, missing-value tokens
+    null, then a strict cast (a word is an error naming its value, located by the diagnostics)."""
+    import polars as pl
+
+    if not schema or not options.trimmed:
+        return frame
+    exprs = []
+    for name in options.trimmed:
+        dtype = schema.get(name)
+        if dtype is not None and dtype.is_numeric():
+            stripped = pl.col(name).str.strip_chars()
+            missing = stripped.is_in([*options.null_values, ""])
+            exprs.append(pl.when(missing).then(None).otherwise(stripped).cast(dtype).alias(name))
+    return frame.with_columns(exprs) if exprs else frame
 
 
 class BatchWriter:
@@ -144,8 +311,9 @@ class BatchWriter:
     downstream sees rows as soon as they are ready.
     """
 
-    def __init__(self, format: Format, stream: IO[bytes], compression: str | None = None) -> None:
+    def __init__(self, format: Format, stream: IO[bytes], compression: str | None = None, options: ReadOptions | None = None) -> None:
         self.format = format
+        self.options = options
         self.started = False
         self._parquet: Any = None
         self._compressor: Any = None
@@ -169,7 +337,8 @@ class BatchWriter:
             if self.format.name == "ndjson":
                 frame.write_ndjson(buffer)
             else:
-                frame.write_csv(buffer, separator=self.format.separator or ",", include_header=not self.started)
+                header = not self.started and (self.options is None or self.options.has_header)
+                frame.write_csv(buffer, separator=self.format.output_delimiter(self.options), include_header=header)
             self.stream.write(buffer.getvalue())
         self.started = True
         self.stream.flush()
@@ -221,6 +390,8 @@ def format_named(name: str) -> Format:
 
 def detect_format(name: str, override: str | None, option: str = "--format") -> tuple[Format, str | None]:
     """The format and compression of a file from its extension, or the ``--format`` override."""
+    if "://" in name:  # a URL: the key's extension, before any query string
+        name = name.split("://", 1)[1].split("?", 1)[0]
     suffixes = [s.lower() for s in PurePath(name).suffixes]
     compression = None
     if suffixes and suffixes[-1] in COMPRESSIONS:

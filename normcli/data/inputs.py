@@ -5,6 +5,8 @@ process substitution ``<(…)``, a file under /proc) is read as a stream too. St
 in order, in bounded memory (:mod:`normcli.data.streams`); files are scanned lazily by Polars.
 Every file is checked before anything is read: it exists, is readable, is not a folder, and its
 first bytes agree with its format (a Parquet file named ``.csv`` is reported, not misparsed).
+Inputs named by URL (``s3://``, ``gs://``, ``az://``, ``http(s)://``) are checked the same way
+through their store (:mod:`normcli.data.storage`), and globs on them list the bucket.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from normcli.data.formats import FORMATS, PARQUET_MAGIC, Format, ReadOptions, detect_format, sniff_compression
+from normcli.data.storage import StorageOptions, concurrently, expand_url, is_url, read_head
 from normcli.errors import DataError, UsageError
 
 STDIN = "<stdin>"
@@ -107,12 +110,20 @@ class Source:
     def is_stream(self) -> bool:
         return self.stream is not None
 
+    @property
+    def is_url(self) -> bool:
+        """Whether the input is an object in a store (read through its URL)."""
+        return is_url(self.path)
 
-def expand_patterns(patterns: Sequence[str]) -> list[str]:
-    """Paths from the user's arguments: globs expanded (sorted), ``-`` kept, order preserved."""
+
+def expand_patterns(patterns: Sequence[str], storage: StorageOptions = ()) -> list[str]:
+    """Paths from the user's arguments: globs expanded (sorted; on a bucket, by listing it),
+    ``-`` kept, order preserved."""
     paths: list[str] = []
     for pattern in patterns:
-        if pattern != "-" and glob.has_magic(pattern) and not os.path.exists(pattern):
+        if is_url(pattern):
+            paths.extend(expand_url(pattern, storage))
+        elif pattern != "-" and glob.has_magic(pattern) and not os.path.exists(pattern):
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
                 raise DataError(f"no file matches '{pattern}'", hint="check the pattern and folder")
@@ -123,8 +134,8 @@ def expand_patterns(patterns: Sequence[str]) -> list[str]:
 
 
 def named_files(patterns: Sequence[str]) -> list[str]:
-    """The files among the user's input arguments (globs expanded, ``-`` left out)."""
-    return [name for name in expand_patterns(patterns) if name != "-"]
+    """The local files among the user's input arguments (globs expanded; ``-`` and URLs left out)."""
+    return [name for name in expand_patterns([p for p in patterns if not is_url(p)]) if name != "-"]
 
 
 @contextlib.contextmanager
@@ -140,7 +151,9 @@ def open_sources(
     No arguments means stdin. A terminal on stdin is a usage error rather than a hang.
     """
     patterns = list(patterns) or ["-"]
-    names = expand_patterns(patterns)
+    names = expand_patterns(patterns, options.storage)
+    urls = [name for name in names if is_url(name)]
+    heads = dict(zip(urls, concurrently(lambda url: read_head(url, 4, options.storage), urls, urls), strict=True))
     if names.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once", hint="name it once among the inputs")
     opened: list[int] = []
@@ -156,6 +169,11 @@ def open_sources(
                 stream = stdin if stdin is not None else sys.stdin.buffer
                 sources.append(_stream_source(STDIN, stream, options))
                 continue
+            if is_url(name):
+                fmt, compression = detect_format(name, options.format)
+                _sniff(name, heads[name], fmt, compression)
+                sources.append(Source(name, name, fmt, compression))
+                continue
             info = _check_readable(name)
             if _is_stream_path(name, info):
                 fd = os.open(name, os.O_RDONLY)
@@ -163,12 +181,58 @@ def open_sources(
                 sources.append(_stream_source(name, os.fdopen(fd, "rb", buffering=0, closefd=False), options, name))
                 continue
             fmt, compression = detect_format(name, options.format)
+            _check_header_option(name, fmt, options)
             _sniff_file(name, fmt, compression)
-            sources.append(Source(name, name, fmt, compression))
+            # absolute, so that a Dask worker in another folder reads the same file
+            sources.append(Source(name, os.path.abspath(name), fmt, compression))
         yield sources
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def reads_stdin(patterns: Sequence[str], stdin: IO[bytes] | None = None) -> bool:
+    """Whether these input arguments read stdin: none at all, ``-``, or a path that is stdin's own
+    pipe or device (``/dev/stdin``)."""
+    if not patterns or "-" in patterns:
+        return True
+    try:
+        fd = (stdin if stdin is not None else sys.stdin.buffer).fileno()
+        own = os.fstat(fd)
+    except (AttributeError, OSError, ValueError):
+        return False
+    if stat.S_ISREG(own.st_mode):
+        return False
+    for name in patterns:
+        with contextlib.suppress(OSError):
+            info = os.stat(name)
+            if (info.st_dev, info.st_ino) == (own.st_dev, own.st_ino):
+                return True
+    return False
+
+
+def read_stdin_text(
+    stdin: IO[bytes] | None, stdin_is_terminal: bool, data: Sequence[str] | None, what: str
+) -> str:
+    """All of stdin as UTF-8 text, for a small document named ``-`` (a stats file).
+
+    Refused when the command's data (``data``) read stdin too, or stdin is a terminal.
+    """
+    if data is not None and reads_stdin(data, stdin):
+        raise UsageError(
+            f"stdin ('-') cannot carry both the data and the {what}",
+            hint=f"name the data files, or give the {what} as a file",
+        )
+    if stdin_is_terminal:
+        raise UsageError(
+            f"the {what} should come from stdin ('-'), but stdin is a terminal",
+            hint="pipe them in (normcli fit data.csv -o - | normcli ...), or name a file",
+        )
+    raw = (stdin if stdin is not None else sys.stdin.buffer).read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{STDIN}: the {what} are not UTF-8 text") from None
 
 
 def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: str | None = None) -> Source:
@@ -182,12 +246,18 @@ def _stream_source(display: str, stream: IO[bytes], options: ReadOptions, name: 
             fmt = FORMATS["csv"]
     else:
         fmt = FORMATS["csv"]
+    _check_header_option(display, fmt, options)
     wrapped = InputStream(stream)
     head = wrapped.peek(4)
     compression = sniff_compression(head)
     if head.startswith(PARQUET_MAGIC) and fmt.name != "parquet":
         raise DataError(f"{display}: is Parquet data, not {fmt.name.upper()}", hint="pass --format parquet")
     return Source(display, None, fmt, compression, wrapped)
+
+
+def _check_header_option(name: str, fmt: Format, options: ReadOptions) -> None:
+    if not options.has_header and fmt.name not in ("csv", "tsv"):
+        raise UsageError(f"{name}: --no-headers applies to CSV and TSV, not {fmt.name}", hint="drop --no-headers")
 
 
 def _check_readable(name: str) -> os.stat_result:
@@ -216,6 +286,11 @@ def _sniff_file(name: str, fmt: Format, compression: str | None) -> None:
     """Refuse a file whose first bytes contradict its format, before Polars misreads it."""
     with open(name, "rb") as handle:
         head = handle.read(4)
+    _sniff(name, head, fmt, compression)
+
+
+def _sniff(name: str, head: bytes, fmt: Format, compression: str | None) -> None:
+    """Refuse an input whose first bytes ``head`` contradict its format."""
     is_parquet = head == PARQUET_MAGIC
     if not head:
         hint = {"parquet": "expected a Parquet file", "ndjson": "expected one JSON object per line"}.get(
@@ -237,15 +312,22 @@ def _sniff_file(name: str, fmt: Format, compression: str | None) -> None:
         )
 
 
-def has_no_data_rows(source: Source) -> bool:
+def has_no_data_rows(source: Source, options: ReadOptions) -> bool:
     """Whether a plain text file holds a header and nothing else (a cheap look at its first bytes;
     other files and streams say so when read)."""
     if source.path is None or not source.format.text or source.compression is not None or source.format.name == "ndjson":
         return False
-    with open(source.path, "rb") as handle:
-        head = handle.read(1 << 16)
-        if handle.read(1):
+    if not options.has_header:
+        return False  # an empty file was refused when opened
+    if source.is_url:
+        head = read_head(source.path, (1 << 16) + 1, options.storage)
+        if len(head) > 1 << 16:
             return False
+    else:
+        with open(source.path, "rb") as handle:
+            head = handle.read(1 << 16)
+            if handle.read(1):
+                return False
     quoted = False
     for index, byte in enumerate(head):
         if byte == 0x22:

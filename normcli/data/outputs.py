@@ -3,6 +3,11 @@
 Every file normcli writes goes to a temporary file beside its target and is renamed onto it only
 when the whole write succeeded (:func:`atomic_path`); before any work, :func:`check_output_target`
 refuses a target that cannot be written or that is one of the command's inputs.
+
+An output named by URL (``s3://bucket/key``) is written straight to its key: an object store makes
+an object visible only when its upload completes (a single PUT, or a multipart upload that is
+completed last and aborted on failure), so readers see the old object or the whole new one, never
+a part — the same guarantee as the local rename. Dataset folders are :mod:`normcli.data.dataset`.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from normcli.data.diagnostics import write_failure
 from normcli.data.formats import FORMATS, Format, detect_format
+from normcli.data.storage import StorageOptions, check_scheme, is_url, store_errors, write_url
 from normcli.errors import DataError, UsageError
 
 TEMP_SUFFIX = ".normcli-tmp"
@@ -29,13 +35,21 @@ def output_format(path: str | None, override: str | None) -> tuple[Format, str |
         raise UsageError(f"unknown output format '{override}'", hint=f"choose one of: {', '.join(FORMATS)}")
     if path is None or path == "-":
         return FORMATS[override or "csv"], None
-    if os.path.isdir(path):
+    if not is_url(path) and os.path.isdir(path):
         raise DataError(f"{path}: is a directory", hint="name an output file")
     return detect_format(path, override, "--output-format")
 
 
-def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
-    """Check before any work that ``target`` can be written and is none of the inputs."""
+def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = ()) -> Path | str:
+    """Check before any work that ``target`` can be written and is none of the inputs.
+
+    Returns the target as a :class:`Path`, or as the URL string it is (the store's permissions are
+    known only when writing)."""
+    if is_url(target):
+        check_scheme(target)
+        if target in [str(source) for source in inputs]:
+            raise UsageError(f"{target}: output is one of the inputs", hint="write to a new key; normcli never overwrites its inputs")
+        return target
     path = Path(target)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -55,14 +69,32 @@ def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = 
     return path
 
 
+def check_replaceable(target: str, is_kind: Callable[[Path], bool], kind: str, force: bool = False) -> None:
+    """Refuse to replace an existing file that is not a ``kind`` (``is_kind`` says which files are):
+    ``fit -o stats.json`` must not overwrite someone's data, ``train -o p.json`` a stats file. An
+    empty file or a device (``/dev/null``) may be replaced; ``force`` (``--force``) allows any."""
+    path = Path(target)
+    if force or not path.is_file() or path.stat().st_size == 0 or is_kind(path):
+        return
+    raise UsageError(
+        f"{target}: exists and is not a {kind}; normcli will not replace it",
+        hint="choose another -o, or pass --force to replace it",
+    )
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path | str]:
     """Yield a temporary path beside ``target``; move it onto ``target`` only if the block succeeds.
 
     The temporary file is named ``.<target>.<random>.normcli-tmp`` so a leftover after SIGKILL is
     recognisable. On any exception (or KeyboardInterrupt) it is removed and ``target`` is untouched;
     a failed write (disk full, file-size limit) becomes a :class:`DataError` naming ``target``.
+    A URL is yielded as it is: the store publishes the object only once it is complete.
     """
+    if is_url(target):
+        with store_errors(str(target)):
+            yield str(target)
+        return
     target = Path(target)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent or Path("."))
@@ -99,13 +131,17 @@ def _match_default_permissions(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically (temporary file in the same folder, then rename)."""
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes, storage: StorageOptions = ()) -> None:
+    """Write ``data`` to ``target`` atomically (temporary file in the same folder, then rename; on
+    a store, one PUT)."""
+    if is_url(target):
+        write_url(str(target), data, storage)
+        return
     with atomic_path(target) as temp:
-        temp.write_bytes(data)
+        Path(temp).write_bytes(data)
 
 
-def write_text_output(text: str, target: str, stdout: IO[bytes] | None = None) -> None:
+def write_text_output(text: str, target: str, stdout: IO[bytes] | None = None, storage: StorageOptions = ()) -> None:
     """Write ``text`` to ``target`` atomically, or to the binary ``stdout`` when ``target`` is ``-``."""
     if target == "-":
         stream = stdout if stdout is not None else sys.stdout.buffer
@@ -113,4 +149,4 @@ def write_text_output(text: str, target: str, stdout: IO[bytes] | None = None) -
         stream.flush()
         return
     check_output_target(target)
-    atomic_write_bytes(target, text.encode())
+    atomic_write_bytes(target, text.encode(), storage)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from normcli.data.diagnostics import _FileText, clip, polars_errors
+from normcli.data.diagnostics import _FileText, clip, polars_errors, repeated_header
 from normcli.data.formats import INFER_SCHEMA_ROWS, ReadOptions
 from normcli.data.inputs import Source
+from normcli.data.selection import select
 from normcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -72,8 +73,10 @@ class SourceSchema:
     source: Source
     types: dict[str, pl.DataType]
     options: ReadOptions
+    """How this input is read: the command's options, plus what inference found (``trimmed``)."""
     sample: pl.DataFrame | None = None  # the first rows of a stream, kept for second looks
     _empty: dict[str, bool] = field(default_factory=dict)
+    _head: pl.DataFrame | None = None
 
     @property
     def names(self) -> list[str]:
@@ -98,15 +101,89 @@ class SourceSchema:
         import polars as pl
 
         text = [n for n, t in self.types.items() if t == pl.String]
-        if self.sample is not None:
-            head = self.sample.select(text)
-        elif self.source.compression is None and self.source.format.name in ("csv", "tsv"):
-            head = self._first_rows(text)
-        else:
-            assert self.source.path is not None
-            with polars_errors([self.source], self.options):
-                head = self.source.format.scan(self.source.path, self.options, self.types).select(text).head(INFER_SCHEMA_ROWS).collect()
-        return {name: head[name].null_count() == head.height for name in text}
+        head = self.head()
+        return {name: head[name].null_count() == head.height for name in text if name in head.columns}
+
+    def head(self) -> pl.DataFrame:
+        """The first rows (up to :data:`INFER_SCHEMA_ROWS`) of the text columns, as read (kept:
+        read once for every look at them)."""
+        import polars as pl
+
+        if self._head is None:
+            text = [n for n, t in self.types.items() if t == pl.String]
+            if self.sample is not None:
+                self._head = self.sample.select(text)
+            elif self.source.compression is None and self.source.format.name in ("csv", "tsv"):
+                self._head = self._first_rows(text).head(INFER_SCHEMA_ROWS)  # whole chunks: a few more
+            else:
+                assert self.source.path is not None
+                with polars_errors([self.source], self.options):
+                    scan = self.source.format.scan(self.source.path, self.options, self.types)
+                    self._head = scan.select(text).head(INFER_SCHEMA_ROWS).collect()
+        return self._head
+
+    def fix_types(self, wanted: Sequence[str] | None = None) -> None:
+        """Apply ``--text`` and ``--dtype``, then read numbers written with surrounding spaces or a
+        leading ``+`` as numbers (see :class:`~normcli.data.formats.ReadOptions`): among the
+        ``wanted`` columns only, if given (transform needs its fitted columns; every other
+        column passes through as text, and a file's first rows need not be read again)."""
+        import polars as pl
+
+        names = list(self.types)
+        fixed: set[str] = set()
+        if self.options.text:
+            for name in select(self.options.text, names, "--text"):
+                self.types[name] = pl.String
+                fixed.add(name)
+        for pattern, type_name in self.options.dtypes:
+            for name in select([pattern], names, "--dtype"):
+                self.types[name] = getattr(pl, type_name)
+                fixed.add(name)
+        trimmed: set[str] = set()
+        if self.source.format.name in ("csv", "tsv"):
+            padded = self._padded_numbers(fixed, wanted)
+            self.types.update(padded)
+            # columns --dtype declares numeric accept padded numbers too (and a word is an error)
+            trimmed = set(padded) | {name for name in fixed if self.types[name].is_numeric()}
+        if fixed or trimmed:
+            self.options = replace(self.options, fixed=frozenset(fixed), trimmed=frozenset(trimmed))
+
+    def _padded_numbers(self, fixed: set[str], wanted: Sequence[str] | None) -> dict[str, pl.DataType]:
+        """Text columns whose every value is a number once trimmed of spaces, with at least one
+        value that needed it (or a leading ``+``): Int64 if all are integers, else Float64."""
+        import polars as pl
+
+        candidates = [
+            n for n, t in self.types.items() if t == pl.String and n not in fixed and (wanted is None or n in wanted)
+        ]  # fmt: skip
+        if not candidates:
+            return {}
+        head = self.head()
+        found: dict[str, pl.DataType] = {}
+        for name in candidates:
+            values = head[name].drop_nulls()
+            stripped = values.str.strip_chars()
+            present = stripped.filter(~stripped.is_in([*self.options.null_values, ""]))
+            if not len(present) or not ((stripped != values) | values.str.starts_with("+")).any():
+                continue
+            for dtype in (pl.Int64, pl.Float64):
+                if present.cast(dtype, strict=False).null_count() == 0:
+                    found[name] = dtype
+                    break
+        return found
+
+    def mostly_numbers(self, name: str) -> tuple[int, str] | None:
+        """For a text column most of whose first values are numbers (trimmed of spaces): the line
+        and value of the first that is not, which made it text; else None."""
+        import polars as pl
+
+        if self.types.get(name) != pl.String or name not in self.head().columns:
+            return None
+        values = self.head()[name].drop_nulls().str.strip_chars()
+        values = values.filter(~values.is_in([*self.options.null_values, ""]))
+        if not len(values) or values.cast(pl.Float64, strict=False).null_count() * 2 > len(values):
+            return None
+        return self.first_word(name)
 
     def _first_rows(self, columns: list[str]) -> pl.DataFrame:
         """The first rows of a plain CSV file, from its first bytes (a full scan's start-up costs
@@ -114,20 +191,28 @@ class SourceSchema:
         from normcli.data.streams import first_records
 
         assert self.source.path is not None
-        with open(self.source.path, "rb") as handle:
-            records = first_records(handle, INFER_SCHEMA_ROWS, self.source.format.name != "ndjson")
+        if self.source.is_url:
+            from normcli.data.storage import open_url
+
+            opened = open_url(self.source.path, self.options.storage)
+        else:
+            opened = open(self.source.path, "rb")  # noqa: SIM115 - closed just below
+        with opened as handle:
+            records = first_records(handle, INFER_SCHEMA_ROWS, self.source.format.name != "ndjson", self.options.has_header)
         with polars_errors([self.source], self.options):
             return self.source.format.parse(records, list(self.types), self.options, self.types, columns=columns, infer=False)
 
     def first_word(self, name: str) -> tuple[int, str] | None:
-        """(line, value) of the first value of a text column that is not a number."""
+        """(line, value) of the first value of a text column that is not a number (trimmed)."""
         import polars as pl
 
         if self.sample is not None:
             column = self.sample[name]
-            bad = column.is_not_null() & column.cast(pl.Float64, strict=False).is_null()
+            stripped = column.cast(pl.String).str.strip_chars()
+            bad = column.is_not_null() & ~stripped.is_in([*self.options.null_values, ""]) & stripped.cast(pl.Float64, strict=False).is_null()
             rows = bad.arg_true()
-            return (int(rows[0]) + 2, str(column[int(rows[0])])) if len(rows) else None
+            first_line = 2 if self.options.has_header else 1
+            return (int(rows[0]) + first_line, str(column[int(rows[0])])) if len(rows) else None
         located = _FileText(self.source, self.options).unparsable(name, "f64")
         return (located[1], located[2]) if located else None
 
@@ -136,8 +221,11 @@ def _dtype_name(dtype: pl.DataType) -> str:
     return re.sub(r"\(.*", "", str(dtype)) if str(dtype).startswith(("Datetime", "Duration", "Decimal")) else str(dtype)
 
 
-def read_schema(source: Source, options: ReadOptions, reader: StreamReader | None = None) -> SourceSchema:
-    """Infer one input's schema (a file's first rows or metadata, or a stream's first chunk)."""
+def read_schema(
+    source: Source, options: ReadOptions, reader: StreamReader | None = None, wanted: Sequence[str] | None = None
+) -> SourceSchema:
+    """Infer one input's schema (a file's first rows or metadata, or a stream's first chunk);
+    ``wanted``: the only columns that will be read as numbers, if known (see :meth:`SourceSchema.fix_types`)."""
     if reader is not None:
         sample = reader.sample()
         schema = SourceSchema(source, dict(sample.schema), options, sample=sample)
@@ -150,7 +238,29 @@ def read_schema(source: Source, options: ReadOptions, reader: StreamReader | Non
         names = list(types)
     check_column_names(names, source)
     check_separator(names, source, options)
+    check_repeated_header(schema)
+    schema.fix_types(wanted)
+    if reader is not None:
+        reader.options = schema.options  # the stream's chunks are read as inference decided
     return schema
+
+
+def check_repeated_header(schema: SourceSchema) -> None:
+    """Refuse a data line equal to the header line among the first rows: CSV files concatenated
+    with their headers (``cat part-*.csv``) turn every column into text. Later repeats are found
+    when they fail to parse (:func:`normcli.data.diagnostics.repeated_header`)."""
+    import polars as pl
+
+    options = schema.options
+    if schema.source.format.name not in ("csv", "tsv") or not options.has_header or not schema.types:
+        return
+    if any(dtype != pl.String for dtype in schema.types.values()):
+        return
+    names = list(schema.types)
+    head = schema.head()
+    repeats = head.select(pl.all_horizontal([pl.col(n) == n for n in names])).to_series().arg_true()
+    if len(repeats):
+        raise repeated_header(schema.source.display, int(repeats[0]) + 2)
 
 
 def check_column_names(names: list[str], source: Source) -> None:
@@ -175,16 +285,16 @@ _SEPARATOR_WORDS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 def check_separator(names: list[str], source: Source, options: ReadOptions) -> None:
     """Refuse a lone column whose name holds another usual separator: the file was split wrongly.
 
-    ``--separator`` given explicitly turns the check off (a one-column file may contain ';').
+    ``-d/--delimiter`` given explicitly turns the check off (a one-column file may contain ';').
     """
-    if len(names) != 1 or options.separator is not None or source.format.name not in ("csv", "tsv"):
+    if len(names) != 1 or options.separator is not None or not options.has_header or source.format.name not in ("csv", "tsv"):
         return
     used = source.format.delimiter(options)
     for candidate, word in _SEPARATOR_WORDS.items():
         if candidate != used and len([p for p in names[0].split(candidate) if p]) >= 2:
             raise DataError(
                 f"{source.display}: found one column named '{clip(names[0])}'; the file looks {word}-separated",
-                hint="pass --format tsv" if candidate == "\t" else f"pass --separator '{candidate}'",
+                hint="pass -d tab (or --format tsv)" if candidate == "\t" else f"pass -d '{candidate}'",
             )
 
 

@@ -87,16 +87,21 @@ def _first_boundary(buffer: bytes, quote: bytes | None) -> int:
         return pos + 1
 
 
-def first_records(handle: IO[bytes], rows: int, quoted: bool = True) -> bytes:
-    """The bytes of the first ``rows`` records after the header line of an open text file."""
+def first_records(handle: IO[bytes], rows: int, quoted: bool = True, header: bool = True) -> bytes:
+    """The bytes of the first ``rows`` records after the header line of an open text file (from
+    its start, a byte-order mark removed, when it has no header line)."""
     quote = b'"' if quoted else None
     data = b""
-    while not (header_end := _first_boundary(data, quote)):
-        more = handle.read(1 << 16)
-        if not more:
-            return b""
-        data += more
-    data = data[header_end:]
+    if header:
+        while not (header_end := _first_boundary(data, quote)):
+            more = handle.read(1 << 16)
+            if not more:
+                return b""
+            data += more
+        data = data[header_end:]
+    else:
+        data = handle.read(1 << 16)
+        data = data[len(_BOM) :] if data.startswith(_BOM) else data
     lines = data.count(b"\n")
     while lines <= rows:
         more = handle.read(1 << 20)
@@ -156,14 +161,21 @@ class StreamReader:
         return chunk
 
     def _read_header(self) -> list[str]:
+        """The column names from the first record; without a header (``--no-headers``) the first
+        record is data, left in place, and the columns are ``column_1``, ``column_2``, ..."""
         while not (cut := _first_boundary(self._pending, self._quote)) and self._fill():
             pass
-        header = self._take(cut or len(self._pending))
-        if header.startswith(_BOM):
-            header = header[len(_BOM):]
+        if self._pending.startswith(_BOM):
+            del self._pending[: len(_BOM)]
+            cut = max(cut - len(_BOM), 0)
+        if self.options.has_header:
+            header = self._take(cut or len(self._pending))
+        else:
+            header = bytes(self._pending[: cut or len(self._pending)])
         if not header.strip():
             raise DataError(f"{self.source.display}: file is empty", hint="expected a header row and data")
-        self._header_lines = header.count(b"\n")
+        if self.options.has_header:
+            self._header_lines = header.count(b"\n")
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
@@ -175,7 +187,8 @@ class StreamReader:
         import csv
 
         rows = list(csv.reader(io.StringIO(text.rstrip("\r\n")), delimiter=delimiter))
-        return rows[0] if rows else []
+        first = rows[0] if rows else []
+        return first if self.options.has_header else [f"column_{i + 1}" for i in range(len(first))]
 
     def _chunks(self) -> Iterator[bytes]:
         """Each chunk of whole records, in order: up to :data:`CHUNK_BYTES`, or what a slow

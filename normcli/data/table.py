@@ -63,6 +63,7 @@ class Inputs:
                     else:
                         self._frames[index] = read_parquet_stream(source)
                         schema = SourceSchema(source, dict(self._frames[index].schema), self.options, sample=self._frames[index])
+                        schema.fix_types()
                 else:
                     schema = read_schema(source, self.options)
                 schemas.append(schema)
@@ -94,17 +95,31 @@ class Inputs:
         for index, schema in enumerate(schemas):
             if index in self._frames:
                 frame = self._frames[index].lazy()
-                frames.append(frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in schema.types]))
+                stored = frame.collect_schema()
+                types = {**schema.types, **{n: t for n, t in overrides.items() if n in schema.types}}
+                frames.append(frame.cast({n: t for n, t in types.items() if stored[n] != t}))
                 continue
-            source = schema.source
-            assert source.path is not None
-            if source.format.text:
-                types = {name: overrides.get(name, dtype) for name, dtype in schema.types.items()}
-                frames.append(source.format.scan(source.path, self.options, types))
-            else:
-                frame = source.format.scan(source.path, self.options)
-                frames.append(frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in schema.types]))
+            frames.append(scan_source(schema.source, schema.types, schema.options, overrides))
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+
+    def source_schemas(self) -> list[SourceSchema]:
+        """Each input's own schema (as inferred), in order."""
+        return list(self._read_schemas())
+
+
+def scan_source(
+    source: Source, types: dict[str, pl.DataType], options: ReadOptions, overrides: dict[str, pl.DataType]
+) -> pl.LazyFrame:
+    """A lazy scan of one input file with its inferred ``types`` (and the ``options`` inference
+    decided for it: :attr:`SourceSchema.options`), ``overrides`` forcing some columns' types (text
+    formats read them so; Parquet casts)."""
+    import polars as pl
+
+    assert source.path is not None
+    frame = source.format.scan(source.path, options, {name: overrides.get(name, dtype) for name, dtype in types.items()})
+    if source.format.text:
+        return frame
+    return frame.with_columns([pl.col(n).cast(t) for n, t in overrides.items() if n in types])
 
 
 @contextlib.contextmanager

@@ -259,7 +259,7 @@ def compare(
 
     network = network if network is not None else default_config(data.seed)
     _settings(placements)  # bad placements fail before any reading
-    stats = load_given_stats(data.stats_path)
+    stats = load_given_stats(data.stats_path, paths, stdin, stdin_is_terminal)
     read = reading.options(stats.null_values if stats is not None else None)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         prepared = prepare(inputs, data, stats=stats, feedback=feedback)

@@ -22,8 +22,8 @@ Notes go to the caller's :class:`Feedback` as soon as they are known (before any
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import IO, TYPE_CHECKING, Any
 
 from normcli.errors import DataError, UsageError
 from normcli.learn._seam import (
@@ -32,10 +32,14 @@ from normcli.learn._seam import (
     Inputs,
     ReadOptions,
     Stats,
+    dtype_pairs,
     fit_frame,
     is_text_input,
     load_stats,
+    named,
     polars_errors,
+    select,
+    shown_names,
 )
 from normcli.learn.columns import MAX_INTEGER_CATEGORIES, column_kind, is_id_like, is_text
 from normcli.learn.features import (
@@ -91,7 +95,8 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Reading:
-    """How to read the input files: format, CSV separator and missing-value tokens.
+    """How to read the input files: format, CSV delimiter and header, missing-value tokens, and
+    columns of fixed type (``--text``, ``--dtype``: pattern → type, as ``normcli fit`` takes them).
 
     ``null_values=None`` means the tokens of the statistics the data go with (a ``--stats``
     file, a model's normalization) or, without those, normcli's defaults.
@@ -100,12 +105,18 @@ class Reading:
     format: str | None = None
     separator: str | None = None
     null_values: tuple[str, ...] | None = None
+    has_header: bool = True
+    text: tuple[str, ...] = ()
+    dtypes: tuple[tuple[str, str], ...] = ()
 
-    def options(self, default_null_values: Sequence[str] | None = None) -> ReadOptions:
+    def options(self, default_null_values: Sequence[str] | None = None, storage: tuple[tuple[str, str], ...] = ()) -> ReadOptions:
         nulls = self.null_values
         if nulls is None:
             nulls = tuple(default_null_values) if default_null_values is not None else DEFAULT_NULL_VALUES
-        return ReadOptions(format=self.format, null_values=tuple(nulls), separator=self.separator)
+        return ReadOptions(
+            format=self.format, null_values=tuple(nulls), separator=self.separator, has_header=self.has_header,
+            text=self.text, dtypes=dtype_pairs(self.dtypes), storage=storage,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -295,19 +306,28 @@ def split_indices(y: np.ndarray, val_split: float, seed: int, stratify: bool) ->
 # --------------------------------------------------------------------------- choosing features
 
 
-def _check_names(schema: pl.Schema, options: DataOptions) -> None:
+def _resolve_names(schema: pl.Schema, options: DataOptions) -> DataOptions:
+    """``options`` with every column pattern resolved to the columns it selects (see
+    :mod:`normcli.data.selection`: an item matching nothing is an error), and the names checked."""
     names = schema.names()
-    available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
     if options.target not in schema:
-        raise UsageError(f"no target column named '{options.target}'", hint=f"columns are: {available}")
-    for name in [*(options.features or ()), *options.exclude, *options.categorical, *options.numeric]:
-        if name not in schema:
-            raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
-    if options.features is not None and options.target in options.features:
-        raise UsageError(f"'{options.target}' is both the target and a feature")
-    for name in options.numeric:
+        raise UsageError(f"no target column named '{options.target}'", hint=f"columns are: {shown_names(names)}")
+    features = None
+    if options.features is not None:
+        if options.target in named(options.features, names, "--features"):
+            raise UsageError(f"'{options.target}' is both the target and a feature")
+        features = tuple(n for n in select(options.features, names, "--features") if n != options.target)
+    resolved = replace(
+        options,
+        features=features,
+        exclude=tuple(select(options.exclude, names, "--exclude")),
+        categorical=tuple(select(options.categorical, names, "--categorical")),
+        numeric=tuple(select(options.numeric, names, "--numeric")),
+    )
+    for name in resolved.numeric:
         if not schema[name].is_numeric():
             raise UsageError(f"--numeric names '{name}', which is {schema[name]}, not numbers")
+    return resolved
 
 
 def _candidates(schema: pl.Schema, options: DataOptions, feedback: Feedback, notes: list[str]) -> list[str]:
@@ -480,7 +500,7 @@ def prepare(
     feedback = feedback or Feedback()
     notes: list[str] = []
     schema = inputs.schema()
-    _check_names(schema, options)
+    options = _resolve_names(schema, options)
     candidates = _candidates(schema, options, feedback, notes)
     where = inputs.describe()
     frame = read_frame(inputs, [*candidates, options.target], _float_overrides(inputs, schema, candidates), feedback)
@@ -640,6 +660,11 @@ def _imputation_notes(train: Encoded, val: Encoded | None, feedback: Feedback, n
         _say(feedback.note, notes, f"validation rows with categories not in the training split (encoded as all-zero): {shown}")
 
 
-def load_given_stats(path: str | None) -> Stats | None:
-    """The ``--stats`` file, loaded and validated (None without one)."""
-    return load_stats(path) if path else None
+def load_given_stats(
+    path: str | None, data: Sequence[str] = (), stdin: IO[bytes] | None = None, stdin_is_terminal: bool = False
+) -> Stats | None:
+    """The ``--stats`` file (``-``: stdin, when the ``data`` come from files), loaded and
+    validated; None without one."""
+    if not path:
+        return None
+    return load_stats(path, stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=data)

@@ -41,6 +41,8 @@ __all__ = [
     "load_model",
     "model_to_bytes",
     "model_from_bytes",
+    "describe_model",
+    "is_model_archive",
 ]
 
 MODEL_FORMAT = "normcli-mlp"
@@ -208,3 +210,31 @@ def load_model(path: str | os.PathLike[str]) -> tuple[MLP, dict]:
 def model_from_bytes(data: bytes, display: str = "<bytes>") -> tuple[MLP, dict]:
     """:func:`load_model` for file content already in memory (``display`` names it in errors)."""
     return _read_model(io.BytesIO(data), display)
+
+
+def is_model_archive(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a zip archive with a model's ``metadata`` entry (a quick look at its
+    directory, for :func:`~normcli.data.outputs.check_replaceable`; :func:`load_model` validates)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return METADATA_ENTRY + ".npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a model file holds, as one JSON-able document: the architecture (``config``), the
+    number of trained ``parameters``, and the metadata train stored (task, target, features and
+    their encoding, classes, normalization stats, training settings and outcome). Validated as
+    :func:`load_model` validates."""
+    model, extra = load_model(path)
+    state = model.state_dict(copy=False)
+    parameters = sum(int(array.size) for name, array in state.items() if name.rsplit(".", 1)[-1] in ("W", "b", "gamma", "beta"))
+    return {
+        "file": os.fspath(path),
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "parameters": parameters,
+        **extra,
+    }

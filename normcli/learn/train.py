@@ -109,11 +109,18 @@ def divergence_error(result: TrainResult, config: TrainConfig) -> DataError:
     return DataError(str(result.divergence_message), hint=hint)
 
 
-def model_metadata(prepared: Prepared, config: TrainConfig) -> dict[str, Any]:
-    """What the model file keeps besides the weights (see :mod:`normcli.learn.modelfile`)."""
+def model_metadata(prepared: Prepared, config: TrainConfig, result: TrainResult | None = None) -> dict[str, Any]:
+    """What the model file keeps besides the weights (see :mod:`normcli.learn.modelfile`); with
+    ``result``, also the training's outcome (final metrics, rows, epochs: ``normcli inspect``
+    shows them), without the per-epoch history."""
     import numpy as np
 
+    outcome = None
+    if result is not None:
+        document = metrics_document(prepared, result, None)
+        outcome = {key: document[key] for key in ("final", "rows", "epochs_run", "best_epoch", "stopped_early")}
     return {
+        "metrics": outcome,
         "normcli_version": __version__,
         "numpy_version": np.__version__,
         "task": prepared.task,
@@ -131,7 +138,8 @@ def model_metadata(prepared: Prepared, config: TrainConfig) -> dict[str, Any]:
             key: value
             for key, value in asdict(config).items()
             if key not in ("task", "num_classes", "y_center", "y_scale")
-        },
+        }
+        | ({"kernels": result.kernels} if result is not None else {}),  # the kernels that ran
     }
 
 
@@ -164,7 +172,7 @@ def train(
     network = network if network is not None else default_config(data.seed)
     if model_path is not None:
         check_output_target(model_path)
-    stats = load_given_stats(data.stats_path)
+    stats = load_given_stats(data.stats_path, paths, stdin, stdin_is_terminal)
     read = reading.options(stats.null_values if stats is not None else None)
     with open_inputs(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as inputs:
         if model_path is not None:
@@ -182,6 +190,5 @@ def train(
     if result.diverged:
         raise divergence_error(result, config)
     if model_path is not None:
-        ran = replace(config, kernels=result.kernels)  # the model file records the kernels that ran
-        save_model(result.model, model_path, extra=model_metadata(prepared, ran))
+        save_model(result.model, model_path, extra=model_metadata(prepared, config, result))
     return TrainReport(prepared, result, metrics_document(prepared, result, model_path), model_path)

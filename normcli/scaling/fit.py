@@ -1,22 +1,27 @@
 """Fitting: inputs → schemas → a plan of fragments → the engine → an exact, ordered merge.
 
-:func:`fit` is what ``normcli fit`` runs. Each input is one fragment (a file, or a stream read
-once); the fragment function (:mod:`normcli.scaling.fragments`) computes its partial statistics in
-fixed blocks, and :mod:`normcli.scaling.merge` folds them in input order and fits the parameters.
+:func:`fit` is what ``normcli fit`` runs. Each input is one fragment (a file, a stream read once)
+or, for a large Parquet file, several ranges of its row groups; the engine (local, or a Dask
+cluster) runs the fragment function (:mod:`normcli.scaling.fragments`), which computes partial
+statistics in fixed blocks, and :mod:`normcli.scaling.merge` folds them in fragment order and fits
+the parameters: the same bytes whatever the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
-from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
+from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
 from normcli.data.inputs import Source, describe, open_sources
+from normcli.data.selection import named, select
+from normcli.data.storage import concurrently
 from normcli.data.schema import NULL, SourceSchema, TableSchema, is_numeric_dtype, read_schema, unify
 from normcli.errors import DataError, UsageError
 from normcli.scaling.engine import Engine, LocalEngine
-from normcli.scaling.fragments import ColumnSpec, Fragment
+from normcli.scaling.fragments import ColumnSpec, Fragment, row_ranges
 from normcli.scaling.merge import Fold, finish
 from normcli.scaling.methods import METHODS
 from normcli.scaling.model import ColumnPartial, FitOptions, SkippedColumn, Stats
@@ -39,15 +44,25 @@ def fit(
     null_values: Sequence[str] = DEFAULT_NULL_VALUES,
     format: str | None = None,
     separator: str | None = None,
+    has_header: bool = True,
+    text: Sequence[str] = (),
+    dtypes: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     allow_missing_columns: bool = False,
+    storage: Sequence[tuple[str, str]] = (),
     stdin: IO[bytes] | None = None,
     stdin_is_terminal: bool = False,
     engine: Engine | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Stats:
     """Fit scaling statistics over one or more files (or ``-`` for stdin), streaming.
 
-    The keyword arguments mirror ``normcli fit``'s options. Warnings (constant columns, integers past
-    2^53, skipped columns) are returned in ``Stats.warnings`` rather than printed.
+    The keyword arguments mirror ``normcli fit``'s options (``separator`` is ``-d``, ``has_header``
+    is the opposite of ``--no-headers``, ``text`` and ``dtypes`` are ``--text`` and ``--dtype``:
+    column patterns, and pattern → type such as ``"text"`` or ``"int"``; ``storage``:
+    ``--storage-option`` pairs for inputs named by URL; ``engine``: where fragments run, e.g. a
+    :class:`~normcli.scaling.engine.DaskEngine`). Warnings (constant columns, integers past 2^53,
+    skipped columns) are returned in ``Stats.warnings`` rather than printed. ``progress`` is
+    called with the number of rows read so far, as the work goes.
 
     Example::
 
@@ -62,9 +77,12 @@ def fit(
         ddof=ddof,
         feature_range=(float(feature_range[0]), float(feature_range[1])),
     )
-    read = ReadOptions(format=format, null_values=tuple(null_values), separator=separator)
+    read = ReadOptions(
+        format=format, null_values=tuple(null_values), separator=separator, has_header=has_header,
+        text=tuple(text), dtypes=dtype_pairs(dtypes), storage=tuple(storage),
+    )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
-        return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine)
+        return fit_sources(sources, read, options, allow_missing_columns=allow_missing_columns, engine=engine, progress=progress)
 
 
 def fit_sources(
@@ -74,27 +92,36 @@ def fit_sources(
     *,
     allow_missing_columns: bool = False,
     engine: Engine | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Stats:
     """Fit ``options`` over resolved ``sources`` (see :func:`fit`)."""
     schemas, readers, frames = _schemas(sources, read)
     table = unify(schemas, allow_missing_columns)
-    specs, skipped = select_columns(table, options)
+    choice = select_columns(table, options)
+    specs, skipped, options = choice.specs, choice.skipped, choice.options
+    hints = _numbers_with_words(schemas, skipped)
     if not specs:
-        return finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
-    fragments = [
-        Fragment(
-            index=index,
-            source=schema.source,
-            options=read,
-            columns=tuple(specs),
-            types=dict(schema.types) if schema.source.format.text else None,
-            absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
-            reader=readers.get(index),
-            data=frames.get(index),
-        )
-        for index, schema in enumerate(schemas)
-    ]
-    results = (engine or LocalEngine()).map(fragments)
+        stats = finish(Fold(order=list(skipped), skipped=skipped), options, read.null_values, where=describe(sources))
+        return replace(stats, warnings=(*stats.warnings, *hints))
+    names = [s.path or "" for s in sources]
+    ranges = concurrently(lambda schema: row_ranges(schema.source, schema.options), list(schemas), names)
+    fragments = []
+    for index, schema in enumerate(schemas):
+        for rows in ranges[index]:
+            fragments.append(
+                Fragment(
+                    index=len(fragments),
+                    source=schema.source,
+                    options=schema.options,
+                    columns=tuple(specs),
+                    types=dict(schema.types) if schema.source.format.text else None,
+                    absent=tuple(name for name in table.missing(index) if any(s.name == name for s in specs)),
+                    rows=rows,
+                    reader=readers.get(index),
+                    data=frames.get(index),
+                )
+            )
+    results = (engine or LocalEngine()).map(fragments, progress)
     fold = Fold(inputs=[s.display for s in sources])
     wanted = {s.name: s for s in specs}
     for name in table.names:
@@ -113,7 +140,28 @@ def fit_sources(
     where = describe(sources)
     if fold.rows == 0:
         raise _no_rows(sources, read, where)
-    return finish(fold, options, read.null_values, requested=options.columns or (), where=where)
+    stats = finish(fold, options, read.null_values, requested=sorted(choice.by_name), where=where)
+    return replace(stats, warnings=(*stats.warnings, *hints))
+
+
+def _numbers_with_words(schemas: Sequence[SourceSchema], skipped: Mapping[str, SkippedColumn]) -> list[str]:
+    """Warnings for skipped text columns that are mostly numbers: the first value that is not
+    one (it made the column text) and how to fix it."""
+    warnings = []
+    for name, column in skipped.items():
+        if column.dtype != "String":
+            continue
+        for schema in schemas:
+            found = schema.mostly_numbers(name) if schema.source.format.text else None
+            if found is not None:
+                line, value = found
+                warnings.append(
+                    f"column '{name}' is skipped as text, but most of its values are numbers: "
+                    f"'{value}' at line {line} of {schema.source.display} is not (blank it, add it to --null-values, "
+                    f"or pass --dtype '{name}=float' to read the column as numbers)"
+                )
+                break
+    return warnings
 
 
 def _schemas(
@@ -123,6 +171,8 @@ def _schemas(
     Parquet stream, which cannot be streamed, is read into memory."""
     from normcli.data.streams import StreamReader, read_parquet_stream
 
+    files = [s for s in sources if not s.is_stream]
+    inferred = dict(zip(files, concurrently(lambda source: read_schema(source, read), files, [s.path or "" for s in files]), strict=True))
     schemas = []
     readers: dict[int, StreamReader] = {}
     frames: dict[int, pl.DataFrame] = {}
@@ -133,8 +183,9 @@ def _schemas(
         elif source.is_stream:
             frames[index] = read_parquet_stream(source)
             schemas.append(SourceSchema(source, dict(frames[index].schema), read, sample=frames[index]))
+            schemas[-1].fix_types()
         else:
-            schemas.append(read_schema(source, read))
+            schemas.append(inferred[source])
     return schemas, readers, frames
 
 
@@ -148,34 +199,56 @@ def _no_rows(sources: Sequence[Source], read: ReadOptions, where: str) -> DataEr
     return DataError(f"{where}: has no data rows", hint="expected at least one row below the header")
 
 
-def select_columns(table: TableSchema, options: FitOptions) -> tuple[list[ColumnSpec], dict[str, SkippedColumn]]:
-    """The columns to fit (in input order) and those skipped, checking every name the user gave."""
+@dataclass
+class ColumnChoice:
+    """What :func:`select_columns` decided: the columns to fit (in input order), those skipped,
+    the options with every column pattern resolved to names, and the columns named exactly in
+    ``--columns`` (which must be usable: numeric, with values)."""
+
+    specs: list[ColumnSpec]
+    skipped: dict[str, SkippedColumn]
+    options: FitOptions
+    by_name: set[str]
+
+
+def select_columns(table: TableSchema, options: FitOptions) -> ColumnChoice:
+    """Choose the columns to fit, resolving the column patterns (:mod:`normcli.data.selection`;
+    an item matching nothing is an error).
+
+    A column named exactly in ``--columns`` must be numeric; one that a glob, regex or range
+    selects is skipped (and named) if it is not.
+    """
     names = table.names
-    available = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-    for name in [*(options.columns or ()), *options.exclude, *options.method_for]:
-        if name not in table.dtypes:
-            raise UsageError(f"no column named '{name}'", hint=f"columns are: {available}")
-    requested = set(options.columns) if options.columns is not None else None
+    requested = None if options.columns is None else select(options.columns, names, "--columns")
+    by_name = named(options.columns or (), names, "--columns")
+    exclude = set(select(options.exclude, names, "--exclude"))
+    method_for: dict[str, str] = {}
+    for pattern, method in options.method_for.items():
+        method_for.update(dict.fromkeys(select([pattern], names, "--method-for"), method))
+    resolved = replace(
+        options, columns=tuple(requested) if requested is not None else None, exclude=tuple(exclude), method_for=method_for
+    )
+    wanted = set(requested) if requested is not None else None
     specs: list[ColumnSpec] = []
     skipped: dict[str, SkippedColumn] = {}
     for name in names:
-        if name in options.exclude or (requested is not None and name not in requested):
+        if name in exclude or (wanted is not None and name not in wanted):
             continue
         dtype = table.dtypes[name]
-        if dtype == "String" and requested is not None:
+        if dtype == "String" and name in by_name:
             dtype = _requested_text(table, name)
         if is_numeric_dtype(dtype) or dtype == NULL:
-            method = METHODS[options.method_of(name)]
+            method = METHODS[resolved.method_of(name)]
             specs.append(ColumnSpec(name, dtype, unknown=dtype == NULL, keep_values=method.keeps_values))
-        elif requested is not None:
+        elif name in by_name:
             raise DataError(f"column '{name}' is not numeric ({dtype})", hint="leave it out of --columns")
         else:
             skipped[name] = SkippedColumn(name, dtype, f"non-numeric ({dtype})")
     fitted = {s.name for s in specs}
-    for name in options.method_for:
+    for name in named(options.method_for, names, "--method-for"):
         if name not in fitted:
             raise UsageError(f"--method-for names '{name}', which is not fitted", hint="it is excluded or not numeric")
-    return specs, skipped
+    return ColumnChoice(specs, skipped, resolved, by_name)
 
 
 def _requested_text(table: TableSchema, name: str) -> str:
@@ -202,7 +275,8 @@ def fit_frame(
 
     schema = {name: str(dtype) for name, dtype in (schema or frame.schema).items()}
     table = TableSchema(schema, [])
-    specs, skipped = select_columns(table, options)
+    choice = select_columns(table, options)
+    specs, skipped, options = choice.specs, choice.skipped, choice.options
     result = summarize(reblock([frame], BLOCK_ROWS), specs)
     fold = Fold(inputs=list(input_names), rows=result.rows)
     for name in table.names:
@@ -212,4 +286,4 @@ def fit_frame(
             fold.add_numbers(name, result.columns[name])
     for name, values in result.values.items():
         fold.values[name] = [values]
-    return finish(fold, options, null_values, requested=options.columns or (), where=where)
+    return finish(fold, options, null_values, requested=sorted(choice.by_name), where=where)

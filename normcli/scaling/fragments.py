@@ -1,6 +1,6 @@
 """The fragment function: partial statistics of one fragment, computed block by block.
 
-A fragment is a file, a range of rows of a file, or a stream. It is read in blocks of exactly
+A fragment is a file, a range of rows of a large Parquet file (:func:`row_ranges`), or a stream. It is read in blocks of exactly
 :data:`BLOCK_ROWS` rows (the last may be shorter), counted from the fragment's first row, so the
 blocks — and therefore the statistics — do not depend on how Polars split the work among threads,
 nor on whether the rows came from a file, a pipe or a worker of a cluster. Each block's sums are
@@ -15,7 +15,7 @@ fragment description and returns plain data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 
 BLOCK_ROWS = 65_536
 """Rows per block: the unit whose float sums are exact-added. Fixed, so results are reproducible."""
+
+FRAGMENT_ROWS = 64 * BLOCK_ROWS
+"""A Parquet file with more rows is split into fragments of at least this many rows (4,194,304),
+cut at row-group ends rounded down to a multiple of :data:`BLOCK_ROWS`: the blocks stay those of
+the whole file, so the statistics do not depend on the split, and a cluster gets tasks of a few
+seconds each."""
+
+SPLIT_MIN_BYTES = 8 << 20
+"""Parquet files smaller than this are one fragment whatever their rows (no footer is read)."""
 
 SAFE_MAX = 2.0**500
 SAFE_MIN = 2.0**-400
@@ -88,7 +97,8 @@ class Fragment:
 
     def read_types(self) -> dict[str, pl.DataType] | None:
         """The schema to read with: numeric columns as Float64 in text formats, so a decimal far
-        below integer rows parses (a word is an error naming its line), ``unknown`` as text."""
+        below integer rows parses (a word is an error naming its line), ``unknown`` as text;
+        a column whose type ``--dtype`` fixed as exactly that type."""
         import polars as pl
 
         if self.types is None:
@@ -96,7 +106,8 @@ class Fragment:
         present = {c.name: c for c in self.columns if c.name not in self.absent}
         types = dict(self.types)
         for name, spec in present.items():
-            types[name] = pl.String if spec.unknown else pl.Float64
+            if name not in self.options.fixed:
+                types[name] = pl.String if spec.unknown else pl.Float64
         return types
 
     def frames(self) -> Iterator[pl.DataFrame]:
@@ -118,6 +129,53 @@ class Fragment:
     def blocks(self) -> Iterator[pl.DataFrame]:
         """The fragment's rows in blocks of exactly :data:`BLOCK_ROWS` rows, each one contiguous."""
         yield from reblock(self.frames(), BLOCK_ROWS)
+
+
+def split_rows(row_groups: Sequence[int], target: int | None = None) -> list[tuple[int, int]] | None:
+    """(offset, length) ranges of a Parquet file with row groups of these sizes, or None for one
+    fragment. A fragment ends after the row group that brings it to ``target`` rows, at that
+    group's end rounded down to a multiple of :data:`BLOCK_ROWS` (row groups written by Polars or
+    pyarrow usually end on one already)."""
+    target = FRAGMENT_ROWS if target is None else target
+    total = sum(row_groups)
+    cuts = [0]
+    end = 0
+    for rows in row_groups[:-1]:
+        end += rows
+        cut = end // BLOCK_ROWS * BLOCK_ROWS
+        if cut - cuts[-1] >= target and cut < total:
+            cuts.append(cut)
+    if len(cuts) == 1:
+        return None
+    cuts.append(total)
+    return [(start, stop - start) for start, stop in zip(cuts, cuts[1:], strict=False)]
+
+
+def row_ranges(source: Source, options: ReadOptions) -> list[tuple[int, int] | None]:
+    """The row ranges a file is read in as fragments: several for a large Parquet file (from its
+    footer), else one (``[None]``: the whole file). The same plan serves every engine."""
+    if source.path is None or source.format.name != "parquet":
+        return [None]
+    with polars_errors([source], options):
+        if source.is_url:
+            from normcli.data.storage import Store, parquet_metadata
+
+            store, key = Store.of(source.path, options.storage)
+            if store.size(key) < SPLIT_MIN_BYTES:
+                return [None]
+            metadata = parquet_metadata(source.path, options.storage)
+        else:
+            import os
+
+            import pyarrow.parquet as pq
+
+            if os.path.getsize(source.path) < SPLIT_MIN_BYTES:
+                return [None]
+            metadata = pq.read_metadata(source.path)
+    if metadata.num_rows <= FRAGMENT_ROWS:
+        return [None]
+    ranges = split_rows([metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+    return list(ranges) if ranges else [None]
 
 
 def reblock(frames: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
@@ -245,12 +303,18 @@ def _scaled_block_moments(block: pl.DataFrame, spec: ColumnSpec, magnitude: floa
     return Moments.of_block(values.len(), shift, deviation.sum(), (deviation * deviation).sum(), power)
 
 
-def fragment_stats(fragment: Fragment) -> FragmentStats:
-    """The partial statistics of one fragment: the function every engine runs, locally or remotely."""
-    return summarize(fragment.blocks(), fragment.columns, fragment.absent)
+def fragment_stats(fragment: Fragment, progress: Callable[[int], None] | None = None) -> FragmentStats:
+    """The partial statistics of one fragment: the function every engine runs, locally or remotely.
+    ``progress`` is told the rows of each block as it is done."""
+    return summarize(fragment.blocks(), fragment.columns, fragment.absent, progress)
 
 
-def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absent: Sequence[str] = ()) -> FragmentStats:
+def summarize(
+    blocks: Iterable[pl.DataFrame],
+    specs: Sequence[ColumnSpec],
+    absent: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> FragmentStats:
     """Partial statistics of ``specs`` over ``blocks`` (see the module docstring)."""
     present = [s for s in specs if s.name not in absent]
     accumulators = {s.name: _Accumulator(s) for s in specs}
@@ -265,6 +329,8 @@ def summarize(blocks: Iterable[pl.DataFrame], specs: Sequence[ColumnSpec], absen
                 for k, expr in enumerate(_expressions(spec, schema[spec.name]))
             ]
         rows += block.height
+        if progress is not None:
+            progress(block.height)
         if not present:
             continue
         row = block.select(exprs).row(0)

@@ -109,7 +109,7 @@ def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, reque
         others = ", ".join(f"{s.name} ({s.reason})" for s in skipped_list[:5])
         raise DataError(
             f"{where}: no numeric column to fit" + (f"; skipped: {others}" if others else ""),
-            hint="check the --separator and --null-values",
+            hint="check the --delimiter and --null-values; --dtype COL=float reads a column as numbers",
         )
     non_numeric = [s.name for s in skipped_list if s.reason.startswith("non-numeric")]
     if non_numeric:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from normcli import __version__
+from normcli.data.inputs import STDIN, read_stdin_text
 from normcli.data.outputs import write_text_output
+from normcli.data.storage import is_url, read_url
 from normcli.errors import DataError
 from normcli.scaling.exact import Dyadic, Moments, expansion
 from normcli.scaling.methods import METHODS
@@ -81,22 +85,56 @@ def _sums_to_dict(moments: Moments) -> dict[str, Any]:
     return sums
 
 
+_FORMAT_KEY = re.compile(rb'"format"\s*:\s*"normcli-stats"')
+
+
+def is_stats_file(path: str | Path) -> bool:
+    """Whether ``path`` looks like a stats file: its first 4 KiB declare ``"format": "normcli-stats"``
+    (normcli writes that key first). A quick look for :func:`~normcli.data.outputs.check_replaceable`,
+    not a validation (:func:`load_stats` validates)."""
+    try:
+        with open(path, "rb") as handle:
+            return bool(_FORMAT_KEY.search(handle.read(4096)))
+    except OSError:
+        return False
+
+
 def dumps_stats(stats: Stats) -> str:
     """Strict, deterministic JSON text of ``stats`` (shortest round-trip floats, no NaN/Infinity)."""
     return json.dumps(stats_to_dict(stats), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None) -> None:
-    """Write ``stats`` to ``path`` atomically, or to stdout when ``path`` is ``-``."""
-    write_text_output(dumps_stats(stats), path, stdout)
+def save_stats(stats: Stats, path: str, stdout: IO[bytes] | None = None, storage: tuple[tuple[str, str], ...] = ()) -> None:
+    """Write ``stats`` to ``path`` (a file or a URL) atomically, or to stdout when ``path`` is ``-``."""
+    write_text_output(dumps_stats(stats), path, stdout, storage)
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def load_stats(path: str | Path) -> Stats:
-    """Read and validate a stats file; any problem is a :class:`DataError` naming the field."""
+def load_stats(
+    path: str | Path,
+    storage: tuple[tuple[str, str], ...] = (),
+    *,
+    stdin: IO[bytes] | None = None,
+    stdin_is_terminal: bool = False,
+    data: Sequence[str] | None = None,
+) -> Stats:
+    """Read and validate a stats file (a path or a URL); any problem is a :class:`DataError`
+    naming the field.
+
+    ``-`` reads the stats from ``stdin`` (``normcli fit a.csv -o - | normcli transform b.csv -s -``);
+    ``data``, the data inputs of the same command, must then not read stdin too.
+    """
     name = str(path)
+    if name == "-":
+        return parse_stats(read_stdin_text(stdin, stdin_is_terminal, data, what="stats"), STDIN)
+    if is_url(path):
+        try:
+            text = read_url(name, storage).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{name}: not a normcli stats file (not UTF-8 JSON)") from None
+        return parse_stats(text, name)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
