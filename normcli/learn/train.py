@@ -68,7 +68,10 @@ def clean_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def metrics_document(prepared: Prepared, result: TrainResult, model_path: str | None) -> dict[str, Any]:
-    """The ``--json`` / ``--metrics-out`` document: task, final metrics, per-epoch history."""
+    """The ``--json`` / ``--metrics-out`` document: task, final metrics, per-epoch history.
+
+    ``kernels`` says what computed the training steps: 'numpy' or 'numba' (normcli[fast]).
+    """
     final = result.final or {}
     wanted = ["train_loss", "val_loss"] + (
         ["val_accuracy"] if prepared.task == "classification" else ["val_rmse", "val_r2"]
@@ -89,6 +92,7 @@ def metrics_document(prepared: Prepared, result: TrainResult, model_path: str | 
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
+        "kernels": result.kernels,
         "history": [clean_row(row) for row in result.history],
         "notes": prepared.notes,
         "model": model_path,
@@ -134,7 +138,8 @@ def model_metadata(prepared: Prepared, config: TrainConfig, result: TrainResult 
             key: value
             for key, value in asdict(config).items()
             if key not in ("task", "num_classes", "y_center", "y_scale")
-        },
+        }
+        | ({"kernels": result.kernels} if result is not None else {}),  # the kernels that ran
     }
 
 

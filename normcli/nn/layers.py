@@ -247,11 +247,7 @@ class BatchNorm1d(Layer):
             out += self.beta
             return out
         n = x.shape[0]
-        if n < 2:
-            raise ValueError(
-                "BatchNorm1d in training mode needs at least 2 rows per batch "
-                f"(got {n}): the variance of a single row is undefined"
-            )
+        self.check_batch_rows(n)
         mean = self._column_sums(x)
         mean *= 1.0 / n
         centered = np.subtract(x, mean, out=x if self.inplace else None)
@@ -265,13 +261,33 @@ class BatchNorm1d(Layer):
         out = centered * scale
         out += self.beta
         self._centered, self._invstd, self._scale, self._xhat = centered, invstd, scale, None
+        self.update_running_stats(mean, var, n)
+        return out
+
+    @staticmethod
+    def check_batch_rows(rows: int) -> None:
+        """Raise ``ValueError`` for a training batch of fewer than 2 rows (no variance)."""
+        if rows < 2:
+            raise ValueError(
+                "BatchNorm1d in training mode needs at least 2 rows per batch "
+                f"(got {rows}): the variance of a single row is undefined"
+            )
+
+    def next_momentum(self) -> float:
+        """Count one more training batch (``num_batches_tracked``) and return its momentum m."""
         self.num_batches_tracked += 1
-        m = self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked)
+        return self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked)
+
+    def update_running_stats(self, mean: np.ndarray, var: np.ndarray, rows: int) -> None:
+        """Fold a training batch's μ_B and biased σ²_B (of ``rows`` rows) into the running ones.
+
+        Counts the batch in ``num_batches_tracked``; see the class docstring for the momentum.
+        """
+        m = self.next_momentum()
         self.running_mean *= 1.0 - m
         self.running_mean += m * mean
         self.running_var *= 1.0 - m
-        self.running_var += (m * n / (n - 1)) * var
-        return out
+        self.running_var += (m * rows / (rows - 1)) * var
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         scale = self._scale

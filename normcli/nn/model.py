@@ -240,6 +240,10 @@ class MLP:
             layer.inplace = before is None or not before.keeps_output
         self.layers = layers
         self._flat_values, self._flat_grads = self._gather_into_flat_buffers()
+        self.kernels = "numpy"
+        """What runs training-mode passes: 'numpy' (the layers) or 'numba' (see :meth:`use_kernels`)."""
+        self._training_steps: list = layers
+        self._last_steps: list = layers
 
     def _gather_into_flat_buffers(self) -> tuple[np.ndarray, np.ndarray]:
         align = _ALIGN_BYTES // self.dtype.itemsize
@@ -283,6 +287,30 @@ class MLP:
 
     # -- computation -----------------------------------------------------------------------
 
+    @property
+    def training_steps(self) -> list:
+        """What a training-mode ``forward`` runs in turn: the layers, or fused blocks of them."""
+        return list(self._training_steps)
+
+    def use_kernels(self, kernels: str) -> None:
+        """Run training-mode passes with 'numpy' (each layer in turn, the default) or 'numba'.
+
+        'numba' replaces each fusable hidden block (Linear → ReLU/LeakyReLU ⇄ BatchNorm1d) by
+        a :class:`normcli.nn.fused.FusedHidden`, which computes the same equations with the
+        same arrays in compiled kernels (results equal within float rounding); it needs numba
+        (``pip install 'normcli[fast]'``). Eval mode always runs the layers.
+        """
+        if kernels == "numba":
+            from normcli.nn.fused import training_steps
+
+            self._training_steps = training_steps(self.layers)
+        elif kernels == "numpy":
+            self._training_steps = self.layers
+        else:
+            raise SettingError(f"kernels must be 'numpy' or 'numba', got {kernels!r}")
+        self.kernels = kernels
+        self._last_steps = self.layers
+
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         """Outputs (logits or values) for a batch; ``training`` selects batch/running BN stats.
 
@@ -297,14 +325,16 @@ class MLP:
             )
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        steps = self._training_steps if training else self.layers
+        self._last_steps = steps
+        for step in steps:
+            x = step.forward(x, training)
         return x
 
     def backward(self, dout: np.ndarray) -> None:
         """Backpropagate ∂L/∂output of the last ``forward``; fills every layer's gradients."""
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        for step in reversed(self._last_steps):
+            dout = step.backward(dout)
 
     def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(value, gradient)`` pairs of every trainable array, layer by layer."""

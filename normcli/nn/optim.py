@@ -66,6 +66,21 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def gradients_finite(self) -> bool:
+        """Whether every gradient is finite (no NaN, no ±inf).
+
+        A training loop may ask after :meth:`step` (it discards the weights of a step whose
+        gradients were not finite): the fused optimizers of :mod:`normcli.nn.fused` then answer
+        from the sums of squares they computed during the step, without another pass.
+        """
+        for _, grad in self.params:
+            flat = grad.ravel()
+            with np.errstate(over="ignore", invalid="ignore"):
+                squared = float(np.dot(flat, flat))  # overflows only if huge, NaN or inf
+            if not math.isfinite(squared) and not np.isfinite(flat).all():
+                return False
+        return True
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.

@@ -27,15 +27,30 @@ from normcli.nn.model import MLP, TASKS, MLPConfig, NetworkConfig
 from normcli.nn.optim import SCHEDULES, SGD, Adam, Optimizer, make_schedule
 
 __all__ = [
+    "KERNELS",
     "OPTIMIZERS",
     "TrainConfig",
     "TrainResult",
     "train_network",
     "batch_bounds",
     "evaluate",
+    "choose_kernels",
+    "numba_saving_estimate",
 ]
 
 OPTIMIZERS = ("sgd", "adam")
+KERNELS = ("auto", "numpy", "numba")
+
+AUTO_NUMBA_MIN_SAVING = 2.0
+"""``kernels='auto'`` uses numba when it expects to save at least this many seconds over the
+run (:func:`numba_saving_estimate`): about 3× what importing numba and loading its cached
+kernels costs (~0.7 s); the first run after an install also compiles them (~5 s, then cached)."""
+
+# What the numba kernels save, measured on a 2-core Xeon (bench/bench_train.py and batch-32
+# runs): numpy's per-operation overhead, per hidden block and batch, and the passes over the
+# data, per row and hidden unit.
+_SAVED_PER_BLOCK_AND_BATCH = 50e-6
+_SAVED_PER_ROW_AND_UNIT = 3e-9
 
 HistoryRow = dict[str, Any]
 EpochCallback = Callable[[HistoryRow], None]
@@ -64,6 +79,16 @@ class TrainConfig:
 
     ``seed`` seeds the weights and dropout (see :class:`~normcli.nn.model.MLPConfig`) and the
     shuffling of the batches.
+
+    Speed: ``kernels`` 'numpy' (the layers, one numpy operation at a time), 'numba' (the
+    element-wise work of each ReLU/LeakyReLU block, the softmax cross-entropy and the optimizer
+    in fused compiled kernels, :mod:`normcli.nn.fused`; needs ``pip install 'normcli[fast]'``)
+    or 'auto' (numba when it is installed, the activation is relu or leaky_relu, and the run
+    is big enough to repay loading it: :func:`numba_saving_estimate` ≥
+    :data:`AUTO_NUMBA_MIN_SAVING` seconds).
+    Both compute the same equations; results agree within float rounding (sums over the batch
+    are added in another order), and each is bit-for-bit reproducible on its own.
+    ``TrainResult.kernels`` says which ran.
     """
 
     task: str = "classification"
@@ -87,6 +112,7 @@ class TrainConfig:
     y_scale: float | tuple[float, ...] = 1.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.network, NetworkConfig):
@@ -111,6 +137,7 @@ class TrainConfig:
             choice("task", TASKS),
             choice("optimizer", OPTIMIZERS),
             choice("schedule", SCHEDULES),
+            choice("kernels", KERNELS),
         ]
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
@@ -179,6 +206,10 @@ class TrainResult:
     ``model`` holds the weights of epoch ``model_epoch``: the best validation loss when early
     stopping is on, the last completed epoch otherwise (also after a divergence: the weights
     that diverged are discarded; 0 = the initial weights, if the first epoch diverged).
+
+    ``kernels`` is what ran the training steps ('numpy' or 'numba', see ``TrainConfig.kernels``)
+    and ``warm_up_seconds`` the time spent before the first epoch choosing them (importing
+    numba, loading or compiling its kernels); ``epoch_seconds`` never include it.
     """
 
     model: MLP
@@ -193,6 +224,8 @@ class TrainResult:
     num_classes: int | None = None
     epoch_seconds: list[float] = field(default_factory=list)
     initial_val_loss: float | None = None
+    kernels: str = "numpy"
+    warm_up_seconds: float = 0.0
 
     @property
     def epochs_run(self) -> int:
@@ -264,10 +297,55 @@ def batch_bounds(rows: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _make_optimizer(config: TrainConfig, params: list[tuple[np.ndarray, np.ndarray]]) -> Optimizer:
+def choose_kernels(config: TrainConfig, rows: int) -> str:
+    """'numpy' or 'numba': what :func:`train_network` runs for ``rows`` training rows.
+
+    See ``TrainConfig.kernels``. 'numba' without numba installed is a
+    :class:`~normcli.errors.UsageError`; 'auto' then quietly means 'numpy'.
+    """
+    if config.kernels == "numpy":
+        return "numpy"
+    if config.kernels == "auto" and numba_saving_estimate(config, rows) < AUTO_NUMBA_MIN_SAVING:
+        return "numpy"
+    try:
+        import normcli.nn.fused  # noqa: F401  (imports numba)
+    except ImportError as exc:
+        if config.kernels == "numba":
+            raise UsageError(
+                f"the numba kernels need numba, which cannot be imported ({exc})",
+                hint="pip install 'normcli[fast]', or use the numpy kernels",
+            ) from None
+        return "numpy"
+    return "numba"
+
+
+def numba_saving_estimate(config: TrainConfig, rows: int) -> float:
+    """Seconds the numba kernels would save over ``config.epochs`` epochs of ``rows`` rows.
+
+    0 unless the activation is relu or leaky_relu (the blocks that are fused). Otherwise
+    epochs × (batches × hidden layers × 50 µs + rows × hidden units × 3 ns): numpy's overhead per
+    operation, then its extra passes over the data. Early stopping may end a run sooner.
+    """
+    network = config.network
+    if network.activation not in ("relu", "leaky_relu") or not network.hidden:
+        return 0.0
+    batches = -(-rows // config.batch_size)
+    per_epoch = (batches * len(network.hidden) * _SAVED_PER_BLOCK_AND_BATCH
+                 + rows * sum(network.hidden) * _SAVED_PER_ROW_AND_UNIT)  # fmt: skip
+    return config.epochs * per_epoch
+
+
+def _make_optimizer(
+    config: TrainConfig, params: list[tuple[np.ndarray, np.ndarray]], kernels: str = "numpy"
+) -> Optimizer:
+    sgd, adam = SGD, Adam
+    if kernels == "numba":
+        from normcli.nn import fused
+
+        sgd, adam = fused.FusedSGD, fused.FusedAdam
     if config.optimizer == "adam":
-        return Adam(params, config.lr, config.adam_betas, config.adam_eps, config.weight_decay)
-    return SGD(params, config.lr, config.momentum, config.nesterov, config.weight_decay)
+        return adam(params, config.lr, config.adam_betas, config.adam_eps, config.weight_decay)
+    return sgd(params, config.lr, config.momentum, config.nesterov, config.weight_decay)
 
 
 # -- evaluation --------------------------------------------------------------------------------
@@ -410,7 +488,11 @@ def _train_one_epoch(
     bounds: list[tuple[int, int]],
     epoch: int,
 ) -> _EpochTotals:
-    """One pass over the shuffled batches; stops at the first non-finite loss or gradient."""
+    """One pass over the shuffled batches; stops at the first non-finite loss or gradient.
+
+    The gradients are checked after the optimizer's step (a fused optimizer checks them during
+    its pass): when they are not finite, the caller discards this epoch's weights anyway.
+    """
     totals = _EpochTotals()
     loss_fn = data.loss_fn
     flat_grads = model.flat_parameters()[1]
@@ -424,8 +506,8 @@ def _train_one_epoch(
             problem = f"the loss became {_describe_nonfinite(loss)}"
         else:
             model.backward(loss_fn.backward())
-            squared = float(np.dot(flat_grads, flat_grads))  # overflows only if huge or NaN/inf
-            if not math.isfinite(squared) and not np.isfinite(flat_grads).all():
+            optimizer.step()
+            if not optimizer.gradients_finite():
                 problem = f"a gradient became {_describe_nonfinite(flat_grads)}"
         if problem is not None:
             where = f", batch {batch} of {len(bounds)}"
@@ -433,7 +515,6 @@ def _train_one_epoch(
             return totals
         totals.grad_norm_sum += _norm(first_grad)
         totals.loss_sum += loss * (stop - start)
-        optimizer.step()
     return totals
 
 
@@ -467,13 +548,23 @@ def train_network(
     has_val = data.X_val is not None
 
     model = MLP(config.model_config(input_dim, data.output_dim))
-    optimizer = _make_optimizer(config, [model.flat_parameters()])
+    started = time.perf_counter()
+    kernels = choose_kernels(config, rows)  # imports numba if it chooses it
+    optimizer = _make_optimizer(config, [model.flat_parameters()], kernels)
+    if kernels == "numba":
+        from normcli.nn import fused
+
+        model.use_kernels("numba")
+        if isinstance(data.loss_fn, SoftmaxCrossEntropy):
+            data.loss_fn = fused.FusedSoftmaxCrossEntropy()
+        fused.warm_up(model, data.loss_fn, optimizer)
     schedule = make_schedule(
         config.schedule, config.lr, config.epochs, config.lr_step_size, config.lr_gamma
     )
     shuffle_rng = np.random.default_rng([config.seed, 2])
     bounds = batch_bounds(rows, config.batch_size)
-    result = TrainResult(model=model, config=config, num_classes=data.num_classes)
+    result = TrainResult(model=model, config=config, num_classes=data.num_classes, kernels=kernels)
+    result.warm_up_seconds = time.perf_counter() - started
     last_good_state = model.state_dict()
     best_state: dict[str, np.ndarray] | None = None
     best_loss = math.inf
