@@ -55,6 +55,8 @@ from pathlib import Path
 # Benchmark the working tree this script is in, not whatever normcli is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_core import busy_cpu_s  # noqa: E402 - machine-wide busy CPU, measured one way for all benches
+
 FRAMEWORKS = ("normcli-numpy", "normcli-numba", "torch", "sklearn", "floor")
 NORMCLI = ("normcli-numpy", "normcli-numba")
 FEATURES = 32
@@ -77,20 +79,6 @@ def make_data(rows: int):
     X = rng.standard_normal((rows, FEATURES), dtype=np.float32)
     X += centers[y]
     return X, y.astype(np.int64)
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def busy_cpu_s() -> float | None:
-    """Machine-wide busy CPU seconds so far (user+nice+system+irq+softirq+steal), or None."""
-    try:
-        with open("/proc/stat") as fh:
-            f = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = f
-    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
 
 
 class EpochClock:

@@ -1,5 +1,5 @@
-"""Helpers shared by the error catalogue, fault, fuzz and determinism tests (imported from here:
-pytest puts this folder on sys.path)."""
+"""Helpers shared by the error catalogue, fault, fuzz, determinism and network tests (imported from
+here: pytest puts this folder on sys.path)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,29 @@ def previous_output(name: str) -> bytes:
             archive.writestr(zipfile.ZipInfo("metadata.npy", date_time=(1980, 1, 1, 0, 0, 0)), b"a previous, complete output")
         return buffer.getvalue()
     return b"a previous, complete output\n"
+
+
+def rel_err(a, b) -> float:  # noqa: ANN001 - numpy arrays (numpy is imported by the callers)
+    """‖a − b‖ / max(‖a‖ + ‖b‖, tiny)."""
+    import numpy as np
+
+    a, b = np.ravel(a), np.ravel(b)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
+
+
+def numeric_grad(f, x, h: float = 1e-6):  # noqa: ANN001, ANN201
+    """Central differences of the scalar function f() with respect to the array x (changed in
+    place and restored): the independent reference for every backward pass."""
+    import numpy as np
+
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = f()
+        flat[i] = old - h
+        minus = f()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad

@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import numeric_grad
 
 from normcli.errors import UsageError
 from normcli.nn import (
@@ -29,9 +30,10 @@ from normcli.nn import (
     SettingError,
     SoftmaxCrossEntropy,
     TrainConfig,
+    fused,
     train_network,
+    training,
 )
-from normcli.nn import fused, training
 from normcli.nn.fused import FusedAdam, FusedHidden, FusedSGD, FusedSoftmaxCrossEntropy
 
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": lambda: LeakyReLU(0.25)}  # slope·h stays dyadic
@@ -169,19 +171,6 @@ def test_fused_sums_stay_accurate_on_a_large_float32_batch():
 
 # -- whole networks ------------------------------------------------------------------------------
 
-
-def numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        plus = f()
-        flat[i] = old - h
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
 
 
 @pytest.mark.parametrize("placement", ["after", "before", "none"])
@@ -339,7 +328,6 @@ def check_same_updates(make, reference_cls, fused_cls, dtype) -> None:
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_fused_network_matches_torch(dtype, tol, placement, momentum):
     import torch
-
     from test_nn_model import assert_same_state, torch_copy
 
     model = MLP(MLPConfig(5, 4, hidden=(16, 12), bn_placement=placement, dtype=dtype,

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import numeric_grad, rel_err
 
 from normcli.nn import (
     GELU,
@@ -28,25 +29,6 @@ from normcli.nn import (
 TOL = 1e-7  # norm-based relative error of analytic vs numeric gradients (float64)
 
 
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    """‖a − b‖ / max(‖a‖ + ‖b‖, tiny)."""
-    a, b = np.ravel(a), np.ravel(b)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
-
-
-def numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar function f() with respect to the array x (in place)."""
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        plus = f()
-        flat[i] = old - h
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * h)
-    return grad
 
 
 def check_layer_grads(layer, x: np.ndarray, rng: np.random.Generator, training: bool = True):

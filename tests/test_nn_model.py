@@ -9,8 +9,15 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import numeric_grad, rel_err
 
 from normcli.errors import DataError
+from normcli.learn.modelfile import (
+    load_model,
+    model_from_bytes,
+    model_to_bytes,
+    save_model,
+)
 from normcli.nn import (
     GELU,
     MLP,
@@ -26,25 +33,6 @@ from normcli.nn import (
     SoftmaxCrossEntropy,
     Tanh,
 )
-from normcli.learn.modelfile import load_model, model_from_bytes, model_to_bytes, save_model
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a), np.ravel(b)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
-
-
-def numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    for i in range(x.size):
-        old = x[i]
-        x[i] = old + h
-        plus = f()
-        x[i] = old - h
-        minus = f()
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-    return grad
 
 
 def layer_types(model: MLP) -> list[str]:
