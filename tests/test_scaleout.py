@@ -311,6 +311,7 @@ def test_a_files_statistics_do_not_depend_on_how_it_is_split_into_fragments(big_
     from normcli.data.formats import ReadOptions
     from normcli.data.inputs import open_sources
     from normcli.scaling import fragments
+    from normcli.scaling.engine import LocalEngine
     from normcli.scaling.fit import fit
     from normcli.scaling.statsfile import dumps_stats
 
@@ -320,7 +321,7 @@ def test_a_files_statistics_do_not_depend_on_how_it_is_split_into_fragments(big_
         monkeypatch.setattr(fragments, "FRAGMENT_ROWS", target)
         with open_sources([str(big_parquet)], ReadOptions()) as sources:
             ranges = fragments.row_ranges(sources[0], ReadOptions())
-        outputs[target] = (len(ranges), dumps_stats(fit([str(big_parquet)], method="standard")))
+        outputs[target] = (len(ranges), dumps_stats(fit([str(big_parquet)], method="standard", engine=LocalEngine(split_files=True))))
     assert [count for count, _ in outputs.values()] == [5, 3, 1]  # cuts at 65,536·k after groups of 40,000
     assert len({text for _, text in outputs.values()}) == 1
     # and the CSV of the same values (one fragment, read as text) gives the same numbers
@@ -799,6 +800,7 @@ def test_grouped_weighted_fit_on_the_cluster_is_byte_identical_to_a_local_fit(cl
 
 def test_grouped_statistics_do_not_depend_on_how_a_file_is_split_into_fragments(big_parquet, monkeypatch) -> None:
     from normcli.scaling import fragments
+    from normcli.scaling.engine import LocalEngine
     from normcli.scaling.fit import fit
     from normcli.scaling.statsfile import dumps_stats
 
@@ -806,5 +808,5 @@ def test_grouped_statistics_do_not_depend_on_how_a_file_is_split_into_fragments(
     texts = set()
     for target in (fragments.BLOCK_ROWS, 2 * fragments.BLOCK_ROWS, 10**9):
         monkeypatch.setattr(fragments, "FRAGMENT_ROWS", target)
-        texts.add(dumps_stats(fit([str(big_parquet)], by=["count"], weight="offset")))
+        texts.add(dumps_stats(fit([str(big_parquet)], by=["count"], weight="offset", engine=LocalEngine(split_files=True))))
     assert len(texts) == 1
