@@ -202,6 +202,40 @@ def test_merge_of_grouped_shards_is_the_fit_of_the_union(tmp_path: Path, frame: 
         merge_stats([shards[0], parse_stats(dumps_stats(fit([paths[1]], by=["store"])))])
 
 
+def test_merge_takes_the_key_type_from_a_shard_with_keys_and_refuses_mixed_kinds(tmp_path: Path) -> None:
+    """A shard whose keys were all null (type Null) merges with one of integer keys into the fit
+    of both files (byte for byte), which transform can use; integer keys in one shard and text
+    keys in another are refused, as fit of both files refuses them (they used to merge into a
+    file with both 1 and "1" as groups, which transform failed on with a Polars TypeError)."""
+    empty, numbers, words = tmp_path / "n.csv", tmp_path / "i.csv", tmp_path / "t.csv"
+    empty.write_text("key,x\n,1\n,2\n")
+    numbers.write_text("key,x\n1,1\n1,2\n2,5\n2,7\n")
+    words.write_text("key,x\n1,3\na,2\na,9\n")
+    shards = [parse_stats(dumps_stats(fit([str(p)], by=["key"]))) for p in (empty, numbers, words)]
+    merged = merge_stats(shards[:2])
+    assert dumps_stats(merged) == dumps_stats(fit([str(empty), str(numbers)], by=["key"]))
+    assert merged.by_dtype("key") == "Int64"
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["transform", str(numbers), "-s", "-", "-o", str(out), "-q"], input=dumps_stats(merged))
+    assert result.exit_code == 0, result.stderr
+    reference = pl.read_csv(numbers).with_columns(
+        ((pl.col("x") - pl.col("x").mean().over("key")) / pl.col("x").std(ddof=0).over("key")).alias("x")
+    )
+    assert pl.read_csv(out)["x"].to_list() == pytest.approx(reference["x"].to_list(), abs=1e-15)
+    with pytest.raises(DataError, match="group column 'key' holds integer keys in shard 2 but text keys in shard 3"):
+        merge_stats(shards)
+    with pytest.raises(DataError, match="not a number"):
+        fit([str(numbers), str(words)], by=["key"])
+
+
+def test_a_key_of_the_wrong_kind_in_a_stats_file_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "i.csv").write_text("key,x\n1,1\n1,2\n2,5\n2,7\n")
+    doc = json.loads(dumps_stats(fit([str(tmp_path / "i.csv")], by=["key"])))
+    doc["groups"]["keys"][1] = ["2"]
+    with pytest.raises(DataError, match=r"groups.keys\[1\] holds the text '2' for 'key', whose keys are integer"):
+        parse_stats(json.dumps(doc))
+
+
 def test_group_sums_do_not_depend_on_where_fragments_split(frame: pl.DataFrame) -> None:
     """A fragment split at a block boundary, merged exactly, is the whole fragment."""
     from normcli.scaling.merge import Fold
