@@ -8,7 +8,8 @@ operations in that order, so the results equal transform's:
   PostgreSQL (a bare ``1.5`` is a DECIMAL in DuckDB), and an integer mantissa scaled by powers of
   two for SQLite (whose decimal parser is not always correctly rounded). Identifiers are quoted.
   With groups (``--by``) the per-group parameters are a ``VALUES`` table joined on the keys
-  (``IS NOT DISTINCT FROM``, so a null key is a group too).
+  (``IS NOT DISTINCT FROM``, so a null key is a group too); datetime keys as timestamps where the
+  database has them (DuckDB, PostgreSQL), since its text of a timestamp is not Polars'.
 * **ONNX**: one float64 input per fitted column (NaN for a missing value) and one output each,
   made of ``Sub``/``Div`` nodes with float64 constants — never ONNX's ``Scaler`` operator, which
   stores offset and scale as float32 (at a 1e12 offset that is off by thousands of standard
@@ -22,6 +23,7 @@ neither SQL nor ONNX can stop with an error), ``--inverse``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 TARGETS = ("sql", "onnx")
 DIALECTS = ("duckdb", "postgres", "sqlite")
 EXPORT_UNKNOWN_GROUP = ("pooled", "null")
+_ZONED = re.compile(r"[+-]\d\d:\d\d$")
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,27 @@ class Dialect:
         """A date or other non-text key column as the text normcli's keys hold."""
         return f"CAST({expr} AS VARCHAR)"
 
+    def timestamp(self, key: str) -> str | None:
+        """A datetime key (Polars' text of it) as a timestamp literal, or None where the database
+        has no timestamp type (the column is then compared as text)."""
+        return None
+
+
+def _timestamp_type(key: str, *, naive: str, nanoseconds: str, zoned: str) -> str:
+    """The SQL type of a datetime key as Polars writes it: ``… 12:30:00.000000`` (the digits give
+    the time unit), ``…+01:00`` when it has a time zone."""
+    if _ZONED.search(key):
+        return zoned
+    fraction = key.rpartition(".")[2] if "." in key else ""
+    return nanoseconds if len(fraction) == 9 else naive
+
 
 class DuckDB(Dialect):
     name = "duckdb"
+
+    def timestamp(self, key: str) -> str | None:
+        kind = _timestamp_type(key, naive="TIMESTAMP", nanoseconds="TIMESTAMP_NS", zoned="TIMESTAMPTZ")
+        return f"CAST({self.text(key)} AS {kind})"
 
     def is_nan(self, expr: str) -> str:
         # DuckDB 2.0's statistics propagation takes a Parquet column without NaN statistics to
@@ -118,6 +139,10 @@ class Postgres(Dialect):
 
     def key_text(self, expr: str) -> str:
         return f"CAST({expr} AS TEXT)"
+
+    def timestamp(self, key: str) -> str | None:
+        kind = _timestamp_type(key, naive="TIMESTAMP", nanoseconds="TIMESTAMP", zoned="TIMESTAMPTZ")
+        return f"CAST({self.text(key)} AS {kind})"
 
 
 class SQLite(Dialect):
@@ -213,7 +238,13 @@ def _key_column(d: Dialect, stats: Stats, name: str) -> str:
     column = f"t.{d.identifier(name)}"
     if dtype == "String" or dtype == "Boolean" or dtype.startswith(("Int", "UInt")):
         return column
+    if _is_datetime(dtype) and d.timestamp("2000-01-01 00:00:00") is not None:
+        return column  # compared as timestamps: the database's text of one is not Polars'
     return d.key_text(column)
+
+
+def _is_datetime(dtype: str) -> bool:
+    return dtype.startswith("Datetime")
 
 
 def _column_sql(d: Dialect, stats: Stats, index: int, column: ColumnStats, options: ExportOptions, grouped: bool) -> str:
@@ -264,16 +295,20 @@ def _params_cte(stats: Stats, d: Dialect, scaling: Scaling) -> str:
     columns = [a.tolist() for a in arrays]
     rows = []
     for g, key in enumerate(table.keys):
-        cells = [_key_literal(d, value) for value in key]
+        cells = [_key_literal(d, value, stats.by_dtype(name)) for value, name in zip(key, stats.by, strict=True)]
         cells += ["NULL" if values[g] != values[g] else d.number(values[g]) for values in columns]
         rows.append("(" + ", ".join(cells) + ")")
     header = ", ".join(d.identifier(n) for n in names)
     return f"WITH params({header}) AS (VALUES\n    " + ",\n    ".join(rows) + "\n)"
 
 
-def _key_literal(d: Dialect, value: object) -> str:
+def _key_literal(d: Dialect, value: object, dtype: str) -> str:
     if value is None:
         return "NULL"
+    if _is_datetime(dtype) and isinstance(value, str):
+        literal = d.timestamp(value)
+        if literal is not None:
+            return literal
     if isinstance(value, bool):
         return d.boolean(value)
     if isinstance(value, int):
