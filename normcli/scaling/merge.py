@@ -17,12 +17,12 @@ from normcli.data.schema import NULL
 from normcli.errors import DataError
 from normcli.scaling.methods import METHODS, unfittable
 from normcli.scaling.model import (
+    GROUP_KEY,
     NO_VALUES,
     ColumnPartial,
     ColumnStats,
     FitOptions,
     GroupColumn,
-    GROUP_KEY,
     GroupKey,
     GroupTable,
     SkippedColumn,
