@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from normcli.data.dataset import is_dataset_target
 from normcli.data.diagnostics import polars_errors
-from normcli.data.formats import Format, ReadOptions, dtype_pairs
+from normcli.data.formats import Format, ReadOptions
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
 from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
 from normcli.data.schema import NULL, SourceSchema, read_schema
@@ -470,14 +470,9 @@ def transform(
         stats = load_stats(stats, tuple(storage), stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
     impute = Impute.parse(impute) if isinstance(impute, str) else impute
     scaling = Scaling(stats, inverse=inverse, clip=clip, float32=float32, impute=impute, unknown_group=unknown_group)
-    read = ReadOptions(
-        format=format,
-        null_values=tuple(null_values) if null_values is not None else stats.null_values,
-        separator=separator,
-        has_header=has_header,
-        text=tuple(text),
-        dtypes=dtype_pairs(dtypes),
-        storage=tuple(storage),
+    read = ReadOptions.of(
+        format=format, null_values=null_values, default_null_values=stats.null_values, separator=separator,
+        has_header=has_header, text=text, dtypes=dtypes, storage=storage,
     )
     engine = engine or LocalEngine()
     if engine.distributed or is_dataset_target(output):

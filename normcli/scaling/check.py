@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from normcli.data.formats import ReadOptions, dtype_pairs
+from normcli.data.formats import ReadOptions
 from normcli.data.inputs import open_sources
 from normcli.data.schema import NULL, is_numeric_dtype
 from normcli.errors import UsageError
@@ -212,14 +212,9 @@ def check_data(
     # group columns whose keys were text when fitted are read as text, as transform reads them:
     # a CSV of only numeric-looking keys ("007") would otherwise be read as integers (7)
     text_keys = tuple(name for name in stats.by if not stats.by_dtype(name).startswith(("Int", "UInt", "Boolean")))
-    read = ReadOptions(
-        format=format,
-        null_values=tuple(null_values) if null_values is not None else stats.null_values,
-        separator=separator,
-        has_header=has_header,
-        text=tuple(text) + text_keys,
-        dtypes=dtype_pairs(dtypes),
-        storage=tuple(storage),
+    read = ReadOptions.of(
+        format=format, null_values=null_values, default_null_values=stats.null_values, separator=separator,
+        has_header=has_header, text=(*text, *text_keys), dtypes=dtypes, storage=storage,
     )
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         scanned = scan_inputs(sources, read, allow_missing_columns=True)

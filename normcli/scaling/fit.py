@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
-from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
+from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
 from normcli.data.inputs import Source, check_distinct_inputs, describe, open_sources
 from normcli.data.selection import named, select
 from normcli.data.storage import concurrently
@@ -92,9 +92,9 @@ def fit(
         quantile_range=(float(quantile_range[0]), float(quantile_range[1])),
         unit_variance=unit_variance,
     )
-    read = ReadOptions(
-        format=format, null_values=tuple(null_values), separator=separator, has_header=has_header,
-        text=tuple(text), dtypes=dtype_pairs(dtypes), storage=tuple(storage),
+    read = ReadOptions.of(
+        format=format, null_values=null_values, separator=separator, has_header=has_header,
+        text=text, dtypes=dtypes, storage=storage,
     )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         if not allow_overlap:
