@@ -69,6 +69,10 @@ class Dialect:
 
     name: str = ""
     double = "DOUBLE"
+    text_type = "VARCHAR"
+    timestamps: tuple[str, str, str] | None = None
+    """The types of a datetime key: naive (µs or ms), naive in nanoseconds, with a time zone; None
+    where the database has no timestamp type."""
 
     def identifier(self, name: str) -> str:
         if "\x00" in name:
@@ -99,29 +103,23 @@ class Dialect:
 
     def key_text(self, expr: str) -> str:
         """A date or other non-text key column as the text normcli's keys hold."""
-        return f"CAST({expr} AS VARCHAR)"
+        return f"CAST({expr} AS {self.text_type})"
 
     def timestamp(self, key: str) -> str | None:
-        """A datetime key (Polars' text of it) as a timestamp literal, or None where the database
-        has no timestamp type (the column is then compared as text)."""
-        return None
-
-
-def _timestamp_type(key: str, *, naive: str, nanoseconds: str, zoned: str) -> str:
-    """The SQL type of a datetime key as Polars writes it: ``… 12:30:00.000000`` (the digits give
-    the time unit), ``…+01:00`` when it has a time zone."""
-    if _ZONED.search(key):
-        return zoned
-    fraction = key.rpartition(".")[2] if "." in key else ""
-    return nanoseconds if len(fraction) == 9 else naive
+        """A datetime key, as Polars writes it (``… 12:30:00.000000``: the digits give the time
+        unit; ``…+01:00`` with a time zone), as a timestamp literal; None where the database has
+        no timestamp type (the column is then compared as text)."""
+        if self.timestamps is None:
+            return None
+        naive, nanoseconds, zoned = self.timestamps
+        fraction = key.rpartition(".")[2] if "." in key else ""
+        kind = zoned if _ZONED.search(key) else nanoseconds if len(fraction) == 9 else naive
+        return f"CAST({self.text(key)} AS {kind})"
 
 
 class DuckDB(Dialect):
     name = "duckdb"
-
-    def timestamp(self, key: str) -> str | None:
-        kind = _timestamp_type(key, naive="TIMESTAMP", nanoseconds="TIMESTAMP_NS", zoned="TIMESTAMPTZ")
-        return f"CAST({self.text(key)} AS {kind})"
+    timestamps = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMPTZ")
 
     def is_nan(self, expr: str) -> str:
         # DuckDB 2.0's statistics propagation takes a Parquet column without NaN statistics to
@@ -133,21 +131,17 @@ class DuckDB(Dialect):
 class Postgres(Dialect):
     name = "postgres"
     double = "DOUBLE PRECISION"
+    text_type = "TEXT"
+    timestamps = ("TIMESTAMP", "TIMESTAMP", "TIMESTAMPTZ")  # microseconds at most
 
     def is_nan(self, expr: str) -> str:
         return f"({expr} = CAST('NaN' AS DOUBLE PRECISION))"
-
-    def key_text(self, expr: str) -> str:
-        return f"CAST({expr} AS TEXT)"
-
-    def timestamp(self, key: str) -> str | None:
-        kind = _timestamp_type(key, naive="TIMESTAMP", nanoseconds="TIMESTAMP", zoned="TIMESTAMPTZ")
-        return f"CAST({self.text(key)} AS {kind})"
 
 
 class SQLite(Dialect):
     name = "sqlite"
     double = "REAL"
+    text_type = "TEXT"
 
     def number(self, value: float) -> str:
         """``mantissa`` (an integer, exact) scaled by powers of two (exact): SQLite's decimal
@@ -178,9 +172,6 @@ class SQLite(Dialect):
 
     def same(self, left: str, right: str) -> str:
         return f"{left} IS {right}"
-
-    def key_text(self, expr: str) -> str:
-        return f"CAST({expr} AS TEXT)"
 
 
 SQL_DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDB(), Postgres(), SQLite())}
@@ -238,7 +229,7 @@ def _key_column(d: Dialect, stats: Stats, name: str) -> str:
     column = f"t.{d.identifier(name)}"
     if dtype == "String" or dtype == "Boolean" or dtype.startswith(("Int", "UInt")):
         return column
-    if _is_datetime(dtype) and d.timestamp("2000-01-01 00:00:00") is not None:
+    if _is_datetime(dtype) and d.timestamps is not None:
         return column  # compared as timestamps: the database's text of one is not Polars'
     return d.key_text(column)
 
