@@ -214,6 +214,9 @@ def test_identifiers_are_quoted_and_checked(data: Path) -> None:
     assert 'FROM "s"."""t""" AS t' in sql and '"we""ird x"' in sql
     with pytest.raises(UsageError, match="unknown --dialect"):
         export_sql(stats, dialect="oracle")
+    for table in ("", "main.", "a..b"):  # "main." used to give FROM "main"."", which no database reads
+        with pytest.raises(UsageError, match="--table needs a name"):
+            export_sql(stats, table=table)
     with pytest.raises(UsageError, match="cannot be exported"):
         export_sql(stats, options=ExportOptions(unknown_group="error"))
     bad = pl.DataFrame({"a\x00b": [1.0, 2.0]})

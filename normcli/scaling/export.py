@@ -188,9 +188,13 @@ def export_sql(stats: Stats, *, dialect: str = "duckdb", table: str = "data", op
     options = options or ExportOptions()
     scaling = options.check(stats)
     d = SQL_DIALECTS[dialect]
-    source = ".".join(d.identifier(part) for part in table.split(".")) if table else ""
-    if not source:
-        raise UsageError("--table needs a name")
+    parts = table.split(".")
+    if not all(parts):
+        raise UsageError(
+            f"--table needs a name, or schema.table with both parts, not '{table}'",
+            hint="e.g. --table events or --table analytics.events",
+        )
+    source = ".".join(d.identifier(part) for part in parts)
     grouped = stats.groups is not None
     lines = []
     if grouped:
