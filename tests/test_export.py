@@ -310,3 +310,20 @@ def test_postgres_matches_datetime_keys_as_timestamps(datetimes: Path, postgres,
     header, body = rows[0], rows[1:]
     got = np.array([float(r[header.index("x")]) for r in body])
     assert (got.view(np.int64) == expected["x"].to_numpy().view(np.int64)).all()
+
+
+def test_export_clip_warns_when_it_does_nothing_as_transform_does(data: Path) -> None:
+    cli(data, "fit", "data.parquet", "-o", "standard-only.json", "-q", "--exclude", "row")
+    stats = json.loads((data / "standard-only.json").read_text())
+    assert {c["method"] for c in stats["columns"]} == {"standard"}  # nothing bounded to clip
+    for command in (["export", "standard-only.json", "--to", "sql"], ["transform", "data.parquet", "-s", "standard-only.json", "-o", "clip.csv"]):
+        import os
+
+        before = os.getcwd()
+        os.chdir(data)
+        try:
+            result = runner.invoke(app, [*command, "--clip"])
+        finally:
+            os.chdir(before)
+        assert result.exit_code == 0, result.stderr
+        assert "--clip does nothing here" in result.stderr, command

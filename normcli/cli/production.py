@@ -149,6 +149,8 @@ def export(
             check_output_target(target, [stats])
         loaded = load_stats(stats)
         options = ExportOptions(inverse=inverse, clip=clip, impute=ImputeOption.parse(impute), unknown_group=unknown_group)
+        for warning in options.check(loaded).warnings:  # as transform warns (--clip that does nothing)
+            env.warn(warning)
         if to == "sql":
             data: bytes = export_sql(loaded, dialect=dialect, table=table, options=options).encode()
         else:
