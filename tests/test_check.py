@@ -168,3 +168,6 @@ def test_group_keys_are_read_as_transform_reads_them(tmp_path: Path) -> None:
     report = check_data([str(tmp_path / "n.parquet")], stats=stats)
     assert report.groups["unseen"] == {"groups": 1, "rows": 1, "keys": [["7"]]}
     assert report.groups["now"] == 2
+    (tmp_path / "no-key.csv").write_text("x\n10\n11\n")  # no group column: checked without groups
+    report = check_data([str(tmp_path / "no-key.csv")], stats=stats)
+    assert report.groups is None and any("lack the group column(s) key" in note for note in report.notes)

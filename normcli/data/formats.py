@@ -98,6 +98,9 @@ class ReadOptions:
     has_header: bool = True
     text: tuple[str, ...] = ()
     dtypes: tuple[tuple[str, str], ...] = ()
+    text_if_present: tuple[str, ...] = ()
+    """Exact column names read as text where an input has them (group keys that were text when
+    fitted), without ``--text``'s error for a name no input has."""
     trimmed: frozenset[str] = frozenset()
     fixed: frozenset[str] = frozenset()
     storage: tuple[tuple[str, str], ...] = ()

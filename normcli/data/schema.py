@@ -135,6 +135,10 @@ class SourceSchema:
             for name in select(self.options.text, names, "--text"):
                 self.types[name] = pl.String
                 fixed.add(name)
+        for name in self.options.text_if_present:
+            if name in self.types:
+                self.types[name] = pl.String
+                fixed.add(name)
         for pattern, type_name in self.options.dtypes:
             for name in select([pattern], names, "--dtype"):
                 self.types[name] = getattr(pl, type_name)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -212,9 +212,12 @@ def check_data(
     # group columns whose keys were text when fitted are read as text, as transform reads them:
     # a CSV of only numeric-looking keys ("007") would otherwise be read as integers (7)
     text_keys = tuple(name for name in stats.by if not stats.by_dtype(name).startswith(("Int", "UInt", "Boolean")))
-    read = ReadOptions.of(
-        format=format, null_values=null_values, default_null_values=stats.null_values, separator=separator,
-        has_header=has_header, text=(*text, *text_keys), dtypes=dtypes, storage=storage,
+    read = replace(
+        ReadOptions.of(
+            format=format, null_values=null_values, default_null_values=stats.null_values, separator=separator,
+            has_header=has_header, text=text, dtypes=dtypes, storage=storage,
+        ),
+        text_if_present=text_keys,
     )
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         scanned = scan_inputs(sources, read, allow_missing_columns=True)
