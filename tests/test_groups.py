@@ -290,6 +290,27 @@ def test_csv_and_parquet_give_the_same_groups_for_dates(tmp_path: Path) -> None:
     assert report.notes == [] and pl.read_parquet(out)["x"].to_list() == [-1.0, 0.0, 1.0, 0.0]
 
 
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_datetime_keys_fitted_from_parquet_find_the_rows_of_a_csv(tmp_path: Path, unit: str) -> None:
+    """Polars writes a datetime key as '2024-03-31 01:30:00.250000' and a CSV as
+    '2024-03-31T01:30:00.250000': transform and check read the CSV's text as the datetime it
+    is. Every row used to take the pooled statistics. Reference: Polars over() on the datetimes."""
+    from normcli.scaling.apply import transform
+    from normcli.scaling.check import check_data
+
+    stamps = [dt.datetime(2024, 3, 31, 1, 30, i % 3, 250_000 * (i % 2)) for i in range(12)]
+    frame = pl.DataFrame({"t": stamps, "x": [float(i * i % 7) for i in range(12)]}).with_columns(pl.col("t").dt.cast_time_unit(unit))
+    frame.write_parquet(tmp_path / "d.parquet")
+    frame.write_csv(tmp_path / "d.csv")
+    assert "T" in (tmp_path / "d.csv").read_text().splitlines()[1]
+    stats = fit([str(tmp_path / "d.parquet")], by=["t"])
+    report = transform([str(tmp_path / "d.csv")], stats=stats, output=str(tmp_path / "o.parquet"))
+    assert report.notes == []
+    reference = frame.select(((pl.col("x") - pl.col("x").mean().over("t")) / pl.col("x").std(ddof=0).over("t")).fill_nan(0.0))
+    assert pl.read_parquet(tmp_path / "o.parquet")["x"].to_list() == pytest.approx(reference["x"].to_list(), abs=1e-15)
+    assert check_data([str(tmp_path / "d.csv")], stats=stats).groups["unseen"]["groups"] == 0
+
+
 def test_many_groups_match_polars(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     n = 120_000

@@ -15,6 +15,7 @@ after scaling; what was imputed, and rows of groups the stats lack, are counted 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,10 @@ UNKNOWN_GROUP = ("pooled", "null", "error")
 """What transform does with a row whose group the stats do not have (``--unknown-group``)."""
 
 _KNOWN = "\x00known"
+
+
+_NAIVE_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?")
+"""A datetime key as Polars writes a naive datetime (no time zone)."""
 
 
 def _helper(kind: str, index: int) -> str:
@@ -207,6 +212,10 @@ class Scaling:
         for i, (name, expr) in enumerate(zip(self.stats.by, key_expressions(self.stats.by, schema), strict=True)):
             if tokens and schema[name] == pl.String:  # text read as written: its null tokens are missing keys
                 expr = pl.when(expr.is_in(tokens)).then(None).otherwise(expr)
+            spelling = self._datetime_spelling(i) if schema[name] == pl.String else None
+            if spelling is not None:  # a CSV's 2024-03-31T01:30:00 is the key 2024-03-31 01:30:00.000000
+                parsed = expr.str.to_datetime(strict=False, time_unit="ns").dt.to_string(spelling)
+                expr = pl.when(parsed.is_not_null()).then(parsed).otherwise(expr)
             target = _key_dtype(self.stats.by_dtype(name))
             if target == pl.Boolean and schema[name] == pl.String:
                 key = expr.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
@@ -214,6 +223,18 @@ class Scaling:
                 key = expr.cast(target, strict=False)
             exprs += [key.alias(_helper("k", i)), (expr.is_null() | key.is_not_null()).alias(_helper("ok", i))]
         return exprs
+
+    def _datetime_spelling(self, index: int) -> str | None:
+        """How the keys of ``--by`` column ``index`` spell datetimes (Polars' text of them: a
+        space, then the fraction digits of the time unit), when the column held naive datetimes
+        when fitted; None otherwise (text keys, or keys with a time zone, are matched as written)."""
+        if self.stats.groups is None or not self.stats.by_dtype(self.stats.by[index]).startswith("Datetime"):
+            return None
+        key = next((k[index] for k in self.stats.groups.keys if isinstance(k[index], str)), None)
+        if key is None or not _NAIVE_DATETIME.fullmatch(key):
+            return None
+        digits = len(key.rpartition(".")[2]) if "." in key else 0
+        return "%Y-%m-%d %H:%M:%S" + (f"%.{digits}f" if digits else "")
 
     def _group_fill(self, column: ColumnStats, group) -> np.ndarray | None:  # noqa: ANN001
         """Per group: the output value of a missing cell (NaN: the pooled one), or None for keep."""
