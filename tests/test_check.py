@@ -139,7 +139,7 @@ def test_groups_and_weights(tmp_path: Path) -> None:
     new.write_parquet(tmp_path / "n.parquet")
     report = check_data([str(tmp_path / "n.parquet")], stats=stats)
     assert report.groups["unseen"] == {"groups": 1, "rows": int((new["store"] == "c").sum()), "keys": [["c"]]}
-    assert any("no weight column 'w'" in note for note in report.notes)
+    assert any("n.parquet has no weight column 'w'" in note for note in report.notes)
     x = report.columns[0]
     assert x.worst_group is not None and x.worst_group[0].startswith("store=")
 
@@ -170,4 +170,4 @@ def test_group_keys_are_read_as_transform_reads_them(tmp_path: Path) -> None:
     assert report.groups["now"] == 2
     (tmp_path / "no-key.csv").write_text("x\n10\n11\n")  # no group column: checked without groups
     report = check_data([str(tmp_path / "no-key.csv")], stats=stats)
-    assert report.groups is None and any("lack the group column(s) key" in note for note in report.notes)
+    assert report.groups is None and any("no-key.csv has no group column 'key'" in note for note in report.notes)

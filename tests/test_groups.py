@@ -431,3 +431,23 @@ def test_keys_read_as_text_find_the_integer_groups_they_were_fitted_as(tmp_path:
     assert result.exit_code == 0
     assert result.stdout.splitlines()[:3] == ["k,x", "007,0.0", "8,0.0"]  # the key passes through as written
     assert "1 row in 1 group not in the stats (k=abc)" in result.stderr
+
+
+def test_an_input_without_the_by_or_weight_column_is_named_even_with_allow_missing_columns(tmp_path: Path) -> None:
+    """--allow-missing-columns reads a missing *fitted* column as empty; a row without its group or
+    its weight cannot be placed. It used to fail with Polars' 'unable to find column "g"'."""
+    from normcli.scaling.check import check_data
+
+    (tmp_path / "a.csv").write_text("g,x,w\na,1,1\na,3,2\nb,5,1\n")
+    (tmp_path / "b.csv").write_text("x\n5\n7\n")
+    paths = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    with pytest.raises(DataError, match=r"b.csv: has no column 'g', which --by names"):
+        fit(paths, by=["g"], allow_missing_columns=True, columns=["x"])
+    with pytest.raises(DataError, match=r"b.csv: has no column 'w', which --weight names"):
+        fit(paths, weight="w", allow_missing_columns=True, columns=["x"])
+    stats = fit(paths[:1], by=["g"], weight="w", columns=["x"])
+    report = check_data(paths, stats=stats)  # compared without groups and weights, and said so
+    assert report.groups is None
+    assert any("b.csv has no group column 'g'" in n for n in report.notes) and any("b.csv has no weight column 'w'" in n for n in report.notes)
+    x = np.array([1.0, 3.0, 5.0, 5.0, 7.0])  # reference: the unweighted mean of all the new rows
+    assert report.columns[0].mean_now == pytest.approx(x.mean())

@@ -321,6 +321,10 @@ class TableSchema:
         have = self.inputs[index].types
         return [name for name in self.dtypes if name not in have]
 
+    def lacking(self, name: str) -> SourceSchema | None:
+        """The first input without column ``name`` (None: every input has it)."""
+        return next((schema for schema in self.inputs if name not in schema.types), None)
+
 
 def unify(inputs: Sequence[SourceSchema], allow_missing_columns: bool = False) -> TableSchema:
     """The one schema of all inputs, by the rule in this module's docstring."""

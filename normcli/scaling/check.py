@@ -224,10 +224,10 @@ def check_data(
         table = scanned.table
         checks: dict[str, ColumnCheck] = {}
         specs: list[ColumnSpec] = []
-        weight = stats.weight if stats.weight is not None and stats.weight in table.dtypes else None
+        weight = stats.weight if stats.weight is not None and table.lacking(stats.weight) is None else None
         notes = []
         if stats.weight is not None and weight is None:
-            notes.append(f"the new data have no weight column '{stats.weight}': each row weighs 1")
+            notes.append(f"{table.lacking(stats.weight).source.display} has no weight column '{stats.weight}': each row weighs 1")
         for column in stats.columns:
             check = checks[column.name] = _then(column, stats)
             dtype = table.dtypes.get(column.name)
@@ -241,9 +241,10 @@ def check_data(
             if dtype != column.dtype and dtype != NULL:
                 check.notes.append(f"type {column.dtype} → {dtype}")
             specs.append(ColumnSpec(column.name, dtype, unknown=dtype == NULL, weight=weight, bounds=(column.min, column.max)))
-        by = stats.by if stats.groups is not None and all(name in table.dtypes for name in stats.by) else ()
+        by = stats.by if stats.groups is not None and all(table.lacking(name) is None for name in stats.by) else ()
         if stats.groups is not None and not by:
-            notes.append(f"the new data lack the group column(s) {', '.join(stats.by)}: groups not compared")
+            name = next(name for name in stats.by if table.lacking(name) is not None)
+            notes.append(f"{table.lacking(name).source.display} has no group column '{name}' (--by): groups not compared")
         fold = fold_fragments(scanned, specs, {}, by=by, progress=progress) if specs else None
         rows_now = fold.rows if fold is not None else 0
         inputs = [s.display for s in sources]

@@ -159,6 +159,14 @@ def fold_fragments(
     """The exact, ordered merge of the fragment statistics of ``specs`` over every input (a large
     Parquet file is several fragments: ranges of its row groups)."""
     sources, read, table, schemas = scanned.sources, scanned.read, scanned.table, scanned.schemas
+    weights = {s.weight for s in specs if s.weight is not None}
+    for name, option in [*((n, "--by") for n in by), *((n, "--weight") for n in weights)]:
+        lacking = table.lacking(name)
+        if lacking is not None:  # --allow-missing-columns reads fitted columns as empty, not these
+            raise DataError(
+                f"{lacking.source.display}: has no column '{name}', which {option} names",
+                hint=f"every input needs the {option} column, even with --allow-missing-columns",
+            )
     names = [s.path or "" for s in sources]
     ranges = concurrently(lambda schema: row_ranges(schema.source, schema.options), list(schemas), names)
     fragments = []
