@@ -125,7 +125,26 @@ def fit_sources(
         return replace(stats, warnings=(*stats.warnings, *hints))
     fold = fold_fragments(scanned, specs, skipped, by=options.by, engine=engine, progress=progress)
     stats = finish(fold, options, read.null_values, requested=sorted(choice.by_name), where=describe(sources))
-    return replace(stats, warnings=(*stats.warnings, *hints))
+    return replace(stats, warnings=(*stats.warnings, *hints, *_idle_options(options, stats)))
+
+
+def _idle_options(options: FitOptions, stats: Stats) -> list[str]:
+    """Warnings for a method's options given while no fitted column uses that method (as --clip
+    warns in transform): they change nothing, and the user probably meant another method."""
+    methods = {c.method for c in stats.columns}
+    idle = []
+    if "robust" not in methods:
+        if options.quantile_range != FitOptions.quantile_range:
+            idle.append("--quantile-range")
+        if options.unit_variance:
+            idle.append("--unit-variance")
+    if "minmax" not in methods and options.feature_range != FitOptions.feature_range:
+        idle.append("--feature-range")
+    return [
+        f"{option} does nothing here: no fitted column uses {'robust' if option != '--feature-range' else 'minmax'} "
+        f"(choose it with --method or --method-for)"
+        for option in idle
+    ]
 
 
 @dataclass
