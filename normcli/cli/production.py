@@ -143,6 +143,8 @@ def export(
         target = output or ("-" if to == "sql" else "")
         if not target:
             raise UsageError("--to onnx writes a binary model: name the file with -o", hint="e.g. -o scaler.onnx (or -o - for stdout)")
+        if target == "-" and to == "onnx" and env.stdout_is_terminal:  # as transform refuses Parquet there
+            raise UsageError("onnx output is binary and stdout is a terminal", hint="name a file with -o scaler.onnx, or redirect: ... > scaler.onnx")
         if target != "-":
             from normcli.data.outputs import check_output_target
 
