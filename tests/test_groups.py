@@ -451,3 +451,24 @@ def test_an_input_without_the_by_or_weight_column_is_named_even_with_allow_missi
     assert any("b.csv has no group column 'g'" in n for n in report.notes) and any("b.csv has no weight column 'w'" in n for n in report.notes)
     x = np.array([1.0, 3.0, 5.0, 5.0, 7.0])  # reference: the unweighted mean of all the new rows
     assert report.columns[0].mean_now == pytest.approx(x.mean())
+
+
+def test_unknown_group_error_needs_parameters_only_for_values(tmp_path: Path) -> None:
+    """A group whose column had no values when fitted has no parameters for it; its missing cells
+    need none (they stay missing). Transforming the fitted data with --unknown-group error used
+    to stop at the first such cell; a value in that group is still an error."""
+    from normcli.scaling.apply import transform
+
+    (tmp_path / "d.csv").write_text("g,x,y\na,1,1\na,3,2\nb,,5\nb,NA,6\n")
+    stats = fit([str(tmp_path / "d.csv")], by=["g"])
+    out = tmp_path / "o.csv"
+    report = transform([str(tmp_path / "d.csv")], stats=stats, output=str(out), unknown_group="error")
+    assert report.notes == []
+    frame = pl.read_csv(tmp_path / "d.csv", null_values=["NA"])
+    reference = frame.select(((pl.col("x") - pl.col("x").mean().over("g")) / pl.col("x").std(ddof=0).over("g")))
+    assert pl.read_csv(out)["x"].to_list() == reference["x"].to_list() == [-1.0, 1.0, None, None]
+    (tmp_path / "n.csv").write_text("g,x,y\nb,,5\nb,4,6\n")
+    with pytest.raises(DataError, match="data row 2 is in the group g=b, which has no statistics for column 'x'"):
+        transform([str(tmp_path / "n.csv")], stats=stats, output=str(out), unknown_group="error")
+    report = transform([str(tmp_path / "n.csv")], stats=stats, output=str(out))
+    assert report.notes == ["column 'x': 1 value in groups fitted without it got the pooled statistics"]

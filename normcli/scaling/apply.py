@@ -321,8 +321,9 @@ class Scaling:
             unseen = pl.col(_KNOWN).is_null()
             counts.append(unseen.sum().alias("\x00unseen"))
             counts.append(pl.struct(list(self.stats.by)).filter(unseen).unique().implode().alias("\x00unseen_keys"))
-            for i in range(len(self.stats.columns)):
-                counts.append((~unseen & pl.col(_helper("c", i)).is_null()).sum().alias(_helper("nogroup", i)))
+            for i, column in enumerate(self.stats.columns):
+                lacking = pl.col(_helper("c", i)).is_null() & _has_value(column.name)
+                counts.append((~unseen & lacking).sum().alias(_helper("nogroup", i)))
         return counts
 
     def notes(self, totals: Mapping[str, Any], unseen_keys: set) -> list[str]:
@@ -344,13 +345,17 @@ class Scaling:
                 rows = totals.get(_helper("nogroup", i), 0)
                 if rows:
                     what = "the pooled statistics" if self.unknown_group != "null" else "nulls"
-                    notes.append(f"column '{name}': {rows} rows of groups fitted without it got {what}")
+                    notes.append(f"column '{name}': {rows} value{'s' if rows != 1 else ''} in groups fitted without it got {what}")
         if self.impute.kind != "keep":
             imputed = {name: totals.get(_helper("imputed", i), 0) for i, name in enumerate(names)}
             total = sum(imputed.values())
             detail = ", ".join(f"{name}: {count}" for name, count in imputed.items() if count)
             notes.append(f"imputed {total} missing value{'s' if total != 1 else ''} with {self.impute.label}" + (f" ({detail})" if detail else ""))
         return notes
+
+    def value_flags(self) -> list[pl.Expr]:
+        """Per fitted column, whether a row's cell holds a value (what needs its group's parameters)."""
+        return [_has_value(c.name).alias(_helper("v", i)) for i, c in enumerate(self.stats.columns)]
 
     def check_groups(self, prepared: pl.DataFrame, where: str, first_row: int = 0) -> None:
         """With ``--unknown-group error``: the first row whose group the stats lack (or lack
@@ -361,7 +366,10 @@ class Scaling:
 
         if not self.grouped or self.unknown_group != "error":
             return
-        lacking = [pl.col(_helper("c", i)).is_null() for i in range(len(self.stats.columns))]
+        # a missing value needs no parameters (it stays missing): only values count as lacking them
+        if _helper("v", 0) not in prepared.columns:
+            prepared = prepared.with_columns(self.value_flags())
+        lacking = [pl.col(_helper("c", i)).is_null() & pl.col(_helper("v", i)) for i in range(len(self.stats.columns))]
         bad = pl.any_horizontal(pl.col(_KNOWN).is_null(), *lacking)
         index, any_bad = prepared.select(bad.arg_max().alias("index"), bad.any().alias("any")).row(0)
         if not any_bad:
@@ -372,12 +380,19 @@ class Scaling:
         if row[_KNOWN] is None:
             problem = f"has the group {group}, which the stats do not have"
         else:
-            column = next(c.name for i, c in enumerate(self.stats.columns) if row[_helper("c", i)] is None)
+            column = next(c.name for i, c in enumerate(self.stats.columns) if row[_helper("c", i)] is None and row[_helper("v", i)])
             problem = f"is in the group {group}, which has no statistics for column '{column}' (too few values when fitted)"
         raise DataError(
             f"{where}: data row {first_row + index + 1} {problem}",
             hint="use --unknown-group pooled (the pooled statistics) or null, or fit again with these groups",
         )
+
+
+def _has_value(name: str) -> pl.Expr:
+    """Whether a fitted column's cell holds a value (neither null nor NaN)."""
+    import polars as pl
+
+    return pl.col(name).cast(pl.Float64, strict=False).fill_nan(None).is_not_null()
 
 
 def _key_dtype(dtype: str) -> pl.DataType:
@@ -875,6 +890,6 @@ def _check_groups_first(frame: pl.LazyFrame, scaling: Scaling, sources: Sequence
     """``--unknown-group error`` on files: a first pass over the group columns alone, so that
     nothing is written when a row's group is unseen."""
     with polars_errors(list(sources), read):
-        keys = scaling.prepare(frame.select(scaling.stats.by)).collect(engine="streaming")
+        keys = scaling.prepare(frame.select(*scaling.stats.by, *scaling.value_flags())).collect(engine="streaming")
     where = sources[0].display if len(sources) == 1 else describe(sources)
     scaling.check_groups(keys, where)
