@@ -887,8 +887,8 @@ def _add_counts(totals: dict[str, Any], unseen: set, counts: pl.DataFrame) -> No
 
 
 def _check_groups_first(frame: pl.LazyFrame, scaling: Scaling, sources: Sequence[Source], read: ReadOptions) -> None:
-    """``--unknown-group error`` on files: a first pass over the group columns alone, so that
-    nothing is written when a row's group is unseen."""
+    """``--unknown-group error`` on files: a first pass over the group columns (and whether each
+    fitted cell holds a value), so that nothing is written when a row's group is unseen."""
     with polars_errors(list(sources), read):
         keys = scaling.prepare(frame.select(*scaling.stats.by, *scaling.value_flags())).collect(engine="streaming")
     where = sources[0].display if len(sources) == 1 else describe(sources)
