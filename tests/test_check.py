@@ -139,7 +139,7 @@ def test_groups_and_weights(tmp_path: Path) -> None:
     new.write_parquet(tmp_path / "n.parquet")
     report = check_data([str(tmp_path / "n.parquet")], stats=stats)
     assert report.groups["unseen"] == {"groups": 1, "rows": int((new["store"] == "c").sum()), "keys": [["c"]]}
-    assert any("no weight column 'w'" in note for note in report.notes)
+    assert any("n.parquet has no weight column 'w'" in note for note in report.notes)
     x = report.columns[0]
     assert x.worst_group is not None and x.worst_group[0].startswith("store=")
 
@@ -149,3 +149,25 @@ def test_bad_thresholds_are_usage_errors() -> None:
         Thresholds(max_std_ratio=0.5)
     with pytest.raises(UsageError, match="--max-shift"):
         Thresholds(max_shift=-1)
+
+
+def test_group_keys_are_read_as_transform_reads_them(tmp_path: Path) -> None:
+    """Text keys that look like numbers ("007") stay text, and an integer column of a Parquet
+    file finds the text keys "1" and "7": the groups check counts as unseen exactly the rows
+    transform gives the pooled statistics (reference: the key sets compared in Python)."""
+    (tmp_path / "t.csv").write_text("key,x\n1,10\n1,12\na,0\na,2\n007,100\n007,104\n")
+    stats = fit([str(tmp_path / "t.csv")], by=["key"])
+    assert sorted(k[0] for k in stats.groups.keys) == ["007", "1", "a"]
+    (tmp_path / "n.csv").write_text("key,x\n1,10\n007,100\nNA,3\n")  # only numeric-looking keys, and a null
+    report = check_data([str(tmp_path / "n.csv")], stats=stats)
+    assert report.groups["unseen"] == {"groups": 1, "rows": 1, "keys": [[None]]}
+    x = report.columns[0]
+    group_1 = np.array([10.0, 12.0])
+    assert x.worst_group == ("key=1", pytest.approx((10.0 - group_1.mean()) / group_1.std()))
+    pl.DataFrame({"key": [1, 7], "x": [10.0, 100.0]}).write_parquet(tmp_path / "n.parquet")
+    report = check_data([str(tmp_path / "n.parquet")], stats=stats)
+    assert report.groups["unseen"] == {"groups": 1, "rows": 1, "keys": [["7"]]}
+    assert report.groups["now"] == 2
+    (tmp_path / "no-key.csv").write_text("x\n10\n11\n")  # no group column: checked without groups
+    report = check_data([str(tmp_path / "no-key.csv")], stats=stats)
+    assert report.groups is None and any("no-key.csv has no group column 'key'" in note for note in report.notes)

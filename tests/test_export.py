@@ -214,6 +214,9 @@ def test_identifiers_are_quoted_and_checked(data: Path) -> None:
     assert 'FROM "s"."""t""" AS t' in sql and '"we""ird x"' in sql
     with pytest.raises(UsageError, match="unknown --dialect"):
         export_sql(stats, dialect="oracle")
+    for table in ("", "main.", "a..b"):  # "main." used to give FROM "main"."", which no database reads
+        with pytest.raises(UsageError, match="--table needs a name"):
+            export_sql(stats, table=table)
     with pytest.raises(UsageError, match="cannot be exported"):
         export_sql(stats, options=ExportOptions(unknown_group="error"))
     bad = pl.DataFrame({"a\x00b": [1.0, 2.0]})
@@ -244,3 +247,83 @@ def test_export_writes_a_file_atomically_and_never_an_input(data: Path, monkeypa
     assert (data / "scale.sql").read_text().startswith("-- normcli")
     doc = json.loads((data / "plain.json").read_text())
     assert all(f"CAST('{c['center']!r}' AS DOUBLE)" in (data / "scale.sql").read_text() for c in doc["columns"])
+
+
+@pytest.fixture(scope="module")
+def datetimes(tmp_path_factory) -> Path:
+    """Group keys that are datetimes: naive (µs, ms, ns) and with a time zone."""
+    import datetime as dt
+
+    folder = tmp_path_factory.mktemp("datetimes")
+    rng = np.random.default_rng(5)
+    n = 90
+    stamps = pl.Series([dt.datetime(2024, 3, 31, 1, 30, i % 3, 250_000 * (i % 2)) for i in range(n)])
+    pl.DataFrame({
+        "row": np.arange(n),
+        "us": stamps,
+        "ms": stamps.dt.cast_time_unit("ms"),
+        "ns": stamps.dt.cast_time_unit("ns"),
+        "zoned": stamps.dt.replace_time_zone("Europe/Paris"),
+        "x": rng.normal(size=n) * np.arange(1, n + 1) + 1e12,
+    }).write_parquet(folder / "data.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("key", ["us", "ms", "ns", "zoned"])
+def test_duckdb_matches_datetime_keys_as_timestamps(datetimes: Path, key: str) -> None:
+    """DuckDB's text of a timestamp ('2024-03-31 01:30:00') is not Polars' ('… 01:30:00.000000'),
+    in which the stats keep the keys: the query compares timestamps. It used to compare texts, and
+    every row took the pooled statistics."""
+    cli(datetimes, "fit", "data.parquet", "-o", f"{key}.json", "-q", "--by", key, "--columns", "x")
+    cli(datetimes, "transform", "data.parquet", "-s", f"{key}.json", "-o", f"{key}.out.parquet", "-q")
+    expected = pl.read_parquet(datetimes / f"{key}.out.parquet")
+    sql = cli(datetimes, "export", f"{key}.json", "--to", "sql", "--dialect", "duckdb")
+    con = duckdb.connect()
+    con.sql(f"CREATE VIEW data AS SELECT * FROM '{datetimes / 'data.parquet'}'")
+    got = con.sql(f"SELECT * FROM ({sql.rstrip().rstrip(';')}) ORDER BY \"row\"").pl()
+    # reference: each row's group mean and std by Polars over(), on x − 1e12 (exact: the same grid)
+    frame = pl.read_parquet(datetimes / "data.parquet").with_columns(pl.col("x") - 1e12)
+    reference = frame.select(((pl.col("x") - pl.col("x").mean().over(key)) / pl.col("x").std(ddof=0).over(key)).alias("x"))
+    assert np.abs(got["x"].to_numpy() - reference["x"].to_numpy()).max() < 1e-9
+    assert (got["x"].to_numpy().view(np.int64) == expected["x"].to_numpy().view(np.int64)).all()
+
+
+@pytest.mark.parametrize("key", ["us", "zoned"])
+def test_postgres_matches_datetime_keys_as_timestamps(datetimes: Path, postgres, key: str) -> None:
+    cli(datetimes, "fit", "data.parquet", "-o", f"{key}.json", "-q", "--by", key, "--columns", "x")
+    cli(datetimes, "transform", "data.parquet", "-s", f"{key}.json", "-o", f"{key}.out.parquet", "-q")
+    expected = pl.read_parquet(datetimes / f"{key}.out.parquet")
+    sql = cli(datetimes, "export", f"{key}.json", "--to", "sql", "--dialect", "postgres")
+    frame = pl.read_parquet(datetimes / "data.parquet")
+    csv = datetimes / f"{key}.csv"
+    frame.with_columns(pl.col(key).dt.to_string("%Y-%m-%d %H:%M:%S%.f%:z" if key == "zoned" else "%Y-%m-%d %H:%M:%S%.f")).write_csv(csv)
+    kind = "timestamptz" if key == "zoned" else "timestamp"
+    script = (
+        "\\set ON_ERROR_STOP on\n\\set QUIET on\n"
+        "DROP TABLE IF EXISTS data; CREATE TABLE data (\"row\" bigint, "
+        + ", ".join(f"\"{name}\" {kind if name == key else 'text'}" for name in ("us", "ms", "ns", "zoned"))
+        + ", x double precision);\n"
+        f"\\copy data FROM '{csv}' WITH (FORMAT csv, HEADER true)\n"
+        f"COPY (SELECT * FROM ({sql.rstrip().rstrip(';')}) AS q ORDER BY \"row\") TO STDOUT WITH (FORMAT csv, HEADER true);\n"
+    )
+    rows = list(csv_module.reader(io.StringIO(postgres.psql(script))))
+    header, body = rows[0], rows[1:]
+    got = np.array([float(r[header.index("x")]) for r in body])
+    assert (got.view(np.int64) == expected["x"].to_numpy().view(np.int64)).all()
+
+
+def test_export_clip_warns_when_it_does_nothing_as_transform_does(data: Path) -> None:
+    cli(data, "fit", "data.parquet", "-o", "standard-only.json", "-q", "--exclude", "row")
+    stats = json.loads((data / "standard-only.json").read_text())
+    assert {c["method"] for c in stats["columns"]} == {"standard"}  # nothing bounded to clip
+    for command in (["export", "standard-only.json", "--to", "sql"], ["transform", "data.parquet", "-s", "standard-only.json", "-o", "clip.csv"]):
+        import os
+
+        before = os.getcwd()
+        os.chdir(data)
+        try:
+            result = runner.invoke(app, [*command, "--clip"])
+        finally:
+            os.chdir(before)
+        assert result.exit_code == 0, result.stderr
+        assert "--clip does nothing here" in result.stderr, command

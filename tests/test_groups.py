@@ -202,6 +202,40 @@ def test_merge_of_grouped_shards_is_the_fit_of_the_union(tmp_path: Path, frame: 
         merge_stats([shards[0], parse_stats(dumps_stats(fit([paths[1]], by=["store"])))])
 
 
+def test_merge_takes_the_key_type_from_a_shard_with_keys_and_refuses_mixed_kinds(tmp_path: Path) -> None:
+    """A shard whose keys were all null (type Null) merges with one of integer keys into the fit
+    of both files (byte for byte), which transform can use; integer keys in one shard and text
+    keys in another are refused, as fit of both files refuses them (they used to merge into a
+    file with both 1 and "1" as groups, which transform failed on with a Polars TypeError)."""
+    empty, numbers, words = tmp_path / "n.csv", tmp_path / "i.csv", tmp_path / "t.csv"
+    empty.write_text("key,x\n,1\n,2\n")
+    numbers.write_text("key,x\n1,1\n1,2\n2,5\n2,7\n")
+    words.write_text("key,x\n1,3\na,2\na,9\n")
+    shards = [parse_stats(dumps_stats(fit([str(p)], by=["key"]))) for p in (empty, numbers, words)]
+    merged = merge_stats(shards[:2])
+    assert dumps_stats(merged) == dumps_stats(fit([str(empty), str(numbers)], by=["key"]))
+    assert merged.by_dtype("key") == "Int64"
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["transform", str(numbers), "-s", "-", "-o", str(out), "-q"], input=dumps_stats(merged))
+    assert result.exit_code == 0, result.stderr
+    reference = pl.read_csv(numbers).with_columns(
+        ((pl.col("x") - pl.col("x").mean().over("key")) / pl.col("x").std(ddof=0).over("key")).alias("x")
+    )
+    assert pl.read_csv(out)["x"].to_list() == pytest.approx(reference["x"].to_list(), abs=1e-15)
+    with pytest.raises(DataError, match="group column 'key' holds integer keys in shard 2 but text keys in shard 3"):
+        merge_stats(shards)
+    with pytest.raises(DataError, match="not a number"):
+        fit([str(numbers), str(words)], by=["key"])
+
+
+def test_a_key_of_the_wrong_kind_in_a_stats_file_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "i.csv").write_text("key,x\n1,1\n1,2\n2,5\n2,7\n")
+    doc = json.loads(dumps_stats(fit([str(tmp_path / "i.csv")], by=["key"])))
+    doc["groups"]["keys"][1] = ["2"]
+    with pytest.raises(DataError, match=r"groups.keys\[1\] holds the text '2' for 'key', whose keys are integer"):
+        parse_stats(json.dumps(doc))
+
+
 def test_group_sums_do_not_depend_on_where_fragments_split(frame: pl.DataFrame) -> None:
     """A fragment split at a block boundary, merged exactly, is the whole fragment."""
     from normcli.scaling.merge import Fold
@@ -254,6 +288,27 @@ def test_csv_and_parquet_give_the_same_groups_for_dates(tmp_path: Path) -> None:
 
     report = transform([str(tmp_path / "d.parquet")], stats=from_csv, output=str(out))
     assert report.notes == [] and pl.read_parquet(out)["x"].to_list() == [-1.0, 0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_datetime_keys_fitted_from_parquet_find_the_rows_of_a_csv(tmp_path: Path, unit: str) -> None:
+    """Polars writes a datetime key as '2024-03-31 01:30:00.250000' and a CSV as
+    '2024-03-31T01:30:00.250000': transform and check read the CSV's text as the datetime it
+    is. Every row used to take the pooled statistics. Reference: Polars over() on the datetimes."""
+    from normcli.scaling.apply import transform
+    from normcli.scaling.check import check_data
+
+    stamps = [dt.datetime(2024, 3, 31, 1, 30, i % 3, 250_000 * (i % 2)) for i in range(12)]
+    frame = pl.DataFrame({"t": stamps, "x": [float(i * i % 7) for i in range(12)]}).with_columns(pl.col("t").dt.cast_time_unit(unit))
+    frame.write_parquet(tmp_path / "d.parquet")
+    frame.write_csv(tmp_path / "d.csv")
+    assert "T" in (tmp_path / "d.csv").read_text().splitlines()[1]
+    stats = fit([str(tmp_path / "d.parquet")], by=["t"])
+    report = transform([str(tmp_path / "d.csv")], stats=stats, output=str(tmp_path / "o.parquet"))
+    assert report.notes == []
+    reference = frame.select(((pl.col("x") - pl.col("x").mean().over("t")) / pl.col("x").std(ddof=0).over("t")).fill_nan(0.0))
+    assert pl.read_parquet(tmp_path / "o.parquet")["x"].to_list() == pytest.approx(reference["x"].to_list(), abs=1e-15)
+    assert check_data([str(tmp_path / "d.csv")], stats=stats).groups["unseen"]["groups"] == 0
 
 
 def test_many_groups_match_polars(tmp_path: Path) -> None:
@@ -376,3 +431,44 @@ def test_keys_read_as_text_find_the_integer_groups_they_were_fitted_as(tmp_path:
     assert result.exit_code == 0
     assert result.stdout.splitlines()[:3] == ["k,x", "007,0.0", "8,0.0"]  # the key passes through as written
     assert "1 row in 1 group not in the stats (k=abc)" in result.stderr
+
+
+def test_an_input_without_the_by_or_weight_column_is_named_even_with_allow_missing_columns(tmp_path: Path) -> None:
+    """--allow-missing-columns reads a missing *fitted* column as empty; a row without its group or
+    its weight cannot be placed. It used to fail with Polars' 'unable to find column "g"'."""
+    from normcli.scaling.check import check_data
+
+    (tmp_path / "a.csv").write_text("g,x,w\na,1,1\na,3,2\nb,5,1\n")
+    (tmp_path / "b.csv").write_text("x\n5\n7\n")
+    paths = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    with pytest.raises(DataError, match=r"b.csv: has no column 'g', which --by names"):
+        fit(paths, by=["g"], allow_missing_columns=True, columns=["x"])
+    with pytest.raises(DataError, match=r"b.csv: has no column 'w', which --weight names"):
+        fit(paths, weight="w", allow_missing_columns=True, columns=["x"])
+    stats = fit(paths[:1], by=["g"], weight="w", columns=["x"])
+    report = check_data(paths, stats=stats)  # compared without groups and weights, and said so
+    assert report.groups is None
+    assert any("b.csv has no group column 'g'" in n for n in report.notes) and any("b.csv has no weight column 'w'" in n for n in report.notes)
+    x = np.array([1.0, 3.0, 5.0, 5.0, 7.0])  # reference: the unweighted mean of all the new rows
+    assert report.columns[0].mean_now == pytest.approx(x.mean())
+
+
+def test_unknown_group_error_needs_parameters_only_for_values(tmp_path: Path) -> None:
+    """A group whose column had no values when fitted has no parameters for it; its missing cells
+    need none (they stay missing). Transforming the fitted data with --unknown-group error used
+    to stop at the first such cell; a value in that group is still an error."""
+    from normcli.scaling.apply import transform
+
+    (tmp_path / "d.csv").write_text("g,x,y\na,1,1\na,3,2\nb,,5\nb,NA,6\n")
+    stats = fit([str(tmp_path / "d.csv")], by=["g"])
+    out = tmp_path / "o.csv"
+    report = transform([str(tmp_path / "d.csv")], stats=stats, output=str(out), unknown_group="error")
+    assert report.notes == []
+    frame = pl.read_csv(tmp_path / "d.csv", null_values=["NA"])
+    reference = frame.select(((pl.col("x") - pl.col("x").mean().over("g")) / pl.col("x").std(ddof=0).over("g")))
+    assert pl.read_csv(out)["x"].to_list() == reference["x"].to_list() == [-1.0, 1.0, None, None]
+    (tmp_path / "n.csv").write_text("g,x,y\nb,,5\nb,4,6\n")
+    with pytest.raises(DataError, match="data row 2 is in the group g=b, which has no statistics for column 'x'"):
+        transform([str(tmp_path / "n.csv")], stats=stats, output=str(out), unknown_group="error")
+    report = transform([str(tmp_path / "n.csv")], stats=stats, output=str(out))
+    assert report.notes == ["column 'x': 1 value in groups fitted without it got the pooled statistics"]

@@ -134,3 +134,14 @@ def test_impute_median_for_robust_columns_is_the_transformed_median(tmp_path: Pa
 
     out = apply_stats(pl.LazyFrame({"r": [None, 4.0]}, schema={"r": pl.Float64}), stats, impute="median").collect()
     assert out["r"].to_list()[0] == 0.0
+
+
+def test_options_of_a_method_no_column_uses_warn_as_clip_does(tmp_path: Path) -> None:
+    """--quantile-range and --unit-variance (robust) and --feature-range (minmax) change nothing
+    when no fitted column uses that method: the fit says so (they used to be ignored silently)."""
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n1,4\n2,2\n3,9\n")
+    idle = fit([str(path)], quantile_range=(10, 90), unit_variance=True, feature_range=(-1, 1))
+    assert [w.split(" does nothing")[0] for w in idle.warnings if "does nothing" in w] == ["--quantile-range", "--unit-variance", "--feature-range"]
+    used = fit([str(path)], method_for={"x": "robust", "y": "minmax"}, quantile_range=(10, 90), unit_variance=True, feature_range=(-1, 1))
+    assert not [w for w in used.warnings if "does nothing" in w]

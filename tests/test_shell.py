@@ -245,6 +245,18 @@ def test_inspect_csv_has_every_digit(wide_stats: Path) -> None:
     assert (x["range_low"], x["range_high"]) == (0.0, 1.0) and x["median"] is None
 
 
+def test_onnx_to_a_terminal_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n3,5\n")
+    assert subprocess.run([*NORMCLI, "fit", "d.csv", "-o", "s.json", "-q"], cwd=tmp_path, capture_output=True).returncode == 0
+    before = snapshot(tmp_path)
+    status, shown, stderr = run_on_terminal(["export", "s.json", "--to", "onnx", "-o", "-"], tmp_path)
+    assert (status, shown) == (2, "")
+    assert stderr.startswith("normcli: error: onnx output is binary and stdout is a terminal")
+    assert snapshot(tmp_path) == before
+    status, shown, _ = run_on_terminal(["export", "s.json", "--to", "sql"], tmp_path)  # SQL is text: fine
+    assert status == 0 and "SELECT" in shown
+
+
 @pytest.mark.parametrize("command", ["transform", "predict"])
 def test_parquet_to_a_terminal_is_refused(tmp_path: Path, command: str) -> None:
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,5,1\n4,4,0\n6,1,1\n")

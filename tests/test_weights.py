@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -213,3 +214,13 @@ def test_weight_options_that_cannot_work(tmp_path: Path) -> None:
         fit([str(path)], weight="nope")
     with pytest.raises(UsageError, match="cannot be fitted too"):
         fit([str(path)], weight="w", columns=["x", "w"])
+
+
+def test_a_total_weight_above_2_pow_1000_is_refused_with_its_size(tmp_path: Path) -> None:
+    """Weights of 1e300 add up to about 1.3e302: inside float64's range (1.8e308), above the 2^1000
+    normcli handles. The message says that (it used to say "beyond float64's range")."""
+    w = np.full(50, 2.5e300)
+    path = write_parquet(tmp_path / "h.parquet", x=np.arange(50.0), w=w)
+    total = math.fsum(w)
+    with pytest.raises(DataError, match=re.escape(f"total weight of {total:.3g}, above the 2^1000")):
+        fit([path], weight="w")

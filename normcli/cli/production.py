@@ -143,12 +143,16 @@ def export(
         target = output or ("-" if to == "sql" else "")
         if not target:
             raise UsageError("--to onnx writes a binary model: name the file with -o", hint="e.g. -o scaler.onnx (or -o - for stdout)")
+        if target == "-" and to == "onnx" and env.stdout_is_terminal:  # as transform refuses Parquet there
+            raise UsageError("onnx output is binary and stdout is a terminal", hint="name a file with -o scaler.onnx, or redirect: ... > scaler.onnx")
         if target != "-":
             from normcli.data.outputs import check_output_target
 
             check_output_target(target, [stats])
         loaded = load_stats(stats)
         options = ExportOptions(inverse=inverse, clip=clip, impute=ImputeOption.parse(impute), unknown_group=unknown_group)
+        for warning in options.check(loaded).warnings:  # as transform warns (--clip that does nothing)
+            env.warn(warning)
         if to == "sql":
             data: bytes = export_sql(loaded, dialect=dialect, table=table, options=options).encode()
         else:

@@ -103,6 +103,9 @@ def fit(
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
         storage = _parse_storage_options(storage_option)
+        by_names = _split_names(by, "--by")
+        if by_names == []:  # --by "" (an unset shell variable): not a silent fit without groups
+            raise UsageError("--by needs at least one column name", hint="e.g. --by store, or --by store,day")
         with (
             engine_for(scheduler, scheduler_file) as engine,
             env.progress("fitting " + ", ".join(inputs or ["<stdin>"]), inputs) as progress,
@@ -117,7 +120,7 @@ def fit(
                 feature_range=_parse_pair(feature_range, "--feature-range"),
                 quantile_range=_parse_pair(quantile_range, "--quantile-range"),
                 unit_variance=unit_variance,
-                by=_split_names(by, "--by") or (),
+                by=by_names or (),
                 weight=weight,
                 null_values=DEFAULT_NULL_VALUES if nulls is None else nulls,
                 format=format,

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.formats import BOOLEAN_CARRIER, ReadOptions, cleaned_text
@@ -227,6 +227,7 @@ class _Text:
 
     display: str
     format_name: str
+    options: ReadOptions
     compression: str | None = None
     first_line_number: int = 1
     has_header: bool = True
@@ -291,6 +292,24 @@ class _Text:
         ``column`` that is not of type ``dtype``: the cell Polars reported (``value``), or one
         that does not convert (trimmed of spaces if ``trimmed``; see :func:`_first_unparsable`)."""
         return None
+
+    def _first_bad_cell(
+        self, cells_of: Callable[[], pl.LazyFrame], column: str, dtype: str, value: str | None, trimmed: bool | None, first_line: int
+    ) -> tuple[str, int, str, bool] | None:
+        """:meth:`unparsable` among the text cells ``cells_of()`` reads, whose first row is at line
+        ``first_line``; None if there is no such cell, or if the cells cannot be read."""
+        import polars as pl
+
+        try:
+            cells = cells_of()
+            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
+            if found is None:
+                return None
+            header = cells.collect_schema().names()
+        except (pl.exceptions.PolarsError, OSError):
+            return None
+        index, cell, row = found
+        return self.display, first_line + index, cell, self.options.has_header and row == header
 
     def bad_json(self) -> DataError | None:
         """The first line of an NDJSON input that is not a JSON object."""
@@ -376,20 +395,12 @@ class _FileText(_Text):
     ) -> tuple[str, int, str, bool] | None:
         """See :meth:`_Text.unparsable`. Reads the file as text (one Polars scan) and finds the
         first such cell. The line number assumes no quoted field spans lines before it."""
-        import polars as pl
-
         if self.format_name not in ("csv", "tsv"):
             return None
-        try:
-            cells = self.source.format.scan_text(self.source.path, self.options, raw=True)  # type: ignore[arg-type]
-            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
-        except (pl.exceptions.PolarsError, OSError):
-            return None
-        if found is None:
-            return None
-        index, cell, row = found
-        line = index + (2 if self.options.has_header else 1)
-        return self.display, line, cell, self.options.has_header and row == cells.collect_schema().names()
+        return self._first_bad_cell(
+            lambda: self.source.format.scan_text(self.source.path, self.options, raw=True),  # type: ignore[arg-type]
+            column, dtype, value, trimmed, 2 if self.options.has_header else 1,
+        )
 
 
 class _ChunkText(_Text):
@@ -420,15 +431,10 @@ class _ChunkText(_Text):
 
         if self.format_name not in ("csv", "tsv") or column not in self.names:
             return None
-        try:
-            cells = pl.read_csv(
+        return self._first_bad_cell(
+            lambda: pl.read_csv(
                 self.chunk, has_header=False, new_columns=self.names, separator=self.separator(),
                 schema=dict.fromkeys(self.names, pl.String), raise_if_empty=False,
-            ).lazy()
-            found = _first_unparsable(cells, column, dtype, value, self.options, trimmed)
-        except (pl.exceptions.PolarsError, OSError):
-            return None
-        if found is None:
-            return None
-        index, cell, row = found
-        return self.display, self.first_line_number + index, cell, self.options.has_header and row == self.names
+            ).lazy(),
+            column, dtype, value, trimmed, self.first_line_number,
+        )

@@ -98,6 +98,9 @@ class ReadOptions:
     has_header: bool = True
     text: tuple[str, ...] = ()
     dtypes: tuple[tuple[str, str], ...] = ()
+    text_if_present: tuple[str, ...] = ()
+    """Exact column names read as text where an input has them (group keys that were text when
+    fitted), without ``--text``'s error for a name no input has."""
     trimmed: frozenset[str] = frozenset()
     fixed: frozenset[str] = frozenset()
     storage: tuple[tuple[str, str], ...] = ()
@@ -109,6 +112,32 @@ class ReadOptions:
             object.__setattr__(self, "separator", parse_delimiter(self.separator))
         if not self.has_header and self.format not in (None, "csv", "tsv"):
             raise UsageError(f"--no-headers applies to CSV and TSV, not {self.format}")
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        format: str | None = None,
+        null_values: Iterable[str] | None = None,
+        default_null_values: Iterable[str] = DEFAULT_NULL_VALUES,
+        separator: str | None = None,
+        has_header: bool = True,
+        text: Iterable[str] = (),
+        dtypes: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        storage: Iterable[tuple[str, str]] = (),
+    ) -> ReadOptions:
+        """The options of the Python API's arguments (any iterables; ``dtypes`` a mapping or pairs
+        of type words): ``null_values`` None reads ``default_null_values`` as missing — a fit's own
+        tokens when new data are read against its stats."""
+        return cls(
+            format=format,
+            null_values=tuple(null_values if null_values is not None else default_null_values),
+            separator=separator,
+            has_header=has_header,
+            text=tuple(text),
+            dtypes=dtype_pairs(dtypes),
+            storage=tuple(storage),
+        )
 
     def storage_for(self, path: str) -> dict[str, str] | None:
         """Polars' ``storage_options`` for ``path`` (None: the environment's credentials only)."""

@@ -135,6 +135,10 @@ class SourceSchema:
             for name in select(self.options.text, names, "--text"):
                 self.types[name] = pl.String
                 fixed.add(name)
+        for name in self.options.text_if_present:
+            if name in self.types:
+                self.types[name] = pl.String
+                fixed.add(name)
         for pattern, type_name in self.options.dtypes:
             for name in select([pattern], names, "--dtype"):
                 self.types[name] = getattr(pl, type_name)
@@ -316,6 +320,10 @@ class TableSchema:
         """Columns that input ``index`` does not have (allowed by --allow-missing-columns)."""
         have = self.inputs[index].types
         return [name for name in self.dtypes if name not in have]
+
+    def lacking(self, name: str) -> SourceSchema | None:
+        """The first input without column ``name`` (None: every input has it)."""
+        return next((schema for schema in self.inputs if name not in schema.types), None)
 
 
 def unify(inputs: Sequence[SourceSchema], allow_missing_columns: bool = False) -> TableSchema:

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from normcli.data.dataset import DatasetWriter, PartInfo, is_dataset_target
 from normcli.data.diagnostics import polars_errors as read_errors
-from normcli.data.formats import DEFAULT_NULL_VALUES, Format, ReadOptions, dtype_pairs
+from normcli.data.formats import DEFAULT_NULL_VALUES, Format, ReadOptions
 from normcli.data.inputs import Source, check_distinct_inputs
 from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
 from normcli.data.selection import named, select, shown_names
@@ -46,7 +46,6 @@ __all__ = [
     "check_output_target",
     "concurrently",
     "dataset_format",
-    "dtype_pairs",
     "exact_moments",
     "fit_frame",
     "is_text_input",

@@ -33,7 +33,6 @@ from normcli.learn._seam import (
     ReadOptions,
     Stats,
     check_distinct_inputs,
-    dtype_pairs,
     fit_frame,
     is_text_input,
     load_stats,
@@ -111,12 +110,10 @@ class Reading:
     dtypes: tuple[tuple[str, str], ...] = ()
 
     def options(self, default_null_values: Sequence[str] | None = None, storage: tuple[tuple[str, str], ...] = ()) -> ReadOptions:
-        nulls = self.null_values
-        if nulls is None:
-            nulls = tuple(default_null_values) if default_null_values is not None else DEFAULT_NULL_VALUES
-        return ReadOptions(
-            format=self.format, null_values=tuple(nulls), separator=self.separator, has_header=self.has_header,
-            text=self.text, dtypes=dtype_pairs(self.dtypes), storage=storage,
+        return ReadOptions.of(
+            format=self.format, null_values=self.null_values,
+            default_null_values=default_null_values if default_null_values is not None else DEFAULT_NULL_VALUES,
+            separator=self.separator, has_header=self.has_header, text=self.text, dtypes=self.dtypes, storage=storage,
         )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ after scaling; what was imputed, and rows of groups the stats lack, are counted 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from normcli.data.dataset import is_dataset_target
 from normcli.data.diagnostics import polars_errors
-from normcli.data.formats import Format, ReadOptions, dtype_pairs
+from normcli.data.formats import Format, ReadOptions
 from normcli.data.inputs import Source, describe, has_no_data_rows, open_sources
 from normcli.data.outputs import atomic_path, check_output_columns, check_output_target, output_format, stdout_stream, writing
 from normcli.data.schema import NULL, SourceSchema, read_schema
@@ -48,6 +49,10 @@ UNKNOWN_GROUP = ("pooled", "null", "error")
 """What transform does with a row whose group the stats do not have (``--unknown-group``)."""
 
 _KNOWN = "\x00known"
+
+
+_NAIVE_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?")
+"""A datetime key as Polars writes a naive datetime (no time zone)."""
 
 
 def _helper(kind: str, index: int) -> str:
@@ -207,6 +212,10 @@ class Scaling:
         for i, (name, expr) in enumerate(zip(self.stats.by, key_expressions(self.stats.by, schema), strict=True)):
             if tokens and schema[name] == pl.String:  # text read as written: its null tokens are missing keys
                 expr = pl.when(expr.is_in(tokens)).then(None).otherwise(expr)
+            spelling = self._datetime_spelling(i) if schema[name] == pl.String else None
+            if spelling is not None:  # a CSV's 2024-03-31T01:30:00 is the key 2024-03-31 01:30:00.000000
+                parsed = expr.str.to_datetime(strict=False, time_unit="ns").dt.to_string(spelling)
+                expr = pl.when(parsed.is_not_null()).then(parsed).otherwise(expr)
             target = _key_dtype(self.stats.by_dtype(name))
             if target == pl.Boolean and schema[name] == pl.String:
                 key = expr.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
@@ -214,6 +223,18 @@ class Scaling:
                 key = expr.cast(target, strict=False)
             exprs += [key.alias(_helper("k", i)), (expr.is_null() | key.is_not_null()).alias(_helper("ok", i))]
         return exprs
+
+    def _datetime_spelling(self, index: int) -> str | None:
+        """How the keys of ``--by`` column ``index`` spell datetimes (Polars' text of them: a
+        space, then the fraction digits of the time unit), when the column held naive datetimes
+        when fitted; None otherwise (text keys, or keys with a time zone, are matched as written)."""
+        if self.stats.groups is None or not self.stats.by_dtype(self.stats.by[index]).startswith("Datetime"):
+            return None
+        key = next((k[index] for k in self.stats.groups.keys if isinstance(k[index], str)), None)
+        if key is None or not _NAIVE_DATETIME.fullmatch(key):
+            return None
+        digits = len(key.rpartition(".")[2]) if "." in key else 0
+        return "%Y-%m-%d %H:%M:%S" + (f"%.{digits}f" if digits else "")
 
     def _group_fill(self, column: ColumnStats, group) -> np.ndarray | None:  # noqa: ANN001
         """Per group: the output value of a missing cell (NaN: the pooled one), or None for keep."""
@@ -300,8 +321,9 @@ class Scaling:
             unseen = pl.col(_KNOWN).is_null()
             counts.append(unseen.sum().alias("\x00unseen"))
             counts.append(pl.struct(list(self.stats.by)).filter(unseen).unique().implode().alias("\x00unseen_keys"))
-            for i in range(len(self.stats.columns)):
-                counts.append((~unseen & pl.col(_helper("c", i)).is_null()).sum().alias(_helper("nogroup", i)))
+            for i, column in enumerate(self.stats.columns):
+                lacking = pl.col(_helper("c", i)).is_null() & _has_value(column.name)
+                counts.append((~unseen & lacking).sum().alias(_helper("nogroup", i)))
         return counts
 
     def notes(self, totals: Mapping[str, Any], unseen_keys: set) -> list[str]:
@@ -323,13 +345,17 @@ class Scaling:
                 rows = totals.get(_helper("nogroup", i), 0)
                 if rows:
                     what = "the pooled statistics" if self.unknown_group != "null" else "nulls"
-                    notes.append(f"column '{name}': {rows} rows of groups fitted without it got {what}")
+                    notes.append(f"column '{name}': {rows} value{'s' if rows != 1 else ''} in groups fitted without it got {what}")
         if self.impute.kind != "keep":
             imputed = {name: totals.get(_helper("imputed", i), 0) for i, name in enumerate(names)}
             total = sum(imputed.values())
             detail = ", ".join(f"{name}: {count}" for name, count in imputed.items() if count)
             notes.append(f"imputed {total} missing value{'s' if total != 1 else ''} with {self.impute.label}" + (f" ({detail})" if detail else ""))
         return notes
+
+    def value_flags(self) -> list[pl.Expr]:
+        """Per fitted column, whether a row's cell holds a value (what needs its group's parameters)."""
+        return [_has_value(c.name).alias(_helper("v", i)) for i, c in enumerate(self.stats.columns)]
 
     def check_groups(self, prepared: pl.DataFrame, where: str, first_row: int = 0) -> None:
         """With ``--unknown-group error``: the first row whose group the stats lack (or lack
@@ -340,7 +366,10 @@ class Scaling:
 
         if not self.grouped or self.unknown_group != "error":
             return
-        lacking = [pl.col(_helper("c", i)).is_null() for i in range(len(self.stats.columns))]
+        # a missing value needs no parameters (it stays missing): only values count as lacking them
+        if _helper("v", 0) not in prepared.columns:
+            prepared = prepared.with_columns(self.value_flags())
+        lacking = [pl.col(_helper("c", i)).is_null() & pl.col(_helper("v", i)) for i in range(len(self.stats.columns))]
         bad = pl.any_horizontal(pl.col(_KNOWN).is_null(), *lacking)
         index, any_bad = prepared.select(bad.arg_max().alias("index"), bad.any().alias("any")).row(0)
         if not any_bad:
@@ -351,12 +380,19 @@ class Scaling:
         if row[_KNOWN] is None:
             problem = f"has the group {group}, which the stats do not have"
         else:
-            column = next(c.name for i, c in enumerate(self.stats.columns) if row[_helper("c", i)] is None)
+            column = next(c.name for i, c in enumerate(self.stats.columns) if row[_helper("c", i)] is None and row[_helper("v", i)])
             problem = f"is in the group {group}, which has no statistics for column '{column}' (too few values when fitted)"
         raise DataError(
             f"{where}: data row {first_row + index + 1} {problem}",
             hint="use --unknown-group pooled (the pooled statistics) or null, or fit again with these groups",
         )
+
+
+def _has_value(name: str) -> pl.Expr:
+    """Whether a fitted column's cell holds a value (neither null nor NaN)."""
+    import polars as pl
+
+    return pl.col(name).cast(pl.Float64, strict=False).fill_nan(None).is_not_null()
 
 
 def _key_dtype(dtype: str) -> pl.DataType:
@@ -470,14 +506,9 @@ def transform(
         stats = load_stats(stats, tuple(storage), stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
     impute = Impute.parse(impute) if isinstance(impute, str) else impute
     scaling = Scaling(stats, inverse=inverse, clip=clip, float32=float32, impute=impute, unknown_group=unknown_group)
-    read = ReadOptions(
-        format=format,
-        null_values=tuple(null_values) if null_values is not None else stats.null_values,
-        separator=separator,
-        has_header=has_header,
-        text=tuple(text),
-        dtypes=dtype_pairs(dtypes),
-        storage=tuple(storage),
+    read = ReadOptions.of(
+        format=format, null_values=null_values, default_null_values=stats.null_values, separator=separator,
+        has_header=has_header, text=text, dtypes=dtypes, storage=storage,
     )
     engine = engine or LocalEngine()
     if engine.distributed or is_dataset_target(output):
@@ -856,9 +887,9 @@ def _add_counts(totals: dict[str, Any], unseen: set, counts: pl.DataFrame) -> No
 
 
 def _check_groups_first(frame: pl.LazyFrame, scaling: Scaling, sources: Sequence[Source], read: ReadOptions) -> None:
-    """``--unknown-group error`` on files: a first pass over the group columns alone, so that
-    nothing is written when a row's group is unseen."""
+    """``--unknown-group error`` on files: a first pass over the group columns (and whether each
+    fitted cell holds a value), so that nothing is written when a row's group is unseen."""
     with polars_errors(list(sources), read):
-        keys = scaling.prepare(frame.select(scaling.stats.by)).collect(engine="streaming")
+        keys = scaling.prepare(frame.select(*scaling.stats.by, *scaling.value_flags())).collect(engine="streaming")
     where = sources[0].display if len(sources) == 1 else describe(sources)
     scaling.check_groups(keys, where)

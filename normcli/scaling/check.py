@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from normcli.data.formats import ReadOptions, dtype_pairs
+from normcli.data.formats import ReadOptions
 from normcli.data.inputs import open_sources
 from normcli.data.schema import NULL, is_numeric_dtype
 from normcli.errors import UsageError
 from normcli.scaling.exact import Moments
 from normcli.scaling.fit import fold_fragments, scan_inputs
 from normcli.scaling.fragments import ColumnSpec
-from normcli.scaling.merge import describe_key
-from normcli.scaling.model import ColumnPartial, ColumnStats, Stats
+from normcli.scaling.merge import GroupFold, describe_key
+from normcli.scaling.model import ColumnPartial, ColumnStats, GroupKey, Stats
 from normcli.scaling.statsfile import load_stats
 
 TRANSFORMED_TOLERANCE = 0.1
@@ -209,24 +209,25 @@ def check_data(
     if not isinstance(stats, Stats):
         stats = load_stats(stats, tuple(storage), stdin=stdin, stdin_is_terminal=stdin_is_terminal, data=paths)
     thresholds = thresholds or Thresholds()
-    read = ReadOptions(
-        format=format,
-        null_values=tuple(null_values) if null_values is not None else stats.null_values,
-        separator=separator,
-        has_header=has_header,
-        text=tuple(text),
-        dtypes=dtype_pairs(dtypes),
-        storage=tuple(storage),
+    # group columns whose keys were text when fitted are read as text, as transform reads them:
+    # a CSV of only numeric-looking keys ("007") would otherwise be read as integers (7)
+    text_keys = tuple(name for name in stats.by if not stats.by_dtype(name).startswith(("Int", "UInt", "Boolean")))
+    read = replace(
+        ReadOptions.of(
+            format=format, null_values=null_values, default_null_values=stats.null_values, separator=separator,
+            has_header=has_header, text=text, dtypes=dtypes, storage=storage,
+        ),
+        text_if_present=text_keys,
     )
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         scanned = scan_inputs(sources, read, allow_missing_columns=True)
         table = scanned.table
         checks: dict[str, ColumnCheck] = {}
         specs: list[ColumnSpec] = []
-        weight = stats.weight if stats.weight is not None and stats.weight in table.dtypes else None
+        weight = stats.weight if stats.weight is not None and table.lacking(stats.weight) is None else None
         notes = []
         if stats.weight is not None and weight is None:
-            notes.append(f"the new data have no weight column '{stats.weight}': each row weighs 1")
+            notes.append(f"{table.lacking(stats.weight).source.display} has no weight column '{stats.weight}': each row weighs 1")
         for column in stats.columns:
             check = checks[column.name] = _then(column, stats)
             dtype = table.dtypes.get(column.name)
@@ -240,9 +241,10 @@ def check_data(
             if dtype != column.dtype and dtype != NULL:
                 check.notes.append(f"type {column.dtype} → {dtype}")
             specs.append(ColumnSpec(column.name, dtype, unknown=dtype == NULL, weight=weight, bounds=(column.min, column.max)))
-        by = stats.by if stats.groups is not None and all(name in table.dtypes for name in stats.by) else ()
+        by = stats.by if stats.groups is not None and all(table.lacking(name) is None for name in stats.by) else ()
         if stats.groups is not None and not by:
-            notes.append(f"the new data lack the group column(s) {', '.join(stats.by)}: groups not compared")
+            name = next(name for name in stats.by if table.lacking(name) is not None)
+            notes.append(f"{table.lacking(name).source.display} has no group column '{name}' (--by): groups not compared")
         fold = fold_fragments(scanned, specs, {}, by=by, progress=progress) if specs else None
         rows_now = fold.rows if fold is not None else 0
         inputs = [s.display for s in sources]
@@ -358,14 +360,15 @@ def _compare_groups(stats: Stats, fold, report: CheckReport) -> dict[str, Any]: 
     table = stats.groups
     assert table is not None
     index = {key: i for i, key in enumerate(table.keys)}
-    unseen = [key for key in fold.groups if key not in index]
-    unseen_rows = sum(fold.groups[key].rows for key in unseen)
+    groups = as_fitted_keys(stats, fold.groups)
+    unseen = [key for key in groups if key not in index]
+    unseen_rows = sum(groups[key].rows for key in unseen)
     for check in report.columns:
         group_column = table.columns.get(check.name)
         if group_column is None or check.mean_now is None:
             continue
         worst: tuple[str, float] | None = None
-        for key, group in fold.groups.items():
+        for key, group in groups.items():
             i = index.get(key)
             partial = group.columns.get(check.name)
             if i is None or partial is None or not group_column.fitted[i] or partial.count == 0:
@@ -381,14 +384,38 @@ def _compare_groups(stats: Stats, fold, report: CheckReport) -> dict[str, Any]: 
     shown = ", ".join(describe_key(stats.by, key) for key in unseen[:5])
     if unseen:
         report.notes.append(
-            f"{unseen_rows} rows in {len(unseen)} group{'s' if len(unseen) != 1 else ''} the stats do not have "
+            f"{unseen_rows} row{'s' if unseen_rows != 1 else ''} in {len(unseen)} group{'s' if len(unseen) != 1 else ''} the stats do not have "
             f"({shown}{', …' if len(unseen) > 5 else ''}): transform gives them the pooled statistics by default"
         )
     return {
         "by": list(stats.by),
         "then": len(table),
-        "now": len(fold.groups),
+        "now": len(groups),
         "unseen": {"groups": len(unseen), "rows": unseen_rows, "keys": [list(key) for key in unseen[:100]]},
     }
 
 
+
+
+def as_fitted_keys(stats: Stats, groups: Mapping[GroupKey, GroupFold]) -> dict[GroupKey, GroupFold]:
+    """The new data's groups keyed as transform keys them: each key read as the type the fitted
+    keys have (an integer 7 of a Parquet file is the text key "7"; a text "01" the integer key
+    1), groups that become the same key merged; a key that is not of that type stays as it is
+    (transform finds no group for it)."""
+    import polars as pl
+
+    from normcli.scaling.apply import Scaling
+
+    if not groups:
+        return dict(groups)
+    keys = list(groups)
+    frame = pl.DataFrame([pl.Series(name, [key[i] for key in keys], strict=False) for i, name in enumerate(stats.by)])
+    helpers = Scaling(stats).key_expressions(frame.schema)
+    converted = frame.select(helpers).rows()
+    width = len(stats.by)
+    result: dict[GroupKey, GroupFold] = {}
+    for key, row in zip(keys, converted, strict=True):
+        fitted_key = tuple(row[0 : 2 * width : 2]) if all(row[1 : 2 * width : 2]) else key
+        mine = result.setdefault(fitted_key, GroupFold())
+        mine.add(groups[key].rows, groups[key].columns)
+    return result

@@ -8,7 +8,8 @@ operations in that order, so the results equal transform's:
   PostgreSQL (a bare ``1.5`` is a DECIMAL in DuckDB), and an integer mantissa scaled by powers of
   two for SQLite (whose decimal parser is not always correctly rounded). Identifiers are quoted.
   With groups (``--by``) the per-group parameters are a ``VALUES`` table joined on the keys
-  (``IS NOT DISTINCT FROM``, so a null key is a group too).
+  (``IS NOT DISTINCT FROM``, so a null key is a group too); datetime keys as timestamps where the
+  database has them (DuckDB, PostgreSQL), since its text of a timestamp is not Polars'.
 * **ONNX**: one float64 input per fitted column (NaN for a missing value) and one output each,
   made of ``Sub``/``Div`` nodes with float64 constants — never ONNX's ``Scaler`` operator, which
   stores offset and scale as float32 (at a 1e12 offset that is off by thousands of standard
@@ -22,6 +23,7 @@ neither SQL nor ONNX can stop with an error), ``--inverse``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 TARGETS = ("sql", "onnx")
 DIALECTS = ("duckdb", "postgres", "sqlite")
 EXPORT_UNKNOWN_GROUP = ("pooled", "null")
+_ZONED = re.compile(r"[+-]\d\d:\d\d$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,10 @@ class Dialect:
 
     name: str = ""
     double = "DOUBLE"
+    text_type = "VARCHAR"
+    timestamps: tuple[str, str, str] | None = None
+    """The types of a datetime key: naive (µs or ms), naive in nanoseconds, with a time zone; None
+    where the database has no timestamp type."""
 
     def identifier(self, name: str) -> str:
         if "\x00" in name:
@@ -96,11 +103,23 @@ class Dialect:
 
     def key_text(self, expr: str) -> str:
         """A date or other non-text key column as the text normcli's keys hold."""
-        return f"CAST({expr} AS VARCHAR)"
+        return f"CAST({expr} AS {self.text_type})"
+
+    def timestamp(self, key: str) -> str | None:
+        """A datetime key, as Polars writes it (``… 12:30:00.000000``: the digits give the time
+        unit; ``…+01:00`` with a time zone), as a timestamp literal; None where the database has
+        no timestamp type (the column is then compared as text)."""
+        if self.timestamps is None:
+            return None
+        naive, nanoseconds, zoned = self.timestamps
+        fraction = key.rpartition(".")[2] if "." in key else ""
+        kind = zoned if _ZONED.search(key) else nanoseconds if len(fraction) == 9 else naive
+        return f"CAST({self.text(key)} AS {kind})"
 
 
 class DuckDB(Dialect):
     name = "duckdb"
+    timestamps = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMPTZ")
 
     def is_nan(self, expr: str) -> str:
         # DuckDB 2.0's statistics propagation takes a Parquet column without NaN statistics to
@@ -112,17 +131,17 @@ class DuckDB(Dialect):
 class Postgres(Dialect):
     name = "postgres"
     double = "DOUBLE PRECISION"
+    text_type = "TEXT"
+    timestamps = ("TIMESTAMP", "TIMESTAMP", "TIMESTAMPTZ")  # microseconds at most
 
     def is_nan(self, expr: str) -> str:
         return f"({expr} = CAST('NaN' AS DOUBLE PRECISION))"
-
-    def key_text(self, expr: str) -> str:
-        return f"CAST({expr} AS TEXT)"
 
 
 class SQLite(Dialect):
     name = "sqlite"
     double = "REAL"
+    text_type = "TEXT"
 
     def number(self, value: float) -> str:
         """``mantissa`` (an integer, exact) scaled by powers of two (exact): SQLite's decimal
@@ -154,9 +173,6 @@ class SQLite(Dialect):
     def same(self, left: str, right: str) -> str:
         return f"{left} IS {right}"
 
-    def key_text(self, expr: str) -> str:
-        return f"CAST({expr} AS TEXT)"
-
 
 SQL_DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDB(), Postgres(), SQLite())}
 
@@ -172,9 +188,13 @@ def export_sql(stats: Stats, *, dialect: str = "duckdb", table: str = "data", op
     options = options or ExportOptions()
     scaling = options.check(stats)
     d = SQL_DIALECTS[dialect]
-    source = ".".join(d.identifier(part) for part in table.split(".")) if table else ""
-    if not source:
-        raise UsageError("--table needs a name")
+    parts = table.split(".")
+    if not all(parts):
+        raise UsageError(
+            f"--table needs a name, or schema.table with both parts, not '{table}'",
+            hint="e.g. --table events or --table analytics.events",
+        )
+    source = ".".join(d.identifier(part) for part in parts)
     grouped = stats.groups is not None
     lines = []
     if grouped:
@@ -213,7 +233,13 @@ def _key_column(d: Dialect, stats: Stats, name: str) -> str:
     column = f"t.{d.identifier(name)}"
     if dtype == "String" or dtype == "Boolean" or dtype.startswith(("Int", "UInt")):
         return column
+    if _is_datetime(dtype) and d.timestamps is not None:
+        return column  # compared as timestamps: the database's text of one is not Polars'
     return d.key_text(column)
+
+
+def _is_datetime(dtype: str) -> bool:
+    return dtype.startswith("Datetime")
 
 
 def _column_sql(d: Dialect, stats: Stats, index: int, column: ColumnStats, options: ExportOptions, grouped: bool) -> str:
@@ -264,16 +290,20 @@ def _params_cte(stats: Stats, d: Dialect, scaling: Scaling) -> str:
     columns = [a.tolist() for a in arrays]
     rows = []
     for g, key in enumerate(table.keys):
-        cells = [_key_literal(d, value) for value in key]
+        cells = [_key_literal(d, value, stats.by_dtype(name)) for value, name in zip(key, stats.by, strict=True)]
         cells += ["NULL" if values[g] != values[g] else d.number(values[g]) for values in columns]
         rows.append("(" + ", ".join(cells) + ")")
     header = ", ".join(d.identifier(n) for n in names)
     return f"WITH params({header}) AS (VALUES\n    " + ",\n    ".join(rows) + "\n)"
 
 
-def _key_literal(d: Dialect, value: object) -> str:
+def _key_literal(d: Dialect, value: object, dtype: str) -> str:
     if value is None:
         return "NULL"
+    if _is_datetime(dtype) and isinstance(value, str):
+        literal = d.timestamp(value)
+        if literal is not None:
+            return literal
     if isinstance(value, bool):
         return d.boolean(value)
     if isinstance(value, int):

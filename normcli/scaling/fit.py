@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from normcli.data.diagnostics import _FileText
-from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions, dtype_pairs
+from normcli.data.formats import DEFAULT_NULL_VALUES, ReadOptions
 from normcli.data.inputs import Source, check_distinct_inputs, describe, open_sources
 from normcli.data.selection import named, select
 from normcli.data.storage import concurrently
@@ -92,9 +92,9 @@ def fit(
         quantile_range=(float(quantile_range[0]), float(quantile_range[1])),
         unit_variance=unit_variance,
     )
-    read = ReadOptions(
-        format=format, null_values=tuple(null_values), separator=separator, has_header=has_header,
-        text=tuple(text), dtypes=dtype_pairs(dtypes), storage=tuple(storage),
+    read = ReadOptions.of(
+        format=format, null_values=null_values, separator=separator, has_header=has_header,
+        text=text, dtypes=dtypes, storage=storage,
     )  # fmt: skip
     with open_sources(paths, read, stdin=stdin, stdin_is_terminal=stdin_is_terminal) as sources:
         if not allow_overlap:
@@ -125,7 +125,26 @@ def fit_sources(
         return replace(stats, warnings=(*stats.warnings, *hints))
     fold = fold_fragments(scanned, specs, skipped, by=options.by, engine=engine, progress=progress)
     stats = finish(fold, options, read.null_values, requested=sorted(choice.by_name), where=describe(sources))
-    return replace(stats, warnings=(*stats.warnings, *hints))
+    return replace(stats, warnings=(*stats.warnings, *hints, *_idle_options(options, stats)))
+
+
+def _idle_options(options: FitOptions, stats: Stats) -> list[str]:
+    """Warnings for a method's options given while no fitted column uses that method (as --clip
+    warns in transform): they change nothing, and the user probably meant another method."""
+    methods = {c.method for c in stats.columns}
+    idle = []
+    if "robust" not in methods:
+        if options.quantile_range != FitOptions.quantile_range:
+            idle.append("--quantile-range")
+        if options.unit_variance:
+            idle.append("--unit-variance")
+    if "minmax" not in methods and options.feature_range != FitOptions.feature_range:
+        idle.append("--feature-range")
+    return [
+        f"{option} does nothing here: no fitted column uses {'robust' if option != '--feature-range' else 'minmax'} "
+        f"(choose it with --method or --method-for)"
+        for option in idle
+    ]
 
 
 @dataclass
@@ -165,6 +184,14 @@ def fold_fragments(
     bytes (:attr:`~normcli.scaling.engine.Engine.splits_files`).
     """
     sources, read, table, schemas = scanned.sources, scanned.read, scanned.table, scanned.schemas
+    weights = {s.weight for s in specs if s.weight is not None}
+    for name, option in [*((n, "--by") for n in by), *((n, "--weight") for n in weights)]:
+        lacking = table.lacking(name)
+        if lacking is not None:  # --allow-missing-columns reads fitted columns as empty, not these
+            raise DataError(
+                f"{lacking.source.display}: has no column '{name}', which {option} names",
+                hint=f"every input needs the {option} column, even with --allow-missing-columns",
+            )
     engine = engine or LocalEngine()
     if engine.splits_files:
         names = [s.path or "" for s in sources]

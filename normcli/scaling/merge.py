@@ -17,6 +17,7 @@ from normcli.data.schema import NULL
 from normcli.errors import DataError
 from normcli.scaling.methods import METHODS, unfittable
 from normcli.scaling.model import (
+    GROUP_KEY,
     NO_VALUES,
     ColumnPartial,
     ColumnStats,
@@ -26,6 +27,7 @@ from normcli.scaling.model import (
     GroupTable,
     SkippedColumn,
     Stats,
+    key_kind,
 )
 
 if TYPE_CHECKING:
@@ -315,9 +317,12 @@ def merge_stats(
                 )
     if not allow_overlap:
         _refuse_overlap(shards, names)
+    key_dtypes = _key_dtypes(shards, names, where)
     fold = Fold()
     for shard, name in zip(shards, names, strict=True):
         _add_shard(fold, shard, name, allow_missing_columns)
+    for key_name, dtype in key_dtypes.items():  # a shard whose keys were all null does not set the type
+        fold.skipped[key_name] = SkippedColumn(key_name, dtype, GROUP_KEY)
     options = FitOptions(
         method=first.default_method,
         method_for={k: v for k, v in methods.items() if v != first.default_method},
@@ -329,6 +334,28 @@ def merge_stats(
         unit_variance=first.unit_variance,
     )
     return finish(fold, options, first.null_values, where=where)
+
+
+def _key_dtypes(shards: Sequence[Stats], names: Sequence[str], where: str) -> dict[str, str]:
+    """The type of each ``--by`` column over all shards: the first that is not ``Null``; keys of
+    different kinds (integers in one shard, text in another) are refused, as fit refuses them."""
+    result: dict[str, str] = {}
+    for key_name in shards[0].by:
+        first: tuple[str, str] | None = None
+        for shard, name in zip(shards, names, strict=True):
+            dtype = shard.by_dtype(key_name)
+            if key_kind(dtype) is None:
+                continue
+            if first is None:
+                first = (dtype, name)
+            elif key_kind(dtype) != key_kind(first[0]):
+                raise DataError(
+                    f"{where}: group column '{key_name}' holds {key_kind(first[0])} keys in {first[1]} "
+                    f"but {key_kind(dtype)} keys in {name}",
+                    hint=f"fit every shard with the same key type, e.g. --dtype '{key_name}=text'",
+                )
+        result[key_name] = first[0] if first is not None else shards[0].by_dtype(key_name)
+    return result
 
 
 def _refuse_overlap(shards: Sequence[Stats], names: Sequence[str]) -> None:

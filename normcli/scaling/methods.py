@@ -99,8 +99,8 @@ def unfittable(partial: ColumnPartial, ddof: int) -> str | None:
         return None
     if weight.mantissa <= 0:
         return "has only values of weight 0"
-    if weight.magnitude() > 1000:
-        return "has a total weight beyond float64's range"
+    if weight.magnitude() > 1000:  # leaves room for Σw(x − mean)² and the stats file's sums
+        return f"has a total weight of {float(weight):.3g}, above the 2^1000 (about 1e301) normcli handles"
     if (weight - Dyadic(ddof, 0)).mantissa <= 0:
         return f"has a total weight of {float(weight):g}; the standard deviation with --ddof {ddof} needs more than {ddof}"
     return None

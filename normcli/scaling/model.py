@@ -181,6 +181,26 @@ GroupKey = tuple
 """A group's key: one value per ``--by`` column (str, int, bool or None; dates as ISO text)."""
 
 
+def key_kind(dtype: str) -> str | None:
+    """What the keys of a ``--by`` column of type ``dtype`` are in a stats file: ``integer``,
+    ``boolean`` or ``text`` (dates, categories and the rest are written as text); ``None`` for a
+    column with no values (``Null``: every key is null)."""
+    if dtype == "Null":
+        return None
+    if dtype == "Boolean":
+        return "boolean"
+    return "integer" if dtype.startswith(("Int", "UInt")) else "text"
+
+
+def value_kind(value: object) -> str | None:
+    """The :func:`key_kind` a key value in a stats file has (``None`` for null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    return "integer" if isinstance(value, int) else "text"
+
+
 @dataclass(frozen=True)
 class GroupColumn:
     """One fitted column's statistics in every group (``--by``), as arrays: entry ``i`` is group ``i``.

@@ -25,7 +25,7 @@ from normcli.data.storage import is_url, read_url
 from normcli.errors import DataError
 from normcli.scaling.exact import Dyadic, Moments, expansion
 from normcli.scaling.methods import METHODS
-from normcli.scaling.model import ColumnStats, GroupColumn, GroupTable, SkippedColumn, Stats
+from normcli.scaling.model import ColumnStats, GroupColumn, GroupTable, SkippedColumn, Stats, key_kind, value_kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -396,6 +396,7 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
     groups = None
     if by:
         groups = _groups_from_dict(read, read.get(doc, "groups", "$"), columns, by)
+        _check_key_kinds(read, groups, skipped)
     elif "groups" in doc:
         raise read.fail("groups", "is present but options.by is empty")
     return Stats(
@@ -436,6 +437,23 @@ def _options_v3(read: _Reader, inputs: Any, options: Any) -> dict[str, Any]:
         "by": tuple(by),
         "weight": weight,
     }
+
+
+def _check_key_kinds(read: _Reader, groups: GroupTable, skipped: Sequence[SkippedColumn]) -> None:
+    """Every key value is of the kind its ``--by`` column's type says (see :func:`key_kind`): an
+    integer key of a text column would be a group transform can never find."""
+    dtypes = {s.name: s.dtype for s in skipped}
+    for i, name in enumerate(groups.by):
+        dtype = dtypes.get(name, "String")
+        kind = key_kind(dtype)
+        for g, key in enumerate(groups.keys):
+            found = value_kind(key[i])
+            if found is not None and found != kind:
+                raise read.fail(
+                    f"groups.keys[{g}]",
+                    f"holds the {found} {_shown(key[i])} for '{name}', whose keys are "
+                    + (f"{kind} ({dtype})" if kind else f"all null ({dtype})"),
+                )
 
 
 def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], by: tuple[str, ...]) -> GroupTable:
