@@ -104,6 +104,39 @@ def tampered(change: Callable[[dict], None], name: str) -> Callable[[Path], None
     return make
 
 
+def tampered_groups(change: Callable[[dict], None], name: str = "bad.json") -> Callable[[Path], None]:
+    """A per-group stats file (g.csv fitted --by g, an integer column k kept as a second key) changed."""
+
+    def make(folder: Path) -> None:
+        (folder / "g.csv").write_text("g,k,x\na,1,1\na,1,3\nb,2,5\nb,2,9\n")
+        invoke_plain(folder, "fit", "g.csv", "--by", "g,k", "-o", "g.json")
+        doc = json.loads((folder / "g.json").read_text())
+        change(doc)
+        (folder / name).write_text(json.dumps(doc))
+
+    return make
+
+
+def set_group(path: tuple, value) -> Callable[[dict], None]:
+    """Set ``doc['groups'][path...]`` (the last step may index a list)."""
+
+    def change(doc: dict) -> None:
+        place = doc["groups"]
+        for step in path[:-1]:
+            place = place[step]
+        place[path[-1]] = value
+
+    return change
+
+
+def twice_the_rows(folder: Path) -> None:
+    """stats.json claiming 2^63 - 1 rows, and a grouped one whose first group claims as many."""
+    doc = stats_doc(folder)
+    doc["inputs"]["row_count"] = 2**63 - 1
+    (folder / "huge.json").write_text(json.dumps(doc))
+    tampered_groups(set_group(("row_count", 0), 2**63 - 1), "huge-group.json")(folder)
+
+
 def set_first(field: str, value) -> Callable[[dict], None]:
     def change(doc: dict) -> None:
         doc["columns"][0][field] = value
@@ -510,6 +543,18 @@ CASES = [
     Case("111-check-stats-missing", ("check", "ok.csv", "-s", "nope.json"), 1, ("nope.json", "no such stats file")),
     Case("111-check-bad-threshold", ("check", "ok.csv", "-s", "stats.json", "--max-std-ratio", "0.5"), 2, ("--max-std-ratio", "≥ 1")),
     Case("112-train-with-group-stats", ("train", "classes.csv", "--target", "y", "--stats", "g.json", "-o", "out.npz"), 2, ("per group", "--by", "without --by"), make=lambda d: (classes_csv(d), (d / "g.csv").write_text("y,x1,x2\n0,1,2\n0,3,4\n"), invoke_plain(d, "fit", "g.csv", "--by", "y", "-o", "g.json")), output="out.npz"),
+
+    # review of issue 10 on the merged code: tampered per-group stats and merges past 2^63 rows
+    Case("113-group-row-count-beyond-int64", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("bad.json", "groups.row_count[0]", "integer from 0 to 9223372036854775807"), make=tampered_groups(set_group(("row_count", 0), 10**30)), output="out.csv"),
+    Case("113-group-count-beyond-int64", ("merge", "bad.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "groups.columns['x'].count[1]", "integer from 0"), make=tampered_groups(set_group(("columns", "x", "count", 1), 2**64)), output="out.json"),
+    Case("113-group-mean-of-401-digits", ("export", "bad.json", "--to", "sql", "-o", "out.sql"), 1, ("bad.json", "groups.columns['x'].mean[0]", "finite number"), make=tampered_groups(set_group(("columns", "x", "mean", 0), 10**400)), output="out.sql"),
+    Case("113-group-key-of-401-digits", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("bad.json", "groups.keys[0]", "'k'", "Int64"), make=tampered_groups(set_group(("keys", 0, 1), 10**400)), output="out.csv"),
+    Case("113-group-key-beyond-int64", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("groups.keys[1]", "9223372036854775808", "Int64"), make=tampered_groups(set_group(("keys", 1, 1), 2**63)), output="out.csv"),
+    Case("113-group-key-of-the-wrong-type", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("groups.keys[0]", "True", "'g'", "String"), make=tampered_groups(set_group(("keys", 0, 0), True)), output="out.csv"),
+    Case("113-group-key-text-for-an-integer-column", ("check", "g.csv", "-s", "bad.json"), 1, ("groups.keys[0]", "'1'", "'k'", "Int64"), make=tampered_groups(set_group(("keys", 0, 1), "1"))),
+    Case("113-group-column-not-fitted", ("inspect", "bad.json"), 1, ("groups.columns['zz']", "not one of the fitted columns"), make=tampered_groups(lambda doc: doc["groups"]["columns"].update(zz=doc["groups"]["columns"]["x"]))),
+    Case("114-merge-beyond-int64-rows", ("merge", "huge.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the rows would count 9,223,372,036,854,775,810", "2^63 - 1"), make=twice_the_rows, output="out.json"),
+    Case("114-merge-group-beyond-int64-rows", ("merge", "huge-group.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the group g=a, k=1", "2^63 - 1"), make=twice_the_rows, output="out.json"),
 ]
 
 

@@ -395,7 +395,8 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
             raise read.fail("options", f"names the fitted column '{name}' in by or weight")
     groups = None
     if by:
-        groups = _groups_from_dict(read, read.get(doc, "groups", "$"), columns, by)
+        key_types = {s.name: s.dtype for s in skipped}
+        groups = _groups_from_dict(read, read.get(doc, "groups", "$"), columns, by, tuple(key_types.get(name, "String") for name in by))
     elif "groups" in doc:
         raise read.fail("groups", "is present but options.by is empty")
     return Stats(
@@ -438,8 +439,12 @@ def _options_v3(read: _Reader, inputs: Any, options: Any) -> dict[str, Any]:
     }
 
 
-def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], by: tuple[str, ...]) -> GroupTable:
-    """Validate the columnar groups (vectorized: a file may hold 10,000 groups)."""
+def _groups_from_dict(
+    read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], by: tuple[str, ...], dtypes: tuple[str, ...]
+) -> GroupTable:
+    """Validate the columnar groups (vectorized: a file may hold 10,000 groups). Each key holds,
+    per ``--by`` column, null or a value of the type that column had when fitted (``dtypes``, as
+    ``skipped_columns`` lists them): a boolean, an integer within 64 bits, or a string."""
     import numpy as np
 
     if not isinstance(raw, dict):
@@ -453,6 +458,9 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     for i, key in enumerate(keys_raw):
         if not isinstance(key, list) or len(key) != len(by) or not all(v is None or isinstance(v, (str, int)) for v in key):
             raise read.fail(f"groups.keys[{i}]", f"must be a list of {len(by)} strings, integers, booleans or nulls, not {_shown(key)}")
+        for name, dtype, v in zip(by, dtypes, key, strict=True):
+            if v is not None and not _key_fits(v, dtype):
+                raise read.fail(f"groups.keys[{i}]", f"holds {_shown(v)} for the --by column '{name}', which was {dtype} when fitted")
         typed = tuple((type(v), v) for v in key)
         if typed in seen:
             raise read.fail(f"groups.keys[{i}]", f"{_shown(key)} occurs more than once")
@@ -462,6 +470,10 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     columns_raw = read.get(raw, "columns", "groups")
     if not isinstance(columns_raw, dict):
         raise read.fail("groups.columns", "must be an object")
+    fitted_names = {column.name for column in pooled}
+    unknown = next((name for name in columns_raw if name not in fitted_names), None)
+    if unknown is not None:
+        raise read.fail(f"groups.columns['{unknown}']", "is not one of the fitted columns")
     columns: dict[str, GroupColumn] = {}
     for column in pooled:
         where = f"groups.columns['{column.name}']"
@@ -501,6 +513,16 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     return GroupTable(by=by, keys=tuple(keys), row_count=row_count, columns=columns)
 
 
+def _key_fits(value: str | int | bool, dtype: str) -> bool:
+    """Whether a group key's value is of the type its ``--by`` column had (transform reads the
+    keys as Boolean, Int64 or String, :func:`normcli.scaling.apply._key_dtype`)."""
+    if dtype == "Boolean":
+        return isinstance(value, bool)
+    if dtype.startswith(("Int", "UInt")):
+        return type(value) is int and -(2**63) <= value <= 2**63 - 1
+    return isinstance(value, str)
+
+
 def _array(read: _Reader, obj: Any, key: str, where: str, size: int) -> list:
     value = read.get(obj, key, where)
     if not isinstance(value, list) or len(value) != size:
@@ -514,7 +536,7 @@ def _float_array(read: _Reader, obj: Any, key: str, where: str, size: int, *, nu
 
     value = _array(read, obj, key, where, size)
     for index, v in enumerate(value):
-        if not ((v is None and nullable) or (type(v) in (int, float) and math.isfinite(v))):
+        if not ((v is None and nullable) or (type(v) in (int, float) and _finite(v))):
             raise read.fail(f"{where}.{key}[{index}]", f"must be a finite number{' or null' if nullable else ''}, not {_shown(v)}")
     return np.array([math.nan if v is None else v for v in value] if nullable else value, dtype=np.float64).reshape(size)
 
@@ -524,8 +546,8 @@ def _int_array(read: _Reader, obj: Any, key: str, where: str, size: int) -> np.n
 
     value = _array(read, obj, key, where, size)
     for index, v in enumerate(value):
-        if type(v) is not int or v < 0:
-            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer ≥ 0, not {_shown(v)}")
+        if type(v) is not int or not 0 <= v <= 2**63 - 1:
+            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer from 0 to {2**63 - 1}, not {_shown(v)}")
     return np.array(value, dtype=np.int64).reshape(size)
 
 
