@@ -360,6 +360,50 @@ def test_compressed_text_outputs_are_compressed(folder: Path, name: str, magic: 
         assert frame.equals(pl.read_csv(folder / "expected.csv"))
 
 
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["fit", "ok.csv", "-o", "new.json.gz"], "a stats file"),
+        (["merge", "stats.json", "again.json", "--allow-overlap", "-o", "new.json.zst"], "a stats file"),
+        (["export", "stats.json", "--to", "sql", "-o", "new.sql.gz"], "an SQL export"),
+        (["export", "stats.json", "--to", "onnx", "-o", "new.onnx.zst"], "an ONNX export"),
+        (["train", "ok.csv", "--target", "b", "--epochs", "1", "-o", "new.npz.gz"], "a model file"),
+        (["train", "ok.csv", "--target", "b", "--epochs", "1", "-o", "new.npz", "--metrics-out", "new.json.gz"], "the metrics file"),
+        (["train", "ok.csv", "--target", "b", "--epochs", "1", "-o", "new.npz", "--plot", "new.png.GZ"], "the plot"),
+    ],
+    ids=["fit", "merge", "export-sql", "export-onnx", "train-model", "train-metrics", "train-plot"],
+)
+def test_compressed_names_of_outputs_written_uncompressed_are_refused(folder: Path, args: list[str], what: str) -> None:
+    """Stats, models, exports, metrics and plots are never compressed: a .gz/.zst name would lie
+    about the bytes (it used to be written uncompressed under it), so it is refused before any work."""
+    shutil.copy(folder / "stats.json", folder / "again.json")
+    before = snapshot(folder)
+    assert_one_error(run(args, folder), 2, what, "written uncompressed", "name it without the")
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "stats.json", "--to", "sql"],
+        ["export", "stats.json", "--to", "onnx", "-o", "-"],
+        ["fit", "ok.csv", "-o", "-"],
+        ["inspect", "stats.json"],
+        ["check", "ok.csv", "-s", "stats.json", "--json"],
+    ],
+    ids=["export-sql", "export-onnx", "fit", "inspect", "check"],
+)
+def test_stdout_on_a_full_device_is_a_clean_error_naming_stdout(folder: Path, args: list[str]) -> None:
+    """export wrote its bytes to stdout bare: a full disk ended in 'No space left on device'
+    without saying where (the generic OSError line); now as the other commands say it."""
+    full = character_device(folder, "full")
+    before = snapshot(folder)
+    with open(full, "wb") as sink:
+        result = subprocess.run([*NORMCLI, *args, "-q"], cwd=folder, stdout=sink, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert_one_error(result, 1, "cannot write stdout", "no space left")
+    assert snapshot(folder) == before
+
+
 # --------------------------------------------------------------------------- FIFOs and other streams as inputs
 
 

@@ -185,11 +185,11 @@ def train(
             from normcli.data.outputs import check_replaceable
             from normcli.learn.modelfile import is_model_archive
 
-            check_output_target(output or "model.npz", read_files)
+            check_output_target(output or "model.npz", read_files, plain="a model file")
             check_replaceable(output or "model.npz", is_model_archive, "normcli model file", force)
-        for extra in (metrics_out, plot):  # checked now, not after training
-            if extra is not None:
-                check_output_target(extra, read_files)
+        for extra, what in ((metrics_out, "the metrics file"), (plot, "the plot")):  # checked now, not after training
+            if extra is not None and extra != "-":
+                check_output_target(extra, read_files, plain=what)
         rates = _parse_floats(lr, "--lr")
         if len(rates) > 1 and not compare:
             raise UsageError("several --lr values need --compare")

@@ -146,7 +146,7 @@ def export(
         if target != "-":
             from normcli.data.outputs import check_output_target
 
-            check_output_target(target, [stats])
+            check_output_target(target, [stats], plain=f"an {to.upper()} export")
         loaded = load_stats(stats)
         options = ExportOptions(inverse=inverse, clip=clip, impute=ImputeOption.parse(impute), unknown_group=unknown_group)
         if to == "sql":
@@ -154,8 +154,12 @@ def export(
         else:
             data = export_onnx(loaded, options=options)
         if target == "-":
-            env.stdout.write(data)
-            env.stdout.flush()
+            from normcli.data.outputs import stdout_stream, writing
+
+            stream = stdout_stream(env.stdout)
+            with writing("stdout"):
+                stream.write(data)
+                stream.flush()
         else:
             from normcli.data.outputs import atomic_path
 

@@ -99,7 +99,7 @@ def fit(
         from normcli.scaling.statsfile import is_stats_file, save_stats
 
         if output != "-":
-            check_output_target(output, named_files(inputs or []))
+            check_output_target(output, named_files(inputs or []), plain="a stats file")
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
         storage = _parse_storage_options(storage_option)
@@ -335,7 +335,7 @@ def merge(
             from normcli.data.outputs import check_output_target, check_replaceable
             from normcli.scaling.statsfile import is_stats_file
 
-            check_output_target(output, stats_files)
+            check_output_target(output, stats_files, plain="a stats file")
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         merged = merge_stats(
             [load_stats(path, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal) for path in stats_files],
