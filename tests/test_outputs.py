@@ -448,3 +448,43 @@ def test_process_substitution_and_dev_stdin_are_read(folder: Path) -> None:
         doc = json.loads(result.stdout)
         assert doc["inputs"]["files"][0].startswith("/dev/")
         assert doc["columns"] == expected["columns"]
+
+
+@pytest.fixture
+def model_folder(folder: Path) -> Path:
+    """``folder`` with model.npz trained (by the real command) to predict b from a."""
+    result = run(["train", "ok.csv", "--target", "b", "--features", "a", "--epochs", "1", "--val-split", "0", "-o", "model.npz", "-q"], folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_models_and_stats_from_pipes_are_read_like_their_files(model_folder: Path) -> None:
+    """A model is a zip archive, read from its end: from ``<(…)`` or a pipe behind ``/dev/stdin``
+    it used to fail with 'not a readable .npz archive'; and ``inspect <(cat stats.json)`` failed
+    with 'not valid stats JSON', because telling a model from stats consumed the pipe's first bytes."""
+    folder = model_folder
+    shell = " ".join(NORMCLI)
+    expected = run(["predict", "ok.csv", "--model", "model.npz", "-q"], folder)
+    assert expected.returncode == 0, expected.stderr
+    for command in (
+        f"{shell} predict ok.csv --model <(cat model.npz) -q",
+        f"cat model.npz | {shell} predict ok.csv --model /dev/stdin -q",
+    ):
+        result = subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stderr, result.stdout) == (0, "", expected.stdout), command
+    for name in ("model.npz", "stats.json"):
+        direct = json.loads(run(["inspect", name, "--json"], folder).stdout)
+        piped = subprocess.run(["bash", "-c", f"{shell} inspect <(cat {name}) --json"], cwd=folder, capture_output=True, text=True, timeout=120)
+        assert (piped.returncode, piped.stderr) == (0, ""), name
+        document = json.loads(piped.stdout)
+        document.pop("file", None), direct.pop("file", None)
+        assert document == direct
+
+
+def test_a_piped_model_or_stats_file_without_end_is_refused_at_its_limit(folder: Path) -> None:
+    """Read whole into memory, a pipe must end: past the limit of what it claims to be, it is refused
+    (a stats file's 128 MiB without reading the rest of the stream)."""
+    before = snapshot(folder)
+    result = subprocess.run(["bash", "-c", f"{' '.join(NORMCLI)} inspect <(cat /dev/zero)"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert_one_error(result, 1, "/dev/fd/", "more than 128 MiB")
+    assert snapshot(folder) == before

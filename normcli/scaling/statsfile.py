@@ -226,18 +226,24 @@ def load_stats(
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_STATS_BYTES + 1)
-        if len(raw) > MAX_STATS_BYTES:
-            raise DataError(
-                f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
-                hint="is it a stats file written by normcli fit?",
-            )
-        text = raw.decode("utf-8")
+        return stats_from_bytes(raw, name)
     except FileNotFoundError:
         raise DataError(f"{name}: no such stats file", hint="create one with: normcli fit DATA -o " + name) from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a directory, not a stats file") from None
     except PermissionError:
         raise DataError(f"{name}: permission denied") from None
+
+
+def stats_from_bytes(raw: bytes, name: str) -> Stats:
+    """A stats file's bytes, already read (at most :data:`MAX_STATS_BYTES` + 1 of them), validated."""
+    if len(raw) > MAX_STATS_BYTES:
+        raise DataError(
+            f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
+            hint="is it a stats file written by normcli fit?",
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{name}: not a normcli stats file (not UTF-8 JSON)") from None
     return parse_stats(text, name)
