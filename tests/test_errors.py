@@ -553,6 +553,9 @@ CASES = [
     Case("113-group-key-of-the-wrong-type", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("groups.keys[0]", "True", "'g'", "String"), make=tampered_groups(set_group(("keys", 0, 0), True)), output="out.csv"),
     Case("113-group-key-text-for-an-integer-column", ("check", "g.csv", "-s", "bad.json"), 1, ("groups.keys[0]", "'1'", "'k'", "Int64"), make=tampered_groups(set_group(("keys", 0, 1), "1"))),
     Case("113-group-column-not-fitted", ("inspect", "bad.json"), 1, ("groups.columns['zz']", "not one of the fitted columns"), make=tampered_groups(lambda doc: doc["groups"]["columns"].update(zz=doc["groups"]["columns"]["x"]))),
+    Case("115-export-over-data", ("export", "stats.json", "--to", "sql", "-o", "ok.csv"), 2, ("ok.csv", "not a normcli export (SQL or ONNX)", "--force")),
+    Case("115-export-over-other-stats", ("export", "stats.json", "--to", "onnx", "-o", "other.json"), 2, ("other.json", "not a normcli export", "--force"), make=lambda d: shutil.copy(d / "stats.json", d / "other.json")),
+    Case("115-export-through-a-link-to-stats", ("export", "stats.json", "--to", "sql", "-o", "link.sql"), 2, ("link.sql", "not a normcli export"), make=lambda d: (shutil.copy(d / "stats.json", d / "other.json"), os.symlink("other.json", d / "link.sql"))),
     Case("114-merge-beyond-int64-rows", ("merge", "huge.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the rows would count 9,223,372,036,854,775,810", "2^63 - 1"), make=twice_the_rows, output="out.json"),
     Case("114-merge-group-beyond-int64-rows", ("merge", "huge-group.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the group g=a, k=1", "2^63 - 1"), make=twice_the_rows, output="out.json"),
 ]

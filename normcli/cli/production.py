@@ -11,6 +11,7 @@ from normcli.cli.options import (
     Clip,
     Debug,
     Dtype,
+    Force,
     Format,
     Impute,
     Inputs,
@@ -115,6 +116,7 @@ def export(
     clip: Clip = False,
     impute: Impute = "keep",
     unknown_group: UnknownGroup = "pooled",
+    force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -144,9 +146,11 @@ def export(
         if not target:
             raise UsageError("--to onnx writes a binary model: name the file with -o", hint="e.g. -o scaler.onnx (or -o - for stdout)")
         if target != "-":
-            from normcli.data.outputs import check_output_target
+            from normcli.data.outputs import check_output_target, check_replaceable
+            from normcli.scaling.export import is_export_file
 
             check_output_target(target, [stats], plain=f"an {to.upper()} export")
+            check_replaceable(target, is_export_file, "normcli export (SQL or ONNX)", force)
         loaded = load_stats(stats)
         options = ExportOptions(inverse=inverse, clip=clip, impute=ImputeOption.parse(impute), unknown_group=unknown_group)
         if to == "sql":

@@ -161,6 +161,18 @@ class SQLite(Dialect):
 SQL_DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDB(), Postgres(), SQLite())}
 
 
+def is_export_file(path: str) -> bool:
+    """Whether ``path`` looks like an export normcli wrote (SQL starting with its ``-- normcli``
+    comment, or an ONNX model whose producer is normcli): a quick look for
+    :func:`~normcli.data.outputs.check_replaceable`, so ``export -o`` does not replace data."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return head.startswith(b"-- normcli") or b"\x12\x07normcli" in head
+
+
 def export_sql(stats: Stats, *, dialect: str = "duckdb", table: str = "data", options: ExportOptions | None = None) -> str:
     """A ``SELECT`` over ``table`` that applies ``stats`` and passes the other columns through.
 
