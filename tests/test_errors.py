@@ -558,6 +558,7 @@ CASES = [
     Case("115-export-through-a-link-to-stats", ("export", "stats.json", "--to", "sql", "-o", "link.sql"), 2, ("link.sql", "not a normcli export"), make=lambda d: (shutil.copy(d / "stats.json", d / "other.json"), os.symlink("other.json", d / "link.sql"))),
     Case("115-train-metrics-over-stats", ("train", "classes.csv", "--target", "y", "--epochs", "1", "-o", "out.npz", "--metrics-out", "stats.json"), 2, ("stats.json", "not a normcli metrics file", "--force"), make=classes_csv, output="out.npz"),
     Case("115-train-plot-over-data", ("train", "classes.csv", "--target", "y", "--epochs", "1", "-o", "out.npz", "--plot", "ok.csv"), 2, ("ok.csv", "not a PNG image", "--force"), make=classes_csv, output="out.npz"),
+    Case("116-export-table-with-an-empty-part", ("export", "stats.json", "--to", "sql", "--table", "main..data", "-o", "out.sql"), 2, ("--table 'main..data'", "empty part")),
     Case("114-merge-beyond-int64-rows", ("merge", "huge.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the rows would count 9,223,372,036,854,775,810", "2^63 - 1"), make=twice_the_rows, output="out.json"),
     Case("114-merge-group-beyond-int64-rows", ("merge", "huge-group.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the group g=a, k=1", "2^63 - 1"), make=twice_the_rows, output="out.json"),
 ]

@@ -184,9 +184,11 @@ def export_sql(stats: Stats, *, dialect: str = "duckdb", table: str = "data", op
     options = options or ExportOptions()
     scaling = options.check(stats)
     d = SQL_DIALECTS[dialect]
-    source = ".".join(d.identifier(part) for part in table.split(".")) if table else ""
-    if not source:
+    if not table:
         raise UsageError("--table needs a name")
+    if "" in table.split("."):
+        raise UsageError(f"--table '{table}' has an empty part", hint="name it as table or schema.table")
+    source = ".".join(d.identifier(part) for part in table.split("."))
     grouped = stats.groups is not None
     lines = []
     if grouped:
