@@ -559,6 +559,8 @@ CASES = [
     Case("115-train-metrics-over-stats", ("train", "classes.csv", "--target", "y", "--epochs", "1", "-o", "out.npz", "--metrics-out", "stats.json"), 2, ("stats.json", "not a normcli metrics file", "--force"), make=classes_csv, output="out.npz"),
     Case("115-train-plot-over-data", ("train", "classes.csv", "--target", "y", "--epochs", "1", "-o", "out.npz", "--plot", "ok.csv"), 2, ("ok.csv", "not a PNG image", "--force"), make=classes_csv, output="out.npz"),
     Case("116-export-table-with-an-empty-part", ("export", "stats.json", "--to", "sql", "--table", "main..data", "-o", "out.sql"), 2, ("--table 'main..data'", "empty part")),
+    Case("113-sums-beyond-float64", ("merge", "bad.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "sums.s1", "finite number", "beyond float64"), make=tampered(lambda doc: doc["columns"][0]["sums"].update(s1=[1e308, 1e308]), "bad.json"), output="out.json"),
+    Case("113-group-sums-beyond-float64", ("merge", "bad.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "groups.columns['x'].sums[0].s1", "beyond float64"), make=tampered_groups(set_group(("columns", "x", "sums", "s1", 0), [1e308, 1e308])), output="out.json"),
     Case("114-merge-beyond-int64-rows", ("merge", "huge.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the rows would count 9,223,372,036,854,775,810", "2^63 - 1"), make=twice_the_rows, output="out.json"),
     Case("114-merge-group-beyond-int64-rows", ("merge", "huge-group.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the group g=a, k=1", "2^63 - 1"), make=twice_the_rows, output="out.json"),
 ]

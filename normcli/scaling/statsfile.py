@@ -322,7 +322,10 @@ class _Reader:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in value)
         ):
             raise self.fail(f"{where}.{key}", f"must be a list of 1 to 64 finite numbers, not {_shown(value)}")
-        return Dyadic.from_expansion([float(v) for v in value])
+        total = Dyadic.from_expansion([float(v) for v in value])
+        if not math.isfinite(float(total)):  # normcli writes the rounded sum first: always finite
+            raise self.fail(f"{where}.{key}", f"must add up to a finite number, not to one beyond float64 ({_shown(value)})")
+        return total
 
 
 def _finite(value: int | float) -> bool:
