@@ -223,8 +223,9 @@ class Scaling:
         # median is refused for group stats (robust does not fit per group)
         return METHODS[column.method].transformed_means(group)
 
-    def prepare(self, frame):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
-        """``frame`` joined with the per-group parameters (a left join keeping the row order)."""
+    def prepare(self, frame, source: str | None = None):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
+        """``frame`` joined with the per-group parameters (a left join keeping the row order);
+        ``source`` names the data in errors."""
         if not self.grouped:
             return frame
         import polars as pl
@@ -235,6 +236,12 @@ class Scaling:
             raise DataError(
                 f"group column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} of the stats (--by) not found",
                 hint="transform data that has the group columns",
+            )
+        taken = next((name for name in schema if name.startswith("\x00")), None)
+        if taken is not None:  # the join's own columns are named so; Polars would rename or drop the data's
+            raise DataError(
+                f"{source + ': ' if source else ''}column {taken!r} begins with a NUL character, which per-group stats keep for the columns of their join",
+                hint="rename that column first (no CSV can hold its name anyway)",
             )
         params = self.parameters()
         if isinstance(frame, pl.LazyFrame):
@@ -779,7 +786,7 @@ def _write(
         if scaling.grouped and scaling.unknown_group == "error":
             _check_groups_first(frame, scaling, sources, read)
         with polars_errors(sources, read):
-            prepared = scaling.prepare(frame)
+            prepared = scaling.prepare(frame, sources[0].display if len(sources) == 1 else describe(sources))
             if integers is not None and integers.columns:
                 output = integers.apply(prepared, exprs, integers.failures(prepared).collect(engine="streaming"))
             else:
@@ -812,7 +819,7 @@ def _write(
         for part in parts:
             first_row = 0
             for frame in _frames(part, read):
-                prepared = scaling.prepare(frame)
+                prepared = scaling.prepare(frame, part.schema.source.display)
                 scaling.check_groups(prepared, part.schema.source.display, first_row)
                 if counters:
                     _add_counts(totals, unseen, prepared.select(counters))
