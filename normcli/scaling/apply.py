@@ -15,7 +15,7 @@ after scaling; what was imputed, and rows of groups the stats lack, are counted 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -48,6 +48,18 @@ UNKNOWN_GROUP = ("pooled", "null", "error")
 """What transform does with a row whose group the stats do not have (``--unknown-group``)."""
 
 _KNOWN = "\x00known"
+
+
+def refuse_own_names(names: Iterable[str], source: str | None, why: str) -> None:
+    """Refuse data columns whose names begin with a NUL character: the columns transform adds
+    for a while (the group join, the integers of --inverse) are named so, and Polars would
+    rename, overwrite or drop the data's own (exit 0, data lost)."""
+    taken = next((name for name in names if name.startswith("\x00")), None)
+    if taken is not None:
+        raise DataError(
+            f"{source + ': ' if source else ''}column {taken!r} begins with a NUL character, which {why}",
+            hint="rename that column first (no CSV can hold its name anyway)",
+        )
 
 
 def _helper(kind: str, index: int) -> str:
@@ -237,12 +249,7 @@ class Scaling:
                 f"group column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} of the stats (--by) not found",
                 hint="transform data that has the group columns",
             )
-        taken = next((name for name in schema if name.startswith("\x00")), None)
-        if taken is not None:  # the join's own columns are named so; Polars would rename or drop the data's
-            raise DataError(
-                f"{source + ': ' if source else ''}column {taken!r} begins with a NUL character, which per-group stats keep for the columns of their join",
-                hint="rename that column first (no CSV can hold its name anyway)",
-            )
+        refuse_own_names(schema, source, "per-group stats keep for the columns of their join")
         params = self.parameters()
         if isinstance(frame, pl.LazyFrame):
             params = params.lazy()
@@ -502,6 +509,9 @@ def transform(
         check_output_columns(plan[0].types, out_format)
         # fitted integers come back as integers (pooled parameters only: per-group ones vary by row)
         integers = _Integers(stats) if inverse and not scaling.grouped else None
+        if integers is not None and integers.columns:
+            for part in plan:
+                refuse_own_names(part.types, part.schema.source.display, "--inverse keeps for the integers it restores")
         if target is None:
             stream = stdout_stream(stdout)
             with writing("the output"):
