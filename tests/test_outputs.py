@@ -488,3 +488,17 @@ def test_a_piped_model_or_stats_file_without_end_is_refused_at_its_limit(folder:
     result = subprocess.run(["bash", "-c", f"{' '.join(NORMCLI)} inspect <(cat /dev/zero)"], cwd=folder, capture_output=True, text=True, timeout=120)
     assert_one_error(result, 1, "/dev/fd/", "more than 128 MiB")
     assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"], ["export", "--help"]])
+def test_help_and_version_into_a_full_disk_or_a_closed_stdout_are_one_error_line(tmp_path: Path, args: list[str]) -> None:
+    """``normcli --help > /dev/full`` and ``normcli --help >&-`` printed a traceback, ``--version >&-``
+    the generic AttributeError fallback, ``export --help > /dev/full`` the bare OSError text."""
+    full = character_device(tmp_path, "full")
+    with open(full, "wb") as sink:
+        result = subprocess.run([*NORMCLI, *args], cwd=tmp_path, stdout=sink, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert_one_error(result, 1, "cannot write stdout", "no space left on the device")
+    if args[0] != "export":  # click prints a subcommand's help into a closed stdout as into nothing
+        shell = f"{' '.join(NORMCLI)} {' '.join(args)} >&-"
+        closed = subprocess.run(["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert_one_error(closed, 1, "cannot write to stdout: it is closed")
