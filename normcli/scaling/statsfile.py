@@ -560,6 +560,11 @@ def _int_array(read: _Reader, obj: Any, key: str, where: str, size: int) -> np.n
     return np.array(value, dtype=np.int64).reshape(size)
 
 
+_MAX_WEIGHT_BITS = 1000
+"""fit refuses a column whose total weight reaches 2^1000 (:func:`normcli.scaling.methods.unfittable`),
+so no stats file it writes holds more; a merge of such totals then stays within float64."""
+
+
 class _GroupSums(Sequence):
     """The exact sums of a column in every group, validated and converted when first needed
     (merges need them; transform does not)."""
@@ -594,6 +599,8 @@ class _GroupSums(Sequence):
         weight = read.expansion(entry, "w", f"{where}[{index}]") if self.w is not None else None
         if weight is not None and weight.mantissa < 0:
             raise read.fail(f"{where}.w[{index}]", "must not be negative")
+        if weight is not None and weight.magnitude() > _MAX_WEIGHT_BITS:
+            raise read.fail(f"{where}.w[{index}]", f"must be below 2^{_MAX_WEIGHT_BITS}, the largest total weight fit accepts")
         moments = Moments(
             self.count[index],
             self.shift[index],
@@ -613,6 +620,8 @@ def _sums_from_dict(read: _Reader, entry: Any, where: str, count: int) -> Moment
     weight = read.expansion(sums, "w", f"{where}.sums") if "w" in sums else None
     if weight is not None and weight.mantissa < 0:
         raise read.fail(f"{where}.sums.w", "must not be negative")
+    if weight is not None and weight.magnitude() > _MAX_WEIGHT_BITS:
+        raise read.fail(f"{where}.sums.w", f"must be below 2^{_MAX_WEIGHT_BITS}, the largest total weight fit accepts")
     return Moments(
         count,
         read.number(sums, "shift", f"{where}.sums"),
