@@ -9,7 +9,6 @@ first offending line with a hint on how to fix it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import re
 from collections.abc import Iterator, Sequence
