@@ -310,7 +310,7 @@ def test_the_plot_cannot_go_to_stdout(classes: Path) -> None:
 def test_a_failing_stdout_leaves_the_model_as_it_was(classes: Path) -> None:
     """train used to replace model.npz and then fail on stdout (exit 1): now nothing is replaced."""
     previous_model(classes)
-    (classes / "m.json").write_bytes(b"previous metrics\n")
+    (classes / "m.json").write_bytes(b'{"normcli_version": "0.0.1", "note": "previous metrics"}\n')  # metrics train may replace
     full = character_device(classes, "full")
     before = snapshot(classes)
     with open(full, "wb") as handle:
