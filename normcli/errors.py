@@ -7,7 +7,16 @@ Only ``normcli.cli`` turns them into a one-line ``normcli: error: ...`` on stder
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
+
+WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+"""How a failed write is described, by errno (a full disk, a file-size limit...)."""
 
 
 class ExitStatus(IntEnum):

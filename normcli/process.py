@@ -24,7 +24,7 @@ import signal
 import sys
 from typing import IO, NoReturn
 
-from normcli.errors import ExitStatus
+from normcli.errors import WRITE_ERRNOS, ExitStatus
 
 SIGNAL_OF_STATUS = {ExitStatus.INTERRUPTED: signal.SIGINT, ExitStatus.TERMINATED: signal.SIGTERM}
 """The exit statuses that stand for death by a signal (as shells report it: 128 + the number)."""
@@ -69,12 +69,22 @@ def flush_quietly(stream: IO[str] | None) -> bool:
 
 
 def write_stdout(text: str) -> None:
-    """Print ``text`` on stdout; a reader that closed the pipe is not an error."""
+    """Print ``text`` on stdout; a reader that closed the pipe is not an error, a full disk is
+    (``normcli --help > /dev/full``: one error line and exit 1, not a traceback), and so is a
+    stdout the shell closed (``>&-``), as for the commands' data."""
+    if sys.stdout is None:
+        print("normcli: error: cannot write to stdout: it is closed (redirect it, e.g. > out.txt)", file=sys.stderr)
+        exit_process(ExitStatus.DATA_ERROR)
     try:
         sys.stdout.write(text)
+        sys.stdout.flush()
     except BrokenPipeError:
         silence(sys.stdout)
-    flush_quietly(sys.stdout)
+    except OSError as exc:
+        silence(sys.stdout)
+        what = WRITE_ERRNOS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+        print(f"normcli: error: cannot write stdout: {what}", file=sys.stderr)
+        exit_process(ExitStatus.DATA_ERROR)
 
 
 def exit_process(status: int) -> NoReturn:

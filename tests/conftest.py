@@ -30,7 +30,8 @@ def snapshot(folder: Path) -> dict[str, str]:
 def previous_output(name: str) -> bytes:
     """The bytes of "a previous, complete output" named ``name``, of the kind normcli may replace:
     a stats file for ``.json`` (fit and merge refuse to replace anything else without --force), a
-    model archive for ``.npz`` (likewise for train), else plain text."""
+    model archive for ``.npz`` (likewise for train), an export for ``.sql`` and ``.onnx`` (likewise
+    for export), else plain text."""
     import io
     import zipfile
 
@@ -41,6 +42,10 @@ def previous_output(name: str) -> bytes:
         with zipfile.ZipFile(buffer, "w") as archive:  # a fixed date: the same bytes every time
             archive.writestr(zipfile.ZipInfo("metadata.npy", date_time=(1980, 1, 1, 0, 0, 0)), b"a previous, complete output")
         return buffer.getvalue()
+    if name.endswith(".sql"):
+        return b"-- normcli: a previous, complete output\n"
+    if name.endswith(".onnx"):
+        return b"\x08\x08\x12\x07normcli: a previous, complete output"
     return b"a previous, complete output\n"
 
 

@@ -99,6 +99,16 @@ def test_missing_new_and_retyped_columns(folder: Path) -> None:
     assert c["notes"] == ["type Int64 → Float64"] and code == 0
 
 
+
+def test_infinite_values_are_named_not_taken_for_too_few_values(folder: Path) -> None:
+    """An infinity among finite values is left out of the sums (fit refuses it): check used to
+    report 'has too few values (or too little weight) for a standard deviation'."""
+    pl.DataFrame({"a": [9.0, float("inf"), 11.0, float("-inf")], "b": [3.0, 2.0, 3.0, 2.0], "c": [40, 60, 50, 50], "label": "x"}).write_parquet("inf.parquet")
+    code, doc, stderr = check("inf.parquet", "--max-shift", "10", "--max-std-ratio", "100", "--max-out-of-range", "1")
+    a = next(col for col in doc["columns"] if col["name"] == "a")
+    assert code == 1 and a["problems"] == ["holds 2 infinite values"]
+    assert "a (holds 2 infinite values)" in stderr
+
 def test_already_transformed_data_are_recognised(folder: Path) -> None:
     assert runner.invoke(app, ["transform", "same.parquet", "-s", "stats.json", "-o", "scaled.parquet", "-q"]).exit_code == 0
     code, doc, stderr = check("scaled.parquet")

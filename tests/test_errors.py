@@ -104,6 +104,39 @@ def tampered(change: Callable[[dict], None], name: str) -> Callable[[Path], None
     return make
 
 
+def tampered_groups(change: Callable[[dict], None], name: str = "bad.json") -> Callable[[Path], None]:
+    """A per-group stats file (g.csv fitted --by g, an integer column k kept as a second key) changed."""
+
+    def make(folder: Path) -> None:
+        (folder / "g.csv").write_text("g,k,x\na,1,1\na,1,3\nb,2,5\nb,2,9\n")
+        invoke_plain(folder, "fit", "g.csv", "--by", "g,k", "-o", "g.json")
+        doc = json.loads((folder / "g.json").read_text())
+        change(doc)
+        (folder / name).write_text(json.dumps(doc))
+
+    return make
+
+
+def set_group(path: tuple, value) -> Callable[[dict], None]:
+    """Set ``doc['groups'][path...]`` (the last step may index a list)."""
+
+    def change(doc: dict) -> None:
+        place = doc["groups"]
+        for step in path[:-1]:
+            place = place[step]
+        place[path[-1]] = value
+
+    return change
+
+
+def twice_the_rows(folder: Path) -> None:
+    """stats.json claiming 2^63 - 1 rows, and a grouped one whose first group claims as many."""
+    doc = stats_doc(folder)
+    doc["inputs"]["row_count"] = 2**63 - 1
+    (folder / "huge.json").write_text(json.dumps(doc))
+    tampered_groups(set_group(("row_count", 0), 2**63 - 1), "huge-group.json")(folder)
+
+
 def set_first(field: str, value) -> Callable[[dict], None]:
     def change(doc: dict) -> None:
         doc["columns"][0][field] = value
@@ -503,7 +536,8 @@ CASES = [
     Case("108-merge-different-by", ("merge", "g1.json", "g2.json", "-o", "out.json"), 1, ("--by", "(none)"), make=lambda d: ((d / "g.csv").write_text("g,x\na,1\nb,3\n"), (d / "h.csv").write_text("g,x\na,2\nb,5\n"), invoke_plain(d, "fit", "g.csv", "--by", "g", "-o", "g1.json"), invoke_plain(d, "fit", "h.csv", "-o", "g2.json", "--exclude", "g")), output="out.json"),
     Case("108-merge-key-kinds", ("merge", "g1.json", "g2.json", "-o", "out.json"), 1, ("group column 'g' holds integer keys in g1.json but text keys in g2.json", "--dtype 'g=text'"), make=lambda d: ((d / "g.csv").write_text("g,x\n1,1\n2,3\n"), (d / "h.csv").write_text("g,x\n1,2\nb,5\n"), invoke_plain(d, "fit", "g.csv", "--by", "g", "-o", "g1.json"), invoke_plain(d, "fit", "h.csv", "--by", "g", "-o", "g2.json")), output="out.json"),
     Case("109-group-stats-tampered", ("inspect", "bad.json"), 1, ("groups.columns['x'].scale[0]", "positive"), make=lambda d: ((d / "g.csv").write_text("g,x\na,1\na,3\n"), invoke_plain(d, "fit", "g.csv", "--by", "g", "-o", "g.json"), (d / "bad.json").write_text((d / "g.json").read_text().replace('"scale": [\n', '"scale": [').replace('"scale": [1.0]', '"scale": [-1.0]')))),
-    Case("110-export-empty-table-part", ("export", "stats.json", "--to", "sql", "--table", "main."), 2, ("--table needs a name", "schema.table")),
+    Case("110-export-empty-table-part", ("export", "stats.json", "--to", "sql", "--table", "main."), 2, ("--table needs a name", "schema.table", "'main.' has an empty part")),
+    Case("110-export-table-with-an-empty-middle-part", ("export", "stats.json", "--to", "sql", "--table", "main..data", "-o", "out.sql"), 2, ("--table needs a name", "'main..data' has an empty part")),
     Case("110-export-unknown-target", ("export", "stats.json", "--to", "xml"), 2, ("unknown --to 'xml'", "sql, onnx")),
     Case("110-export-unknown-dialect", ("export", "stats.json", "--to", "sql", "--dialect", "oracle"), 2, ("unknown --dialect 'oracle'", "duckdb, postgres, sqlite")),
     Case("110-export-onnx-needs-a-file", ("export", "stats.json", "--to", "onnx"), 2, ("binary model", "-o")),
@@ -513,6 +547,29 @@ CASES = [
     Case("111-check-stats-missing", ("check", "ok.csv", "-s", "nope.json"), 1, ("nope.json", "no such stats file")),
     Case("111-check-bad-threshold", ("check", "ok.csv", "-s", "stats.json", "--max-std-ratio", "0.5"), 2, ("--max-std-ratio", "≥ 1")),
     Case("112-train-with-group-stats", ("train", "classes.csv", "--target", "y", "--stats", "g.json", "-o", "out.npz"), 2, ("per group", "--by", "without --by"), make=lambda d: (classes_csv(d), (d / "g.csv").write_text("y,x1,x2\n0,1,2\n0,3,4\n"), invoke_plain(d, "fit", "g.csv", "--by", "y", "-o", "g.json")), output="out.npz"),
+
+    # review of issue 10 on the merged code: tampered per-group stats and merges past 2^63 rows
+    Case("113-group-row-count-beyond-int64", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("bad.json", "groups.row_count[0]", "integer from 0 to 9223372036854775807"), make=tampered_groups(set_group(("row_count", 0), 10**30)), output="out.csv"),
+    Case("113-group-count-beyond-int64", ("merge", "bad.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "groups.columns['x'].count[1]", "integer from 0"), make=tampered_groups(set_group(("columns", "x", "count", 1), 2**64)), output="out.json"),
+    Case("113-group-mean-of-401-digits", ("export", "bad.json", "--to", "sql", "-o", "out.sql"), 1, ("bad.json", "groups.columns['x'].mean[0]", "finite number"), make=tampered_groups(set_group(("columns", "x", "mean", 0), 10**400)), output="out.sql"),
+    Case("113-group-key-of-401-digits", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("bad.json", "groups.keys[0]", "'k'", "Int64"), make=tampered_groups(set_group(("keys", 0, 1), 10**400)), output="out.csv"),
+    Case("113-group-key-beyond-int64", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("groups.keys[1]", "9223372036854775808", "Int64"), make=tampered_groups(set_group(("keys", 1, 1), 2**63)), output="out.csv"),
+    Case("113-group-key-of-the-wrong-type", ("transform", "g.csv", "-s", "bad.json", "-o", "out.csv"), 1, ("groups.keys[0]", "True", "'g'", "String"), make=tampered_groups(set_group(("keys", 0, 0), True)), output="out.csv"),
+    Case("113-group-key-text-for-an-integer-column", ("check", "g.csv", "-s", "bad.json"), 1, ("groups.keys[0]", "'1'", "'k'", "Int64"), make=tampered_groups(set_group(("keys", 0, 1), "1"))),
+    Case("113-group-column-not-fitted", ("inspect", "bad.json"), 1, ("groups.columns['zz']", "not one of the fitted columns"), make=tampered_groups(lambda doc: doc["groups"]["columns"].update(zz=doc["groups"]["columns"]["x"]))),
+    Case("115-export-over-data", ("export", "stats.json", "--to", "sql", "-o", "ok.csv"), 2, ("ok.csv", "not a normcli export (SQL or ONNX)", "--force")),
+    Case("115-export-over-other-stats", ("export", "stats.json", "--to", "onnx", "-o", "other.json"), 2, ("other.json", "not a normcli export", "--force"), make=lambda d: shutil.copy(d / "stats.json", d / "other.json")),
+    Case("115-export-through-a-link-to-stats", ("export", "stats.json", "--to", "sql", "-o", "link.sql"), 2, ("link.sql", "not a normcli export"), make=lambda d: (shutil.copy(d / "stats.json", d / "other.json"), os.symlink("other.json", d / "link.sql"))),
+    Case("115-train-metrics-over-stats", ("train", "classes.csv", "--target", "y", "--epochs", "1", "-o", "out.npz", "--metrics-out", "stats.json"), 2, ("stats.json", "not a normcli metrics file", "--force"), make=classes_csv, output="out.npz"),
+    Case("115-train-plot-over-data", ("train", "classes.csv", "--target", "y", "--epochs", "1", "-o", "out.npz", "--plot", "ok.csv"), 2, ("ok.csv", "not a PNG image", "--force"), make=classes_csv, output="out.npz"),
+    Case("113-sums-beyond-float64", ("merge", "bad.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "sums.s1", "finite number", "beyond float64"), make=tampered(lambda doc: doc["columns"][0]["sums"].update(s1=[1e308, 1e308]), "bad.json"), output="out.json"),
+    Case("113-group-sums-beyond-float64", ("merge", "bad.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "groups.columns['x'].sums[0].s1", "beyond float64"), make=tampered_groups(set_group(("columns", "x", "sums", "s1", 0), [1e308, 1e308])), output="out.json"),
+    Case("117-nul-named-column-with-group-stats", ("transform", "nul.parquet", "-s", "g.json", "-o", "out.parquet"), 1, ("nul.parquet", "column '\\x00known'", "NUL character", "rename"), make=lambda d: ((d / "g.csv").write_text("g,x\na,1\na,3\n"), invoke_plain(d, "fit", "g.csv", "--by", "g", "-o", "g.json"), pl.DataFrame({"g": ["a", "a"], "x": [1.0, 2.0], "\x00known": [1, 2]}).write_parquet(d / "nul.parquet")), output="out.parquet"),
+    Case("117-nul-named-column-with-inverse-of-integers", ("transform", "nul.parquet", "-s", "n.json", "--inverse", "-o", "out.parquet"), 1, ("nul.parquet", "column '\\x000'", "NUL character", "--inverse"), make=lambda d: (pl.DataFrame({"n": [1, 2, 3]}).write_csv(d / "n.csv"), invoke_plain(d, "fit", "n.csv", "-o", "n.json"), pl.DataFrame({"n": [0.5, 1.0, 1.5], "\x000": ["keep", "me", "!"]}).write_parquet(d / "nul.parquet")), output="out.parquet"),
+    Case("119-predict-model-from-stdin-dash", ("predict", "classes.csv", "--model", "-", "-o", "out.csv"), 2, ("--model '-'", "--model /dev/stdin"), make=classes_csv, output="out.csv"),
+    Case("113-group-weight-beyond-what-fit-accepts", ("merge", "bad.json", "bad.json", "--allow-overlap", "-o", "out.json"), 1, ("bad.json", "sums.w[0]", "below 2^1000"), make=lambda d: ((d / "w.csv").write_text("g,x,w\na,1,1\na,3,2\n"), invoke_plain(d, "fit", "w.csv", "--by", "g", "--weight", "w", "-o", "gw.json"), (d / "bad.json").write_text((d / "gw.json").read_text().replace('"w": [[3.0]]', '"w": [[1.7e+308]]'))), output="out.json"),
+    Case("114-merge-beyond-int64-rows", ("merge", "huge.json", "stats.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the rows would count 9,223,372,036,854,775,810", "2^63 - 1"), make=twice_the_rows, output="out.json"),
+    Case("114-merge-group-beyond-int64-rows", ("merge", "huge-group.json", "g.json", "--allow-overlap", "-o", "out.json"), 1, ("cannot merge", "the group g=a, k=1", "2^63 - 1"), make=twice_the_rows, output="out.json"),
 ]
 
 

@@ -327,3 +327,21 @@ def test_export_clip_warns_when_it_does_nothing_as_transform_does(data: Path) ->
             os.chdir(before)
         assert result.exit_code == 0, result.stderr
         assert "--clip does nothing here" in result.stderr, command
+
+
+def test_export_replaces_its_own_exports_and_other_files_only_with_force(tmp_path: Path, monkeypatch) -> None:
+    """export -o had no check_replaceable: it replaced a data file or a stats file with SQL."""
+    monkeypatch.chdir(tmp_path)
+    Path("d.csv").write_text("a,b\n1,2\n3,5\n")
+    cli(tmp_path, "fit", "d.csv", "-o", "s.json", "-q")
+    for to, name in (("sql", "x.sql"), ("onnx", "x.onnx")):
+        cli(tmp_path, "export", "s.json", "--to", to, "-o", name, "-q")
+        first = Path(name).read_bytes()
+        cli(tmp_path, "export", "s.json", "--to", to, "-o", name, "-q")  # its own export: replaced
+        assert Path(name).read_bytes() == first
+    data = Path("d.csv").read_bytes()
+    result = runner.invoke(app, ["export", "s.json", "--to", "sql", "-o", "d.csv"])
+    assert result.exit_code == 2 and "not a normcli export" in result.stderr
+    assert Path("d.csv").read_bytes() == data
+    cli(tmp_path, "export", "s.json", "--to", "sql", "-o", "d.csv", "--force", "-q")
+    assert Path("d.csv").read_text().startswith("-- normcli")

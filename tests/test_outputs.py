@@ -310,7 +310,7 @@ def test_the_plot_cannot_go_to_stdout(classes: Path) -> None:
 def test_a_failing_stdout_leaves_the_model_as_it_was(classes: Path) -> None:
     """train used to replace model.npz and then fail on stdout (exit 1): now nothing is replaced."""
     previous_model(classes)
-    (classes / "m.json").write_bytes(b"previous metrics\n")
+    (classes / "m.json").write_bytes(b'{"normcli_version": "0.0.1", "note": "previous metrics"}\n')  # metrics train may replace
     full = character_device(classes, "full")
     before = snapshot(classes)
     with open(full, "wb") as handle:
@@ -360,6 +360,50 @@ def test_compressed_text_outputs_are_compressed(folder: Path, name: str, magic: 
         assert frame.equals(pl.read_csv(folder / "expected.csv"))
 
 
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["fit", "ok.csv", "-o", "new.json.gz"], "a stats file"),
+        (["merge", "stats.json", "again.json", "--allow-overlap", "-o", "new.json.zst"], "a stats file"),
+        (["export", "stats.json", "--to", "sql", "-o", "new.sql.gz"], "an SQL export"),
+        (["export", "stats.json", "--to", "onnx", "-o", "new.onnx.zst"], "an ONNX export"),
+        (["train", "ok.csv", "--target", "b", "--epochs", "1", "-o", "new.npz.gz"], "a model file"),
+        (["train", "ok.csv", "--target", "b", "--epochs", "1", "-o", "new.npz", "--metrics-out", "new.json.gz"], "the metrics file"),
+        (["train", "ok.csv", "--target", "b", "--epochs", "1", "-o", "new.npz", "--plot", "new.png.GZ"], "the plot"),
+    ],
+    ids=["fit", "merge", "export-sql", "export-onnx", "train-model", "train-metrics", "train-plot"],
+)
+def test_compressed_names_of_outputs_written_uncompressed_are_refused(folder: Path, args: list[str], what: str) -> None:
+    """Stats, models, exports, metrics and plots are never compressed: a .gz/.zst name would lie
+    about the bytes (it used to be written uncompressed under it), so it is refused before any work."""
+    shutil.copy(folder / "stats.json", folder / "again.json")
+    before = snapshot(folder)
+    assert_one_error(run(args, folder), 2, what, "written uncompressed", "name it without the")
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "stats.json", "--to", "sql"],
+        ["export", "stats.json", "--to", "onnx", "-o", "-"],
+        ["fit", "ok.csv", "-o", "-"],
+        ["inspect", "stats.json"],
+        ["check", "ok.csv", "-s", "stats.json", "--json"],
+    ],
+    ids=["export-sql", "export-onnx", "fit", "inspect", "check"],
+)
+def test_stdout_on_a_full_device_is_a_clean_error_naming_stdout(folder: Path, args: list[str]) -> None:
+    """export wrote its bytes to stdout bare: a full disk ended in 'No space left on device'
+    without saying where (the generic OSError line); now as the other commands say it."""
+    full = character_device(folder, "full")
+    before = snapshot(folder)
+    with open(full, "wb") as sink:
+        result = subprocess.run([*NORMCLI, *args, "-q"], cwd=folder, stdout=sink, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert_one_error(result, 1, "cannot write stdout", "no space left")
+    assert snapshot(folder) == before
+
+
 # --------------------------------------------------------------------------- FIFOs and other streams as inputs
 
 
@@ -404,3 +448,57 @@ def test_process_substitution_and_dev_stdin_are_read(folder: Path) -> None:
         doc = json.loads(result.stdout)
         assert doc["inputs"]["files"][0].startswith("/dev/")
         assert doc["columns"] == expected["columns"]
+
+
+@pytest.fixture
+def model_folder(folder: Path) -> Path:
+    """``folder`` with model.npz trained (by the real command) to predict b from a."""
+    result = run(["train", "ok.csv", "--target", "b", "--features", "a", "--epochs", "1", "--val-split", "0", "-o", "model.npz", "-q"], folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_models_and_stats_from_pipes_are_read_like_their_files(model_folder: Path) -> None:
+    """A model is a zip archive, read from its end: from ``<(…)`` or a pipe behind ``/dev/stdin``
+    it used to fail with 'not a readable .npz archive'; and ``inspect <(cat stats.json)`` failed
+    with 'not valid stats JSON', because telling a model from stats consumed the pipe's first bytes."""
+    folder = model_folder
+    shell = " ".join(NORMCLI)
+    expected = run(["predict", "ok.csv", "--model", "model.npz", "-q"], folder)
+    assert expected.returncode == 0, expected.stderr
+    for command in (
+        f"{shell} predict ok.csv --model <(cat model.npz) -q",
+        f"cat model.npz | {shell} predict ok.csv --model /dev/stdin -q",
+    ):
+        result = subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stderr, result.stdout) == (0, "", expected.stdout), command
+    for name in ("model.npz", "stats.json"):
+        direct = json.loads(run(["inspect", name, "--json"], folder).stdout)
+        piped = subprocess.run(["bash", "-c", f"{shell} inspect <(cat {name}) --json"], cwd=folder, capture_output=True, text=True, timeout=120)
+        assert (piped.returncode, piped.stderr) == (0, ""), name
+        document = json.loads(piped.stdout)
+        document.pop("file", None), direct.pop("file", None)
+        assert document == direct
+
+
+def test_a_piped_model_or_stats_file_without_end_is_refused_at_its_limit(folder: Path) -> None:
+    """Read whole into memory, a pipe must end: past the limit of what it claims to be, it is refused
+    (a stats file's 128 MiB without reading the rest of the stream)."""
+    before = snapshot(folder)
+    result = subprocess.run(["bash", "-c", f"{' '.join(NORMCLI)} inspect <(cat /dev/zero)"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert_one_error(result, 1, "/dev/fd/", "more than 128 MiB")
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"], ["export", "--help"]])
+def test_help_and_version_into_a_full_disk_or_a_closed_stdout_are_one_error_line(tmp_path: Path, args: list[str]) -> None:
+    """``normcli --help > /dev/full`` and ``normcli --help >&-`` printed a traceback, ``--version >&-``
+    the generic AttributeError fallback, ``export --help > /dev/full`` the bare OSError text."""
+    full = character_device(tmp_path, "full")
+    with open(full, "wb") as sink:
+        result = subprocess.run([*NORMCLI, *args], cwd=tmp_path, stdout=sink, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert_one_error(result, 1, "cannot write stdout", "no space left on the device")
+    if args[0] != "export":  # click prints a subcommand's help into a closed stdout as into nothing
+        shell = f"{' '.join(NORMCLI)} {' '.join(args)} >&-"
+        closed = subprocess.run(["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert_one_error(closed, 1, "cannot write to stdout: it is closed")

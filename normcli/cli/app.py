@@ -8,6 +8,7 @@ handled here too (SIGTERM is answered like Ctrl-C). The commands live in
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from typer.core import TyperGroup
 
 from normcli import __version__
 from normcli.context import PROG
-from normcli.errors import ExitStatus, NormcliError
+from normcli.errors import WRITE_ERRNOS, ExitStatus, NormcliError
 from normcli.process import exit_process, guard_stderr, silence, write_stdout
 
 
@@ -62,6 +63,10 @@ def report_error(exc: BaseException, stderr: IO[str], debug: bool) -> int:
     if isinstance(exc, BrokenPipeError) or "Broken pipe" in str(exc):
         silence(sys.stdout)  # the interpreter's final flush must be quiet too
         return int(ExitStatus.OK)
+    if isinstance(exc, OSError) and not exc.filename and exc.errno in (errno.ENOSPC, errno.EFBIG):
+        # help or --version into a full disk: the stream is stdout (a file would have a name)
+        print(f"{PROG}: error: cannot write stdout: {WRITE_ERRNOS[exc.errno]}", file=stderr)
+        return int(ExitStatus.DATA_ERROR)
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc) or type(exc).__name__
         name = f"{exc.filename}: " if exc.filename else ""

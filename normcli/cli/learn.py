@@ -185,11 +185,18 @@ def train(
             from normcli.data.outputs import check_replaceable
             from normcli.learn.modelfile import is_model_archive
 
-            check_output_target(output or "model.npz", read_files)
+            check_output_target(output or "model.npz", read_files, plain="a model file")
             check_replaceable(output or "model.npz", is_model_archive, "normcli model file", force)
-        for extra in (metrics_out, plot):  # checked now, not after training
-            if extra is not None:
-                check_output_target(extra, read_files)
+        from normcli.data.outputs import check_replaceable
+        from normcli.learn.train import is_metrics_file, is_plot_file
+
+        for extra, what, is_kind, kind in (
+            (metrics_out, "the metrics file", is_metrics_file, "normcli metrics file"),
+            (plot, "the plot", is_plot_file, "PNG image"),
+        ):  # checked now, not after training
+            if extra is not None and extra != "-":
+                check_output_target(extra, read_files, plain=what)
+                check_replaceable(extra, is_kind, kind, force)
         rates = _parse_floats(lr, "--lr")
         if len(rates) > 1 and not compare:
             raise UsageError("several --lr values need --compare")

@@ -43,7 +43,7 @@ NullValues = Annotated[
     ),
 ]
 Force = Annotated[
-    bool, typer.Option("--force", help="Replace the output file even if it is not one normcli wrote (stats or model).")
+    bool, typer.Option("--force", help="Replace the output file even if it is not one normcli wrote (stats, model or export).")
 ]
 Inputs = Annotated[
     list[str] | None,

@@ -11,6 +11,7 @@ from normcli.cli.options import (
     Clip,
     Debug,
     Dtype,
+    Force,
     Format,
     Impute,
     Inputs,
@@ -115,6 +116,7 @@ def export(
     clip: Clip = False,
     impute: Impute = "keep",
     unknown_group: UnknownGroup = "pooled",
+    force: Force = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -146,9 +148,11 @@ def export(
         if target == "-" and to == "onnx" and env.stdout_is_terminal:  # as transform refuses Parquet there
             raise UsageError("onnx output is binary and stdout is a terminal", hint="name a file with -o scaler.onnx, or redirect: ... > scaler.onnx")
         if target != "-":
-            from normcli.data.outputs import check_output_target
+            from normcli.data.outputs import check_output_target, check_replaceable
+            from normcli.scaling.export import is_export_file
 
-            check_output_target(target, [stats])
+            check_output_target(target, [stats], plain=f"an {to.upper()} export")
+            check_replaceable(target, is_export_file, "normcli export (SQL or ONNX)", force)
         loaded = load_stats(stats)
         options = ExportOptions(inverse=inverse, clip=clip, impute=ImputeOption.parse(impute), unknown_group=unknown_group)
         for warning in options.check(loaded).warnings:  # as transform warns (--clip that does nothing)
@@ -158,8 +162,12 @@ def export(
         else:
             data = export_onnx(loaded, options=options)
         if target == "-":
-            env.stdout.write(data)
-            env.stdout.flush()
+            from normcli.data.outputs import stdout_stream, writing
+
+            stream = stdout_stream(env.stdout)
+            with writing("stdout"):
+                stream.write(data)
+                stream.flush()
         else:
             from normcli.data.outputs import atomic_path
 

@@ -99,7 +99,7 @@ def fit(
         from normcli.scaling.statsfile import is_stats_file, save_stats
 
         if output != "-":
-            check_output_target(output, named_files(inputs or []))
+            check_output_target(output, named_files(inputs or []), plain="a stats file")
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         nulls = _split_list(null_values)
         storage = _parse_storage_options(storage_option)
@@ -262,13 +262,23 @@ def inspect(
     def body(env: Env) -> None:
         if json_output and csv_output:
             raise UsageError("--json and --csv cannot be combined", hint="choose one")
-        if file != "-" and _is_model_file(file):
+        streamed = None
+        if file != "-":  # a FIFO or <(…) can be read only once: read it whole, then tell what it is
+            from normcli.data.inputs import read_if_stream
+            from normcli.learn.modelfile import MAX_STREAMED_MODEL_BYTES
+            from normcli.scaling.statsfile import MAX_STATS_BYTES
+
+            def limit(head: bytes) -> int:  # a stats file's own limit: no need to read past it
+                return MAX_STREAMED_MODEL_BYTES if head == b"PK\x03\x04" else MAX_STATS_BYTES
+
+            streamed = read_if_stream(file, limit, "stats or model file")
+        if file != "-" and (streamed.startswith(b"PK\x03\x04") if streamed is not None else _is_model_file(file)):
             import json
 
             from normcli.learn.modelfile import describe_model
             from normcli.report import model_csv, model_summary
 
-            document = describe_model(file)
+            document = describe_model(file, streamed)
             if json_output:
                 env.write_text(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
             else:
@@ -278,7 +288,12 @@ def inspect(
         from normcli.report import stats_csv, stats_table
         from normcli.scaling.statsfile import dumps_stats, load_stats
 
-        loaded = load_stats(file, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal)
+        if streamed is not None:
+            from normcli.scaling.statsfile import stats_from_bytes
+
+            loaded = stats_from_bytes(streamed, file)
+        else:
+            loaded = load_stats(file, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal)
         if json_output:
             env.write_text(dumps_stats(loaded))
         elif csv_output:
@@ -338,7 +353,7 @@ def merge(
             from normcli.data.outputs import check_output_target, check_replaceable
             from normcli.scaling.statsfile import is_stats_file
 
-            check_output_target(output, stats_files)
+            check_output_target(output, stats_files, plain="a stats file")
             check_replaceable(output, is_stats_file, "normcli stats file", force)
         merged = merge_stats(
             [load_stats(path, stdin=env.stdin, stdin_is_terminal=env.stdin_is_terminal) for path in stats_files],

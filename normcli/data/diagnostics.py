@@ -9,7 +9,6 @@ first offending line with a hint on how to fix it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +16,7 @@ from typing import IO, TYPE_CHECKING
 
 from normcli.data.formats import BOOLEAN_CARRIER, ReadOptions, cleaned_text
 from normcli.data.inputs import Source, describe
-from normcli.errors import DataError
+from normcli.errors import WRITE_ERRNOS, DataError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -42,12 +41,7 @@ _DTYPE_NAMES = {
     "f64": "Float64", "f32": "Float32", "i64": "Int64", "i32": "Int32", "u64": "UInt64", "i128": "Int128",
     "bool": "Boolean", BOOLEAN_CARRIER: "Boolean",
 }
-_WRITE_ERRNOS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EFBIG: "file too large (a file-size limit, ulimit -f, was reached)",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-}
+_WRITE_ERRNOS = WRITE_ERRNOS
 _OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
 
 

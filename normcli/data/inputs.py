@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -324,6 +324,31 @@ def _is_stream_path(name: str, info: os.stat_result) -> bool:
     if not stat.S_ISREG(info.st_mode) or follow_links(name)[1]:
         return True
     return info.st_size == 0 and os.path.realpath(name).startswith("/proc/")
+
+
+def read_if_stream(name: str, limit: int | Callable[[bytes], int], what: str) -> bytes | None:
+    """All the bytes of ``name`` when it must be read as a stream (a FIFO, ``<(…)``, ``/dev/stdin``
+    on a pipe), for a file that must be read whole and cannot be read from a pipe in place (a zip
+    archive is read from its end); None for a regular file or a name that cannot be opened (the
+    caller reports it). More than ``limit`` bytes are refused, so ``<(cat /dev/zero)`` ends; a
+    callable ``limit`` is given the first 4 bytes (a kind of file may have its own limit)."""
+    try:
+        info = os.stat(name)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISDIR(info.st_mode) or not _is_stream_path(name, info):
+        return None
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read(4)
+            if callable(limit):
+                limit = limit(data)
+            data += handle.read(max(limit - len(data), 0) + 1)
+    except OSError:
+        return None
+    if len(data) > limit:
+        raise DataError(f"{name}: the stream holds more than {limit >> 20} MiB, more than any {what}", hint=f"is it a {what}?")
+    return data
 
 
 def _sniff_file(name: str, fmt: Format, compression: str | None) -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO
 
 from normcli.data.diagnostics import write_failure
-from normcli.data.formats import FORMATS, Format, detect_format
+from normcli.data.formats import COMPRESSIONS, FORMATS, Format, detect_format
 from normcli.data.inputs import STANDARD_STREAMS, follow_links
 from normcli.data.storage import StorageOptions, check_scheme, is_url, store_errors, write_url
 from normcli.errors import DataError, UsageError
@@ -185,11 +185,15 @@ def output_format(path: str | None, override: str | None) -> tuple[Format, str |
     return fmt, compression
 
 
-def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = ()) -> Path | str:
+def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = (), *, plain: str | None = None) -> Path | str:
     """Check before any work that ``target`` can be written and is none of the inputs.
 
+    ``plain`` names what is written when it is never compressed (``"a stats file"``): a name
+    ending in ``.gz`` or ``.zst`` is then refused rather than written uncompressed under it.
     Returns the target as a :class:`Path`, or as the URL string it is (the store's permissions are
     known only when writing)."""
+    if plain is not None:
+        check_uncompressed_name(target, plain)
     if is_url(target):
         check_scheme(target)
         if target in [str(source) for source in inputs]:
@@ -219,6 +223,17 @@ def check_output_target(target: str, inputs: Sequence[str | os.PathLike[str]] = 
                     hint="write to a new file; normcli never overwrites its inputs",
                 )
     return Path(target)
+
+
+def check_uncompressed_name(target: str, what: str) -> None:
+    """Refuse a compressed name (``stats.json.gz``) for an output normcli writes uncompressed: the
+    file would claim a compression it does not have (only data outputs are compressed on the way)."""
+    suffix = Path(target).suffix.lower()
+    if suffix in COMPRESSIONS:
+        raise UsageError(
+            f"{target}: {what} is written uncompressed, but the name ends in {suffix} ({COMPRESSIONS[suffix]})",
+            hint=f"name it without the {suffix} ending (compress it afterwards if you like)",
+        )
 
 
 def check_replaceable(target: str, is_kind: Callable[[Path], bool], kind: str, force: bool = False) -> None:

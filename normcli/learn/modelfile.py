@@ -272,14 +272,28 @@ def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, displ
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[MLP, dict]:
+MAX_STREAMED_MODEL_BYTES = 1 << 30
+"""A model read from a pipe (``--model <(…)``, a FIFO) is read into memory first (a zip archive
+is read from its end); more than this is refused."""
+
+
+def load_model(path: str | os.PathLike[str], data: bytes | None = None) -> tuple[MLP, dict]:
     """Load a model saved by :func:`save_model`; returns ``(model, extra)``.
 
     Uses ``np.load(path, allow_pickle=False)`` only. A missing, unreadable, corrupt or non-npz
     file, a foreign npz, one with object arrays, or one whose arrays do not fit the stored
-    architecture raises :class:`~normcli.errors.DataError` naming the file.
+    architecture raises :class:`~normcli.errors.DataError` naming the file. A FIFO or a pipe
+    (``<(…)``, ``/dev/stdin``) is read whole first, up to :data:`MAX_STREAMED_MODEL_BYTES`;
+    ``data`` is the file's content when the caller already read it.
     """
-    return _read_model(path, os.fspath(path))
+    from normcli.data.inputs import read_if_stream
+
+    display = os.fspath(path)
+    if data is None:
+        data = read_if_stream(display, MAX_STREAMED_MODEL_BYTES, "model file")
+    if data is not None:
+        return _read_model(io.BytesIO(data), display)
+    return _read_model(path, display)
 
 
 def model_from_bytes(data: bytes, display: str = "<bytes>") -> tuple[MLP, dict]:
@@ -297,12 +311,12 @@ def is_model_archive(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+def describe_model(path: str | os.PathLike[str], data: bytes | None = None) -> dict[str, Any]:
     """What a model file holds, as one JSON-able document: the architecture (``config``), the
     number of trained ``parameters``, and the metadata train stored (task, target, features and
     their encoding, classes, normalization stats, training settings and outcome). Validated as
-    :func:`load_model` validates."""
-    model, extra = load_model(path)
+    :func:`load_model` validates (``data``: the file's content, when already read)."""
+    model, extra = load_model(path, data)
     state = model.state_dict(copy=False)
     parameters = sum(int(array.size) for name, array in state.items() if name.rsplit(".", 1)[-1] in ("W", "b", "gamma", "beta"))
     return {

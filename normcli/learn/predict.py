@@ -341,6 +341,11 @@ def predict(
     dataset = engine.distributed or is_dataset_target(output)
     if engine.distributed and not is_dataset_target(output):
         raise UsageError(f"on a cluster, -o names a dataset folder, not '{output}'", hint="end it with /, e.g. -o out/")
+    if str(model) == "-":
+        raise UsageError(
+            "--model '-': a model is read from a file, not from stdin ('-')",
+            hint="name the .npz file; to pipe one in, use --model /dev/stdin or --model <(...)",
+        )
     network, meta = load_model(model)
     encoder = load_encoder(meta, model)
     task, trained_target, labels, scaling = check_metadata(network, meta, model)

@@ -12,6 +12,8 @@ from normcli.learn._seam import check_output_target, open_inputs, stats_to_dict
 from normcli.learn.dataset import DataOptions, Feedback, Prepared, Reading, load_given_stats, prepare
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from normcli.nn import TrainConfig, TrainResult
 
 __all__ = ["TrainReport", "train", "default_config", "metrics_document", "fitted_config"]
@@ -29,6 +31,27 @@ defaults). Chosen on held-out R² of small real regression tables against scikit
 (bench/bench_regression.py): Adam with early stopping on the validation split (the best epoch's
 weights are kept) instead of 20 epochs of SGD, which under-trained small tables (R² 0.28 where
 scikit-learn's MLP reaches 0.47 on diabetes)."""
+
+
+
+def is_metrics_file(path: Path) -> bool:
+    """Whether ``path`` looks like metrics train wrote (``--metrics-out``): JSON whose first key is
+    ``normcli_version``. A quick look for :func:`~normcli.data.outputs.check_replaceable`."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return b'"normcli_version"' in head and head.lstrip().startswith(b"{")
+
+
+def is_plot_file(path: Path) -> bool:
+    """Whether ``path`` is a PNG image (what ``--plot`` writes), for ``check_replaceable``."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def default_config(seed: int = 0) -> TrainConfig:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -53,6 +53,18 @@ _KNOWN = "\x00known"
 
 _NAIVE_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?")
 """A datetime key as Polars writes a naive datetime (no time zone)."""
+
+
+def refuse_own_names(names: Iterable[str], source: str | None, why: str) -> None:
+    """Refuse data columns whose names begin with a NUL character: the columns transform adds
+    for a while (the group join, the integers of --inverse) are named so, and Polars would
+    rename, overwrite or drop the data's own (exit 0, data lost)."""
+    taken = next((name for name in names if name.startswith("\x00")), None)
+    if taken is not None:
+        raise DataError(
+            f"{source + ': ' if source else ''}column {taken!r} begins with a NUL character, which {why}",
+            hint="rename that column first (no CSV can hold its name anyway)",
+        )
 
 
 def _helper(kind: str, index: int) -> str:
@@ -244,8 +256,9 @@ class Scaling:
         # median is refused for group stats (robust does not fit per group)
         return METHODS[column.method].transformed_means(group)
 
-    def prepare(self, frame):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
-        """``frame`` joined with the per-group parameters (a left join keeping the row order)."""
+    def prepare(self, frame, source: str | None = None):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
+        """``frame`` joined with the per-group parameters (a left join keeping the row order);
+        ``source`` names the data in errors."""
         if not self.grouped:
             return frame
         import polars as pl
@@ -257,6 +270,7 @@ class Scaling:
                 f"group column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} of the stats (--by) not found",
                 hint="transform data that has the group columns",
             )
+        refuse_own_names(schema, source, "per-group stats keep for the columns of their join")
         params = self.parameters()
         if isinstance(frame, pl.LazyFrame):
             params = params.lazy()
@@ -526,6 +540,9 @@ def transform(
         check_output_columns(plan[0].types, out_format)
         # fitted integers come back as integers (pooled parameters only: per-group ones vary by row)
         integers = _Integers(stats) if inverse and not scaling.grouped else None
+        if integers is not None and integers.columns:
+            for part in plan:
+                refuse_own_names(part.types, part.schema.source.display, "--inverse keeps for the integers it restores")
         if target is None:
             stream = stdout_stream(stdout)
             with writing("the output"):
@@ -810,7 +827,7 @@ def _write(
         if scaling.grouped and scaling.unknown_group == "error":
             _check_groups_first(frame, scaling, sources, read)
         with polars_errors(sources, read):
-            prepared = scaling.prepare(frame)
+            prepared = scaling.prepare(frame, sources[0].display if len(sources) == 1 else describe(sources))
             if integers is not None and integers.columns:
                 output = integers.apply(prepared, exprs, integers.failures(prepared).collect(engine="streaming"))
             else:
@@ -843,7 +860,7 @@ def _write(
         for part in parts:
             first_row = 0
             for frame in _frames(part, read):
-                prepared = scaling.prepare(frame)
+                prepared = scaling.prepare(frame, part.schema.source.display)
                 scaling.check_groups(prepared, part.schema.source.display, first_row)
                 if counters:
                     _add_counts(totals, unseen, prepared.select(counters))

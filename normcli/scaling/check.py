@@ -288,6 +288,9 @@ def _now(check: ColumnCheck, partial: ColumnPartial, words: int, outside: int, s
     if words:
         check.problems.append(f"holds {words} non-numeric value{'s' if words != 1 else ''}")
         return
+    if partial.inf_count:  # fit refuses them; their moments are not summed (it said "too few values")
+        check.problems.append(f"holds {partial.inf_count} infinite value{'s' if partial.inf_count != 1 else ''}")
+        return
     rows = partial.count + partial.null_count + partial.nan_count
     check.count_now = partial.count
     check.missing_now = (partial.null_count + partial.nan_count) / rows if rows else 0.0

@@ -177,6 +177,18 @@ class SQLite(Dialect):
 SQL_DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDB(), Postgres(), SQLite())}
 
 
+def is_export_file(path: str) -> bool:
+    """Whether ``path`` looks like an export normcli wrote (SQL starting with its ``-- normcli``
+    comment, or an ONNX model whose producer is normcli): a quick look for
+    :func:`~normcli.data.outputs.check_replaceable`, so ``export -o`` does not replace data."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return head.startswith(b"-- normcli") or b"\x12\x07normcli" in head
+
+
 def export_sql(stats: Stats, *, dialect: str = "duckdb", table: str = "data", options: ExportOptions | None = None) -> str:
     """A ``SELECT`` over ``table`` that applies ``stats`` and passes the other columns through.
 
@@ -191,7 +203,7 @@ def export_sql(stats: Stats, *, dialect: str = "duckdb", table: str = "data", op
     parts = table.split(".")
     if not all(parts):
         raise UsageError(
-            f"--table needs a name, or schema.table with both parts, not '{table}'",
+            f"--table needs a name, or schema.table with both parts: '{table}' has an empty part",
             hint="e.g. --table events or --table analytics.events",
         )
     source = ".".join(d.identifier(part) for part in parts)

@@ -106,6 +106,29 @@ class Fold:
         self.input_columns.extend(name for name in names if name not in known)
 
 
+MAX_COUNT = 2**63 - 1
+"""The largest row or value count a stats file holds (as any table's rows: a signed 64-bit count)."""
+
+
+def _check_counts(fold: Fold, by: Sequence[str], where: str) -> None:
+    """Refuse counts a stats file cannot hold: only merges of tampered or huge shards reach them,
+    and a stats file the loader refuses must never be written."""
+    counts: list[tuple[str, int]] = [("the rows", fold.rows)]
+    for name, partial in fold.columns.items():
+        counts += [(f"column '{name}'", max(partial.count, partial.null_count, partial.nan_count))]
+    for key, group in fold.groups.items():
+        label = describe_key(by, key)
+        counts += [(f"the group {label}", group.rows)]
+        for name, partial in group.columns.items():
+            counts += [(f"column '{name}' in the group {label}", max(partial.count, partial.null_count, partial.nan_count))]
+    for what, count in counts:
+        if count > MAX_COUNT:
+            raise DataError(
+                f"{where}: {what} would count {count:,}, more than a stats file holds (2^63 - 1)",
+                hint="check the inputs: are some stats files tampered, or the same shard given twice?",
+            )
+
+
 def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, requested: Sequence[str] = (), where: str = "data") -> Stats:
     """Fitted parameters for every column of ``fold`` (exact, then rounded once), and the warnings.
 
@@ -114,6 +137,7 @@ def finish(fold: Fold, options: FitOptions, null_values: Sequence[str], *, reque
     """
     import polars as pl
 
+    _check_counts(fold, options.by, where)
     warnings: list[str] = []
     fitted = []
     skipped = dict(fold.skipped)

@@ -226,18 +226,24 @@ def load_stats(
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_STATS_BYTES + 1)
-        if len(raw) > MAX_STATS_BYTES:
-            raise DataError(
-                f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
-                hint="is it a stats file written by normcli fit?",
-            )
-        text = raw.decode("utf-8")
+        return stats_from_bytes(raw, name)
     except FileNotFoundError:
         raise DataError(f"{name}: no such stats file", hint="create one with: normcli fit DATA -o " + name) from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a directory, not a stats file") from None
     except PermissionError:
         raise DataError(f"{name}: permission denied") from None
+
+
+def stats_from_bytes(raw: bytes, name: str) -> Stats:
+    """A stats file's bytes, already read (at most :data:`MAX_STATS_BYTES` + 1 of them), validated."""
+    if len(raw) > MAX_STATS_BYTES:
+        raise DataError(
+            f"{name}: is larger than {MAX_STATS_BYTES >> 20} MiB, which no stats file is",
+            hint="is it a stats file written by normcli fit?",
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{name}: not a normcli stats file (not UTF-8 JSON)") from None
     return parse_stats(text, name)
@@ -316,7 +322,10 @@ class _Reader:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in value)
         ):
             raise self.fail(f"{where}.{key}", f"must be a list of 1 to 64 finite numbers, not {_shown(value)}")
-        return Dyadic.from_expansion([float(v) for v in value])
+        total = Dyadic.from_expansion([float(v) for v in value])
+        if not math.isfinite(float(total)):  # normcli writes the rounded sum first: always finite
+            raise self.fail(f"{where}.{key}", f"must add up to a finite number, not to one beyond float64 ({_shown(value)})")
+        return total
 
 
 def _finite(value: int | float) -> bool:
@@ -395,8 +404,8 @@ def stats_from_dict(doc: Any, source: str = "<stats>") -> Stats:
             raise read.fail("options", f"names the fitted column '{name}' in by or weight")
     groups = None
     if by:
-        groups = _groups_from_dict(read, read.get(doc, "groups", "$"), columns, by)
-        _check_key_kinds(read, groups, skipped)
+        key_types = {s.name: s.dtype for s in skipped}
+        groups = _groups_from_dict(read, read.get(doc, "groups", "$"), columns, by, tuple(key_types.get(name, "String") for name in by))
     elif "groups" in doc:
         raise read.fail("groups", "is present but options.by is empty")
     return Stats(
@@ -439,25 +448,12 @@ def _options_v3(read: _Reader, inputs: Any, options: Any) -> dict[str, Any]:
     }
 
 
-def _check_key_kinds(read: _Reader, groups: GroupTable, skipped: Sequence[SkippedColumn]) -> None:
-    """Every key value is of the kind its ``--by`` column's type says (see :func:`key_kind`): an
-    integer key of a text column would be a group transform can never find."""
-    dtypes = {s.name: s.dtype for s in skipped}
-    for i, name in enumerate(groups.by):
-        dtype = dtypes.get(name, "String")
-        kind = key_kind(dtype)
-        for g, key in enumerate(groups.keys):
-            found = value_kind(key[i])
-            if found is not None and found != kind:
-                raise read.fail(
-                    f"groups.keys[{g}]",
-                    f"holds the {found} {_shown(key[i])} for '{name}', whose keys are "
-                    + (f"{kind} ({dtype})" if kind else f"all null ({dtype})"),
-                )
-
-
-def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], by: tuple[str, ...]) -> GroupTable:
-    """Validate the columnar groups (vectorized: a file may hold 10,000 groups)."""
+def _groups_from_dict(
+    read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], by: tuple[str, ...], dtypes: tuple[str, ...]
+) -> GroupTable:
+    """Validate the columnar groups (vectorized: a file may hold 10,000 groups). Each key holds,
+    per ``--by`` column, null or a value of the type that column had when fitted (``dtypes``, as
+    ``skipped_columns`` lists them): a boolean, an integer within 64 bits, or a string."""
     import numpy as np
 
     if not isinstance(raw, dict):
@@ -471,6 +467,11 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     for i, key in enumerate(keys_raw):
         if not isinstance(key, list) or len(key) != len(by) or not all(v is None or isinstance(v, (str, int)) for v in key):
             raise read.fail(f"groups.keys[{i}]", f"must be a list of {len(by)} strings, integers, booleans or nulls, not {_shown(key)}")
+        for name, dtype, v in zip(by, dtypes, key, strict=True):
+            if v is not None and not _key_fits(v, dtype):
+                kind, found = key_kind(dtype), value_kind(v)
+                what = "beyond the 64 bits of an integer key" if found == kind else f"whose keys are {kind or 'all null'}"
+                raise read.fail(f"groups.keys[{i}]", f"holds the {found} {_shown(v)} for '{name}', {what} ({dtype})")
         typed = tuple((type(v), v) for v in key)
         if typed in seen:
             raise read.fail(f"groups.keys[{i}]", f"{_shown(key)} occurs more than once")
@@ -480,6 +481,10 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     columns_raw = read.get(raw, "columns", "groups")
     if not isinstance(columns_raw, dict):
         raise read.fail("groups.columns", "must be an object")
+    fitted_names = {column.name for column in pooled}
+    unknown = next((name for name in columns_raw if name not in fitted_names), None)
+    if unknown is not None:
+        raise read.fail(f"groups.columns['{unknown}']", "is not one of the fitted columns")
     columns: dict[str, GroupColumn] = {}
     for column in pooled:
         where = f"groups.columns['{column.name}']"
@@ -519,6 +524,18 @@ def _groups_from_dict(read: _Reader, raw: Any, pooled: tuple[ColumnStats, ...], 
     return GroupTable(by=by, keys=tuple(keys), row_count=row_count, columns=columns)
 
 
+def _key_fits(value: str | int | bool, dtype: str) -> bool:
+    """Whether a group key's value is of the type its ``--by`` column had (transform reads the
+    keys as Boolean, Int64 or String, :func:`normcli.scaling.apply._key_dtype`)."""
+    if dtype == "Null":  # a column without values has only null keys
+        return False
+    if dtype == "Boolean":
+        return isinstance(value, bool)
+    if dtype.startswith(("Int", "UInt")):
+        return type(value) is int and -(2**63) <= value <= 2**63 - 1
+    return isinstance(value, str)
+
+
 def _array(read: _Reader, obj: Any, key: str, where: str, size: int) -> list:
     value = read.get(obj, key, where)
     if not isinstance(value, list) or len(value) != size:
@@ -532,7 +549,7 @@ def _float_array(read: _Reader, obj: Any, key: str, where: str, size: int, *, nu
 
     value = _array(read, obj, key, where, size)
     for index, v in enumerate(value):
-        if not ((v is None and nullable) or (type(v) in (int, float) and math.isfinite(v))):
+        if not ((v is None and nullable) or (type(v) in (int, float) and _finite(v))):
             raise read.fail(f"{where}.{key}[{index}]", f"must be a finite number{' or null' if nullable else ''}, not {_shown(v)}")
     return np.array([math.nan if v is None else v for v in value] if nullable else value, dtype=np.float64).reshape(size)
 
@@ -542,9 +559,14 @@ def _int_array(read: _Reader, obj: Any, key: str, where: str, size: int) -> np.n
 
     value = _array(read, obj, key, where, size)
     for index, v in enumerate(value):
-        if type(v) is not int or v < 0:
-            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer ≥ 0, not {_shown(v)}")
+        if type(v) is not int or not 0 <= v <= 2**63 - 1:
+            raise read.fail(f"{where}.{key}[{index}]", f"must be an integer from 0 to {2**63 - 1}, not {_shown(v)}")
     return np.array(value, dtype=np.int64).reshape(size)
+
+
+_MAX_WEIGHT_BITS = 1000
+"""fit refuses a column whose total weight reaches 2^1000 (:func:`normcli.scaling.methods.unfittable`),
+so no stats file it writes holds more; a merge of such totals then stays within float64."""
 
 
 class _GroupSums(Sequence):
@@ -581,6 +603,8 @@ class _GroupSums(Sequence):
         weight = read.expansion(entry, "w", f"{where}[{index}]") if self.w is not None else None
         if weight is not None and weight.mantissa < 0:
             raise read.fail(f"{where}.w[{index}]", "must not be negative")
+        if weight is not None and weight.magnitude() > _MAX_WEIGHT_BITS:
+            raise read.fail(f"{where}.w[{index}]", f"must be below 2^{_MAX_WEIGHT_BITS}, the largest total weight fit accepts")
         moments = Moments(
             self.count[index],
             self.shift[index],
@@ -600,6 +624,8 @@ def _sums_from_dict(read: _Reader, entry: Any, where: str, count: int) -> Moment
     weight = read.expansion(sums, "w", f"{where}.sums") if "w" in sums else None
     if weight is not None and weight.mantissa < 0:
         raise read.fail(f"{where}.sums.w", "must not be negative")
+    if weight is not None and weight.magnitude() > _MAX_WEIGHT_BITS:
+        raise read.fail(f"{where}.sums.w", f"must be below 2^{_MAX_WEIGHT_BITS}, the largest total weight fit accepts")
     return Moments(
         count,
         read.number(sums, "shift", f"{where}.sums"),
