@@ -181,3 +181,19 @@ def test_group_keys_are_read_as_transform_reads_them(tmp_path: Path) -> None:
     (tmp_path / "no-key.csv").write_text("x\n10\n11\n")  # no group column: checked without groups
     report = check_data([str(tmp_path / "no-key.csv")], stats=stats)
     assert report.groups is None and any("no-key.csv has no group column 'key'" in note for note in report.notes)
+
+
+def test_a_single_row_is_judged_by_its_mean_not_by_a_spread_it_cannot_have(folder: Path) -> None:
+    """One row's std is 0: the std ratio would always fail. Its shift still counts."""
+    train = pl.read_parquet("train.parquet")
+    near = {name: float(train[name].mean()) for name in ("a", "b", "c")}
+    pl.DataFrame({**{k: [v] for k, v in near.items()}, "label": ["x"]}).write_csv("one.csv")
+    code, doc, _ = check("one.csv")
+    assert code == 0 and doc["ok"], doc
+    assert all(c["std_ratio"] == 0 for c in doc["columns"] if c["name"] != "label")
+    far = {**near, "a": near["a"] + 10 * float(train["a"].std(ddof=0))}  # 10 SD away
+    pl.DataFrame({**{k: [v] for k, v in far.items()}, "label": ["x"]}).write_csv("far.csv")
+    code, doc, _ = check("far.csv")
+    assert code == 1
+    problems = {c["name"]: c["problems"] for c in doc["columns"]}
+    assert any("mean shifted" in p for p in problems["a"]) and not problems["b"]

@@ -318,7 +318,8 @@ def _now(check: ColumnCheck, partial: ColumnPartial, words: int, outside: int, s
     if abs(check.shift) > thresholds.max_shift:
         check.problems.append(f"mean shifted {_signed(check.shift)} SD")
     ratio = check.std_ratio
-    if ratio > thresholds.max_std_ratio or ratio < 1 / thresholds.max_std_ratio:
+    spread = partial.count >= 2 and total >= 2  # one value (or a weight below 2) has no spread to compare
+    if spread and (ratio > thresholds.max_std_ratio or ratio < 1 / thresholds.max_std_ratio):
         check.problems.append(f"std ratio {ratio:.3g}")
     if check.outside_share > thresholds.max_out_of_range:
         check.problems.append(f"{check.outside_share:.1%} outside the fitted range")
