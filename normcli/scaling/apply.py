@@ -256,9 +256,10 @@ class Scaling:
         # median is refused for group stats (robust does not fit per group)
         return METHODS[column.method].transformed_means(group)
 
-    def prepare(self, frame, source: str | None = None):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
+    def prepare(self, frame, source: str | None = None, *, own_names_checked: bool = False):  # noqa: ANN001, ANN201 - LazyFrame or DataFrame
         """``frame`` joined with the per-group parameters (a left join keeping the row order);
-        ``source`` names the data in errors."""
+        ``source`` names the data in errors. ``own_names_checked``: the data's columns were
+        checked for the helpers' names already (``frame`` holds helper columns of its own)."""
         if not self.grouped:
             return frame
         import polars as pl
@@ -270,7 +271,8 @@ class Scaling:
                 f"group column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} of the stats (--by) not found",
                 hint="transform data that has the group columns",
             )
-        refuse_own_names(schema, source, "per-group stats keep for the columns of their join")
+        if not own_names_checked:
+            refuse_own_names(schema, source, "per-group stats keep for the columns of their join")
         params = self.parameters()
         if isinstance(frame, pl.LazyFrame):
             params = params.lazy()
@@ -906,7 +908,9 @@ def _add_counts(totals: dict[str, Any], unseen: set, counts: pl.DataFrame) -> No
 def _check_groups_first(frame: pl.LazyFrame, scaling: Scaling, sources: Sequence[Source], read: ReadOptions) -> None:
     """``--unknown-group error`` on files: a first pass over the group columns (and whether each
     fitted cell holds a value), so that nothing is written when a row's group is unseen."""
-    with polars_errors(list(sources), read):
-        keys = scaling.prepare(frame.select(*scaling.stats.by, *scaling.value_flags())).collect(engine="streaming")
     where = sources[0].display if len(sources) == 1 else describe(sources)
+    refuse_own_names(frame.collect_schema(), where, "per-group stats keep for the columns of their join")
+    with polars_errors(list(sources), read):
+        flagged = frame.select(*scaling.stats.by, *scaling.value_flags())  # the flags are named like helpers
+        keys = scaling.prepare(flagged, own_names_checked=True).collect(engine="streaming")
     scaling.check_groups(keys, where)
