@@ -132,7 +132,7 @@ def in_process_numbers(files: list[Path], cluster: Cluster) -> dict[str, float]:
         schemas = [read_schema(s, read) for s in sources]
         ranges = [row_ranges(s, read) for s in sources]
         planning = (time.perf_counter() - started) / len(sources)
-        specs, _ = select_columns(unify(schemas), FitOptions())
+        specs = select_columns(unify(schemas), FitOptions()).specs
         fragment = Fragment(0, sources[0], read, tuple(specs), rows=ranges[0][0])
         fragment_stats(fragment)  # warm
         times = []
