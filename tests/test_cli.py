@@ -119,6 +119,21 @@ def test_help_imports_neither_polars_nor_numpy() -> None:
     assert "LOADED []" in out
 
 
+def test_inspect_of_a_stats_file_imports_neither_polars_nor_numpy(tmp_path: Path) -> None:
+    """inspect is what a script calls to look at a stats file: python and json, no data stack."""
+    stats = tmp_path / "s.json"
+    assert runner.invoke(app, ["fit", str(SAMPLE / "checkups.csv"), "-o", str(stats), "-q"]).exit_code == 0
+    code = (
+        f"import sys; sys.argv=['normcli','inspect',{str(stats)!r}]\n"
+        "from normcli.cli import main\n"
+        "try: main()\n"
+        "except SystemExit: pass\n"
+        "print('LOADED', [m for m in ('polars','numpy','pyarrow') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out, out
+
+
 def test_installed_command_in_a_shell_pipeline(tmp_path: Path) -> None:
     normcli = _installed_normcli()
     script = (

@@ -264,8 +264,7 @@ def inspect(
             raise UsageError("--json and --csv cannot be combined", hint="choose one")
         streamed = None
         if file != "-":  # a FIFO or <(…) can be read only once: read it whole, then tell what it is
-            from normcli.data.inputs import read_if_stream
-            from normcli.learn.modelfile import MAX_STREAMED_MODEL_BYTES
+            from normcli.data.inputs import MAX_STREAMED_MODEL_BYTES, read_if_stream
             from normcli.scaling.statsfile import MAX_STATS_BYTES
 
             def limit(head: bytes) -> int:  # a stats file's own limit: no need to read past it

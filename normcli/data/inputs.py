@@ -326,6 +326,12 @@ def _is_stream_path(name: str, info: os.stat_result) -> bool:
     return info.st_size == 0 and os.path.realpath(name).startswith("/proc/")
 
 
+MAX_STREAMED_MODEL_BYTES = 1 << 30
+"""A model read from a pipe (``--model <(…)``, a FIFO) is read into memory first (a zip archive
+is read from its end); more than this is refused. Here, not in the model module, so that
+``inspect`` can size a pipe without importing numpy."""
+
+
 def read_if_stream(name: str, limit: int | Callable[[bytes], int], what: str) -> bytes | None:
     """All the bytes of ``name`` when it must be read as a stream (a FIFO, ``<(…)``, ``/dev/stdin``
     on a pipe), for a file that must be read whole and cannot be read from a pipe in place (a zip

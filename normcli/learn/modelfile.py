@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 import normcli
+from normcli.data.inputs import MAX_STREAMED_MODEL_BYTES
 from normcli.errors import DataError
 from normcli.nn import MLP, MLPConfig
 
@@ -270,11 +271,6 @@ def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, displ
     if len(data) != nbytes:
         raise _not_a_model(display, f"entry '{key}' is truncated")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-
-
-MAX_STREAMED_MODEL_BYTES = 1 << 30
-"""A model read from a pipe (``--model <(…)``, a FIFO) is read into memory first (a zip archive
-is read from its end); more than this is refused."""
 
 
 def load_model(path: str | os.PathLike[str], data: bytes | None = None) -> tuple[MLP, dict]:
