@@ -73,3 +73,19 @@ def numeric_grad(f, x, h: float = 1e-6):  # noqa: ANN001, ANN201
         flat[i] = old
         gflat[i] = (plus - minus) / (2 * h)
     return grad
+
+
+def step_with_torch(model, loss_fn, ours, twin, theirs, x, y, tol: float) -> None:  # noqa: ANN001
+    """One training step of our network and of its torch twin on the same batch (softmax
+    cross-entropy), asserting that the two losses agree within ``tol``."""
+    import pytest
+    import torch
+
+    loss = loss_fn.forward(model.forward(x, training=True), y)
+    model.backward(loss_fn.backward())
+    ours.step()
+    theirs.zero_grad()
+    torch_loss = torch.nn.functional.cross_entropy(twin(torch.tensor(x)), torch.tensor(y))
+    torch_loss.backward()
+    theirs.step()
+    assert loss == pytest.approx(torch_loss.item(), rel=tol, abs=tol)

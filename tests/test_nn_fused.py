@@ -14,7 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import numeric_grad
+from conftest import numeric_grad, step_with_torch
 
 from normcli.errors import UsageError
 from normcli.nn import (
@@ -341,14 +341,7 @@ def test_fused_network_matches_torch(dtype, tol, placement, momentum):
     for rows in (24, 7, 64, 65):
         x = rng.standard_normal((rows, 5)).astype(dtype)
         y = rng.integers(0, 4, rows)
-        loss = loss_fn.forward(model.forward(x, training=True), y)
-        model.backward(loss_fn.backward())
-        ours.step()
-        theirs.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(twin(torch.tensor(x)), torch.tensor(y))
-        torch_loss.backward()
-        theirs.step()
-        assert loss == pytest.approx(torch_loss.item(), rel=tol, abs=tol)
+        step_with_torch(model, loss_fn, ours, twin, theirs, x, y, tol)
     assert_same_state(model, twin, tol)
     twin.eval()
     x = rng.standard_normal((10, 5)).astype(dtype)

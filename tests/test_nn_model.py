@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import numeric_grad, rel_err
+from conftest import numeric_grad, rel_err, step_with_torch
 
 from normcli.errors import DataError
 from normcli.learn.modelfile import (
@@ -492,14 +492,7 @@ def test_mlp_training_steps_match_torch(dtype, tol, placement, optimizer):
     for _ in range(4):
         x = rng.standard_normal((24, 5)).astype(dtype)
         y = rng.integers(0, 4, 24)
-        loss = loss_fn.forward(model.forward(x, training=True), y)
-        model.backward(loss_fn.backward())
-        ours.step()
-        theirs.zero_grad()
-        torch_loss = torch.nn.functional.cross_entropy(twin(torch.tensor(x)), torch.tensor(y))
-        torch_loss.backward()
-        theirs.step()
-        assert loss == pytest.approx(torch_loss.item(), rel=tol, abs=tol)
+        step_with_torch(model, loss_fn, ours, twin, theirs, x, y, tol)
     adam_before = optimizer.startswith("adam") and placement == "before"
     assert_same_state(model, twin, tol, skip_biases_before_bn=adam_before)
     x = rng.standard_normal((10, 5)).astype(dtype)
