@@ -89,3 +89,22 @@ def step_with_torch(model, loss_fn, ours, twin, theirs, x, y, tol: float) -> Non
     torch_loss.backward()
     theirs.step()
     assert loss == pytest.approx(torch_loss.item(), rel=tol, abs=tol)
+
+
+def modules_loaded(argv: list[str], modules: tuple[str, ...], entry: str = "normcli.__main__") -> tuple[list[str], str]:
+    """Run ``main()`` of ``entry`` with ``argv`` in a fresh interpreter (the working tree) and
+    return which of ``modules`` it imported, and its stdout (for the command's own output)."""
+    import subprocess
+
+    code = (
+        f"import sys; sys.argv={['normcli', *argv]!r}\n"
+        f"from {entry} import main\n"
+        "try: main()\n"
+        "except SystemExit: pass\n"
+        f"print('LOADED', [m for m in {modules!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in reversed(out.splitlines()) if line.startswith("LOADED "))
+    import ast
+
+    return ast.literal_eval(line.removeprefix("LOADED ")), out

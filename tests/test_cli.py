@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from normcli import __version__
+from conftest import modules_loaded
 from normcli.cli import app
 
 SAMPLE = Path(__file__).parents[1] / "sample_data"
@@ -108,30 +109,16 @@ def _installed_normcli() -> str:
 
 
 def test_help_imports_neither_polars_nor_numpy() -> None:
-    code = (
-        "import sys; sys.argv=['normcli','--help']\n"
-        "from normcli.cli import main\n"
-        "try: main()\n"
-        "except SystemExit: pass\n"
-        "print('LOADED', [m for m in ('polars','numpy','pyarrow','rich') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "LOADED []" in out
+    loaded, _ = modules_loaded(["--help"], ("polars", "numpy", "pyarrow", "rich"), entry="normcli.cli")
+    assert loaded == []
 
 
 def test_inspect_of_a_stats_file_imports_neither_polars_nor_numpy(tmp_path: Path) -> None:
     """inspect is what a script calls to look at a stats file: python and json, no data stack."""
     stats = tmp_path / "s.json"
     assert runner.invoke(app, ["fit", str(SAMPLE / "checkups.csv"), "-o", str(stats), "-q"]).exit_code == 0
-    code = (
-        f"import sys; sys.argv=['normcli','inspect',{str(stats)!r}]\n"
-        "from normcli.cli import main\n"
-        "try: main()\n"
-        "except SystemExit: pass\n"
-        "print('LOADED', [m for m in ('polars','numpy','pyarrow') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "LOADED []" in out, out
+    loaded, out = modules_loaded(["inspect", str(stats)], ("polars", "numpy", "pyarrow"), entry="normcli.cli")
+    assert loaded == [] and "glucose" in out, out
 
 
 def test_installed_command_in_a_shell_pipeline(tmp_path: Path) -> None:
@@ -208,12 +195,5 @@ open('normcli/help.txt', 'w').write(CliRunner().invoke(app, ['--help']).stdout)"
 
 
 def test_console_script_help_imports_no_typer() -> None:
-    code = (
-        "import sys; sys.argv=['normcli','--help']\n"
-        "from normcli.__main__ import main\n"
-        "try: main()\n"
-        "except SystemExit: pass\n"
-        "print('LOADED', [m for m in ('typer','polars','numpy','rich') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "LOADED []" in out
+    loaded, _ = modules_loaded(["--help"], ("typer", "polars", "numpy", "rich"))
+    assert loaded == []

@@ -7,14 +7,13 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from conftest import NORMCLI, snapshot
+from conftest import NORMCLI, modules_loaded, snapshot
 
 SAMPLE = Path(__file__).parents[1] / "sample_data"
 
@@ -137,15 +136,8 @@ def test_install_completion_writes_the_script_into_the_users_shell_setup(tmp_pat
 
 
 def test_root_help_stays_fast_and_light_with_completion_on() -> None:
-    code = (
-        "import sys, os; sys.argv=['normcli','--help']\n"
-        "from normcli.__main__ import main\n"
-        "try: main()\n"
-        "except SystemExit: pass\n"
-        "print('LOADED', [m for m in ('typer','polars','numpy','rich','shellingham') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "LOADED []" in out
+    loaded, out = modules_loaded(["--help"], ("typer", "polars", "numpy", "rich", "shellingham"))
+    assert loaded == []
     assert "--install-completion" in out and "--show-completion" in out
 
 
