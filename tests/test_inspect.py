@@ -67,6 +67,19 @@ def test_inspect_a_model_as_json_and_csv(trained) -> None:
     assert table.filter(pl.col("feature") == "colour")["categories"].to_list() == ["blue|green|red"]
 
 
+def test_a_model_piped_to_inspect_dash_is_named_with_the_way_to_pipe_one(trained, tmp_path: Path) -> None:
+    """'-' carries stats only; a model there used to be "the stats are not UTF-8 text"."""
+    import subprocess
+
+    from conftest import NORMCLI
+
+    done = subprocess.run([*NORMCLI, "inspect", "-"], input=trained[0].read_bytes(), capture_output=True, cwd=tmp_path)
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "holds a zip archive (a model?), not stats" in lines[0] and "<(cat model.npz)" in lines[0]
+    assert done.stdout == b"" and list(tmp_path.iterdir()) == []
+
+
 def test_json_and_csv_together_are_a_usage_error(trained) -> None:
     model, _ = trained
     result = runner.invoke(app, ["inspect", str(model), "--json", "--csv"])

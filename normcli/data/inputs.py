@@ -275,6 +275,11 @@ def read_stdin_text(
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        if raw.startswith(b"PK\x03\x04"):  # a zip archive: a model (.npz), which '-' never carries
+            raise DataError(
+                f"{STDIN}: holds a zip archive (a model?), not {what}",
+                hint="'-' is for stats; give a model as a file or a pipe path (e.g. <(cat model.npz))",
+            ) from None
         raise DataError(f"{STDIN}: the {what} are not UTF-8 text") from None
 
 
