@@ -43,6 +43,19 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def kill_worker_running(client, pids: dict, prefix: str) -> str:
+    """Wait until a worker runs a task whose key starts with ``prefix`` (normcli's fragment or part
+    tasks), SIGKILL that worker's process and return its address."""
+
+    def busy_worker():
+        processing = client.processing()
+        return next((w for w, keys in processing.items() if any(str(k).startswith(prefix) for k in keys)), None)
+
+    victim = wait_until(busy_worker, timeout=120, what=f"a worker running a {prefix} task")
+    os.kill(pids[victim], signal.SIGKILL)
+    return victim
+
+
 # --------------------------------------------------------------------------- the Dask cluster
 
 
@@ -506,12 +519,7 @@ def test_a_worker_killed_mid_run_is_survived_with_identical_results(cluster, tmp
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
 
-        def busy_worker():
-            processing = client.processing()
-            return next((w for w, keys in processing.items() if any(str(k).startswith("normcli-fragment-") for k in keys)), None)
-
-        victim = wait_until(busy_worker, timeout=120, what="a worker running a fragment")
-        os.kill(pids[victim], signal.SIGKILL)
+        victim = kill_worker_running(client, pids, "normcli-fragment-")
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
         assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
@@ -541,12 +549,7 @@ def test_a_task_that_kills_its_workers_fails_cleanly_with_nothing_written(cluste
                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
 
-            def busy_worker():
-                processing = client.processing()
-                return next((w for w, keys in processing.items() if any(str(k).startswith("normcli-part-") for k in keys)), None)
-
-            victim = wait_until(busy_worker, timeout=120, what="a worker running a part")
-            os.kill(pids[victim], signal.SIGKILL)
+            victim = kill_worker_running(client, pids, "normcli-part-")
             _, err = process.communicate(timeout=180)
         finally:
             client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", before))
